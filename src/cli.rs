@@ -1,0 +1,135 @@
+//! Command-line definitions: exactly what the user can type. Every option is defined
+//! once here; help, man page and completions come from these definitions.
+//! Validation and defaults that need thought live in `config`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::error::Exit;
+
+const EXAMPLES: &str = "\
+Examples:
+  # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
+  robot-token get -c ~/.config/robot-token/robot.json -m 3600
+
+  # client_credentials robot, token for one storage endpoint
+  robot-token get --issuer https://iam.example.org/ --client-id robot \\
+      --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
+      --audience https://storage.example.org -o /tmp/storage.token
+
+  # look inside the current token
+  robot-token inspect";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "robot-token",
+    version,
+    about = "Keep a robot's OAuth2 bearer token fresh: one safe, stateless command for cron",
+    after_help = concat_help(),
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More output on stderr: -v info, -vv debug. Secrets are never printed.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Only errors on stderr, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+const fn concat_help() -> &'static str {
+    Exit::TABLE
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make sure the token file holds a token with at least --minsecs left; renew it if not.
+    #[command(after_help = GET_HELP)]
+    Get(GetArgs),
+    /// Decode a token: header, claims, times and remaining lifetime.
+    Inspect(InspectArgs),
+}
+
+const GET_HELP: &str = const_format_help();
+
+const fn const_format_help() -> &'static str {
+    "The token file is -o, else $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> \
+(WLCG Bearer Token Discovery).\n\nEvery option can also be set by the environment variable shown.\n\n\
+Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 77 a person must act, 78 configuration."
+}
+
+#[derive(Debug, Args, Clone)]
+#[command(after_long_help = EXAMPLES)]
+pub struct GetArgs {
+    /// Token file to keep fresh [default: WLCG discovery].
+    #[arg(short = 'o', long, env = "ROBOT_TOKEN_OUTFILE", value_name = "PATH")]
+    pub outfile: Option<PathBuf>,
+
+    /// Renew when the token has less than this left: seconds, or a duration like 1h.
+    #[arg(short = 'm', long, env = "ROBOT_TOKEN_MINSECS", default_value = "3600", value_name = "SECS")]
+    pub minsecs: String,
+
+    /// Credential file (JSON, version 1): refresh token or client credentials.
+    #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]
+    pub credential: Option<PathBuf>,
+
+    /// Issuer URL, for a client_credentials robot without a credential file.
+    #[arg(long, env = "ROBOT_TOKEN_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// Token endpoint, to skip OpenID discovery.
+    #[arg(long, env = "ROBOT_TOKEN_TOKEN_ENDPOINT", value_name = "URL")]
+    pub token_endpoint: Option<String>,
+
+    /// OAuth2 client id, for a client_credentials robot without a credential file.
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_ID", value_name = "ID")]
+    pub client_id: Option<String>,
+
+    /// File holding the client secret (mode 0600).
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// How the client authenticates: basic or post [default: the credential's, else basic].
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post"], value_name = "METHOD")]
+    pub client_auth: Option<String>,
+
+    /// Scope to request; repeatable, or space-separated. Overrides the credential's.
+    #[arg(long, env = "ROBOT_TOKEN_SCOPE", value_delimiter = ' ', value_name = "S")]
+    pub scope: Vec<String>,
+
+    /// Audience to request; repeatable, or space-separated. Overrides the credential's.
+    #[arg(long, env = "ROBOT_TOKEN_AUDIENCE", value_delimiter = ' ', value_name = "A")]
+    pub audience: Vec<String>,
+
+    /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
+    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// PEM file of CA certificates trusted on top of the system store.
+    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Timeout of each network step (connect, send, answer).
+    #[arg(long, env = "ROBOT_TOKEN_TIMEOUT", default_value = "30s", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Give up on the whole run, retries and lock waits included, after this long.
+    #[arg(long, env = "ROBOT_TOKEN_DEADLINE", default_value = "5m", value_name = "DURATION")]
+    pub deadline: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct InspectArgs {
+    /// Token file, or - for stdin [default: $BEARER_TOKEN, $BEARER_TOKEN_FILE, WLCG discovery].
+    #[arg(value_name = "FILE|-")]
+    pub file: Option<PathBuf>,
+
+    /// Print {"header":…,"claims":…,"expires_in":N}.
+    #[arg(long)]
+    pub json: bool,
+}

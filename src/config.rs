@@ -1,0 +1,144 @@
+//! The one place that turns what was typed (`cli`) into what the program runs with,
+//! with every check that needs no I/O. Nothing deeper looks at raw flags.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::GetArgs;
+use crate::credential::ClientAuth;
+use crate::discovery;
+use crate::error::{Error, Result};
+use crate::http::TrustOptions;
+
+/// Where the long-lived credential comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A version-1 credential file.
+    File(PathBuf),
+    /// client_credentials from options: issuer, client id and a secret file.
+    Client {
+        issuer: Option<String>,
+        client_id: String,
+        secret_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct GetConfig {
+    pub outfile: PathBuf,
+    pub minsecs: i64,
+    pub source: Source,
+    pub token_endpoint: Option<String>,
+    pub client_auth: Option<ClientAuth>,
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+    pub trust: TrustOptions,
+    pub timeout: Duration,
+    pub deadline: Duration,
+}
+
+/// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    match s.parse::<jiff::SignedDuration>() {
+        Ok(d) if !d.is_negative() => Ok(d.unsigned_abs()),
+        _ => Err(format!(
+            "{s:?} is not a duration (use seconds, or e.g. 90s, 30m, 1h, 7d)"
+        )),
+    }
+}
+
+fn duration_opt(name: &str, v: &str) -> Result<Duration> {
+    parse_duration(v).map_err(|e| Error::usage(format!("--{name}: {e}")))
+}
+
+fn words(v: &[String]) -> Vec<String> {
+    v.iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_string)
+        .collect()
+}
+
+impl GetConfig {
+    pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
+        let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
+            (Some(c), None, None) => Source::File(c.clone()),
+            (Some(_), _, _) => {
+                return Err(Error::usage(
+                    "--credential cannot be combined with --client-id or --client-secret-file: the credential file holds the client",
+                ))
+            }
+            (None, Some(id), Some(secret)) => {
+                if a.issuer.is_none() && a.token_endpoint.is_none() {
+                    return Err(Error::usage("--client-id needs --issuer (or --token-endpoint)"));
+                }
+                Source::Client {
+                    issuer: a.issuer.clone(),
+                    client_id: id.clone(),
+                    secret_file: secret.clone(),
+                }
+            }
+            (None, Some(_), None) => {
+                return Err(Error::usage(
+                    "--client-id needs --client-secret-file for the client_credentials grant",
+                ))
+            }
+            (None, None, _) => {
+                return Err(Error::usage(
+                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file",
+                ))
+            }
+        };
+        if matches!(source, Source::File(_)) && a.issuer.is_some() {
+            return Err(Error::usage(
+                "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
+            ));
+        }
+        let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
+        let timeout = duration_opt("timeout", &a.timeout)?;
+        let deadline = duration_opt("deadline", &a.deadline)?;
+        if timeout.is_zero() || deadline.is_zero() {
+            return Err(Error::usage("--timeout and --deadline must be positive"));
+        }
+        let capath = a.capath.clone().or_else(|| {
+            std::env::var_os("X509_CERT_DIR")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
+                .filter(|p| p.is_dir())
+        });
+        Ok(GetConfig {
+            outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
+            minsecs,
+            source,
+            token_endpoint: a.token_endpoint.clone(),
+            client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
+            scope: words(&a.scope),
+            audience: words(&a.audience),
+            trust: TrustOptions {
+                capath,
+                cafile: a.cafile.clone(),
+            },
+            timeout,
+            deadline,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-5").is_err());
+    }
+}

@@ -1,0 +1,319 @@
+//! The long-lived credential: a version-1 JSON file (see README, "Credential file").
+//!
+//! The file is parsed into typed fields for use and kept as its raw JSON object for
+//! rewriting, so fields we do not know survive a refresh-token rotation.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::error::{io_reason, Error, Result};
+use crate::secret::Secret;
+use crate::store::{self, FileError, WriteMode};
+
+/// A credential file larger than this is not a credential file.
+pub const MAX_CREDENTIAL_LEN: usize = 1024 * 1024;
+
+/// How the client proves its identity at the token endpoint (RFC 6749 2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with client_id and client_secret.
+    Basic,
+    /// client_id and client_secret in the form body.
+    Post,
+    /// A public client: client_id only.
+    None,
+}
+
+impl ClientAuth {
+    pub fn parse(s: &str) -> Option<ClientAuth> {
+        match s {
+            "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
+            "post" | "client_secret_post" => Some(ClientAuth::Post),
+            "none" => Some(ClientAuth::None),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Credential {
+    /// Where it was read from, symlinks resolved, so a rewrite replaces the real file.
+    pub path: PathBuf,
+    raw: Map<String, Value>,
+    pub issuer: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub client_auth: Option<ClientAuth>,
+    pub refresh_token: Option<Secret>,
+    pub scope: Vec<String>,
+    pub audience: Vec<String>,
+}
+
+impl std::fmt::Debug for Credential {
+    // The raw JSON holds secrets: show only what identifies the credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credential")
+            .field("path", &self.path)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("refresh_token", &self.refresh_token)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Credential {
+    // The typed secrets zeroize themselves; wipe their copies in the raw JSON too.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for key in ["client_secret", "refresh_token"] {
+            if let Some(Value::String(s)) = self.raw.get_mut(key) {
+                s.zeroize();
+            }
+        }
+    }
+}
+
+/// A space-separated string or an array of strings, as a list.
+pub fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::String(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        Value::Array(a) => {
+            let mut out = Vec::new();
+            for item in a {
+                out.extend(item.as_str()?.split_whitespace().map(str::to_string));
+            }
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+impl Credential {
+    /// Read and check a credential file: owned by the caller, no group or other bits.
+    pub fn load(path: &Path) -> Result<Credential> {
+        let real = fs::canonicalize(path).map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&real)
+            .map_err(|e| {
+                Error::config(format!(
+                    "cannot read credential file {}: {}",
+                    real.display(),
+                    io_reason(&e)
+                ))
+            })?;
+        let meta = file.metadata().map_err(|e| {
+            Error::config(format!("cannot read credential file {}: {}", real.display(), io_reason(&e)))
+        })?;
+        if !meta.is_file() {
+            return Err(Error::config(format!(
+                "credential file {} is not a regular file",
+                real.display()
+            )));
+        }
+        store::check_private(&real, &meta).map_err(|e| match e {
+            FileError::ForeignOwner { .. } => Error::perm(format!(
+                "unsafe credential file: {e}"
+            )),
+            _ => Error::perm(format!("unsafe credential file: {e}")),
+        })?;
+        let mut data = Vec::new();
+        file.take(MAX_CREDENTIAL_LEN as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| {
+                Error::config(format!("cannot read credential file {}: {}", real.display(), io_reason(&e)))
+            })?;
+        if data.len() > MAX_CREDENTIAL_LEN {
+            return Err(Error::data(format!(
+                "credential file {} is larger than 1 MiB",
+                real.display()
+            )));
+        }
+        Credential::parse(&data, &real)
+    }
+
+    /// Parse the bytes of a credential file. Never panics; errors name the field.
+    pub fn parse(data: &[u8], path: &Path) -> Result<Credential> {
+        let bad = |what: String| {
+            Error::data(format!(
+                "malformed credential file {}: {what}",
+                path.display()
+            ))
+        };
+        let raw: Map<String, Value> = match serde_json::from_slice(data) {
+            Ok(Value::Object(m)) => m,
+            Ok(_) => return Err(bad("expected a JSON object".into())),
+            Err(e) => return Err(bad(format!("invalid JSON at line {} column {}", e.line(), e.column()))),
+        };
+        match raw.get("version") {
+            Some(v) if v.as_u64() == Some(1) => {}
+            Some(_) => return Err(bad("\"version\" must be 1".into())),
+            None => return Err(bad("missing \"version\": 1".into())),
+        }
+        let string = |key: &str| -> Result<Option<String>> {
+            match raw.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if s.is_empty() => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(_) => Err(bad(format!("\"{key}\" must be a string"))),
+            }
+        };
+        let list = |key: &str| -> Result<Vec<String>> {
+            match raw.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(v) => string_list(v)
+                    .ok_or_else(|| bad(format!("\"{key}\" must be a string or an array of strings"))),
+            }
+        };
+        let client_id = string("client_id")?.ok_or_else(|| bad("missing \"client_id\"".into()))?;
+        let issuer = string("issuer")?;
+        let token_endpoint = string("token_endpoint")?;
+        if issuer.is_none() && token_endpoint.is_none() {
+            return Err(bad("needs \"issuer\" or \"token_endpoint\"".into()));
+        }
+        let client_auth = match string("client_auth")? {
+            None => None,
+            Some(s) => Some(ClientAuth::parse(&s).ok_or_else(|| {
+                bad(format!(
+                    "\"client_auth\" is {s:?}; expected \"basic\", \"post\" or \"none\""
+                ))
+            })?),
+        };
+        Ok(Credential {
+            path: path.to_path_buf(),
+            issuer,
+            token_endpoint,
+            client_id,
+            client_secret: string("client_secret")?.map(Secret::new),
+            client_auth,
+            refresh_token: string("refresh_token")?.map(Secret::new),
+            scope: list("scope")?,
+            audience: list("audience")?,
+            raw,
+        })
+    }
+
+    /// The file's new content with `refresh_token` replaced; every other field,
+    /// known or not, is kept in its place.
+    pub fn render_with_refresh_token(&self, rt: &Secret) -> Vec<u8> {
+        let mut raw = self.raw.clone();
+        raw.insert("refresh_token".into(), Value::String(rt.expose().to_string()));
+        let mut out = serde_json::to_vec_pretty(&Value::Object(raw)).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+
+    /// Persist a rotated refresh token (atomically, mode 0600) and use it from now on.
+    pub fn store_refresh_token(&mut self, rt: Secret) -> Result<()> {
+        let bytes = zeroize::Zeroizing::new(self.render_with_refresh_token(&rt));
+        store::atomic_write(&self.path, &bytes, WriteMode::default()).map_err(|e| {
+            Error::write(format!(
+                "the issuer rotated the refresh token but it could not be saved ({e}); \
+                 the credential {} must be re-bootstrapped",
+                self.path.display()
+            ))
+        })?;
+        self.raw
+            .insert("refresh_token".into(), Value::String(rt.expose().to_string()));
+        self.refresh_token = Some(rt);
+        Ok(())
+    }
+}
+
+/// Read a client secret from its own file (same safety rules as the credential).
+pub fn read_secret_file(path: &Path) -> Result<Secret> {
+    let meta = fs::metadata(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read client secret file {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    store::check_private(path, &meta)
+        .map_err(|e| Error::perm(format!("unsafe client secret file: {e}")))?;
+    let mut data = String::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut data))
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read client secret file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        })?;
+    let secret = Secret::new(data.trim_end_matches(['\n', '\r']).to_string());
+    data.clear();
+    if secret.is_empty() {
+        return Err(Error::data(format!(
+            "client secret file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Credential> {
+        Credential::parse(s.as_bytes(), Path::new("cred.json"))
+    }
+
+    #[test]
+    fn full_example() {
+        let c = parse(
+            r#"{"version":1,"issuer":"https://iam.example.org/","client_id":"robot",
+               "client_secret":"s","client_auth":"post","refresh_token":"r",
+               "scope":"storage.read:/ compute.create","audience":["https://a","b"],
+               "x-site":{"keep":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.client_auth, Some(ClientAuth::Post));
+        assert_eq!(c.scope, vec!["storage.read:/", "compute.create"]);
+        assert_eq!(c.audience, vec!["https://a", "b"]);
+        let out = String::from_utf8(c.render_with_refresh_token(&Secret::new("r2"))).unwrap();
+        assert!(out.contains("\"x-site\""), "{out}");
+        assert!(out.contains("\"r2\""));
+        // Field order survives.
+        assert!(out.find("\"version\"").unwrap() < out.find("\"x-site\"").unwrap());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse(r#"{"version":1,"issuer":"https://x","client_id":5}"#).unwrap_err();
+        assert!(e.message().contains("client_id"), "{e}");
+        let e = parse(r#"{"version":1,"issuer":"https://x","client_id":"a","scope":7}"#).unwrap_err();
+        assert!(e.message().contains("scope"), "{e}");
+        let e = parse(r#"{"version":2}"#).unwrap_err();
+        assert!(e.message().contains("version"), "{e}");
+        let e = parse(r#"{"version":1,"client_id":"a"}"#).unwrap_err();
+        assert!(e.message().contains("issuer"), "{e}");
+        assert!(parse("[").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = parse(
+            r#"{"version":1,"issuer":"https://x","client_id":"a","client_secret":"TOPSECRET","refresh_token":"REFRESHME"}"#,
+        )
+        .unwrap();
+        let dbg = format!("{:?}", c.client_secret);
+        assert!(!dbg.contains("TOPSECRET"));
+        let dbg = format!("{:?}", c.refresh_token);
+        assert!(!dbg.contains("REFRESHME"));
+    }
+}

@@ -1,0 +1,169 @@
+//! One error type for the whole program. Each error knows its exit code (a public,
+//! documented interface, sysexits(3) style) and a single-line message for stderr.
+
+use std::fmt;
+
+/// Exit codes. Scripts and monitoring depend on these numbers: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u8)]
+pub enum Exit {
+    /// The token file holds a token with at least `--minsecs` left.
+    Ok = 0,
+    /// `inspect`: the token has expired.
+    Expired = 1,
+    /// Usage error: bad or missing options.
+    Usage = 64,
+    /// Unusable data: malformed credential file, a response that is not a token.
+    Data = 65,
+    /// Cannot write the token file or the credential file.
+    CantWrite = 73,
+    /// Temporary failure: network, timeout, HTTP 5xx or 429. A later run may succeed.
+    TempFail = 75,
+    /// A person must act: credential rejected, or unsafe permissions.
+    NoPerm = 77,
+    /// Configuration error: no token endpoint, unreadable CA path, ...
+    Config = 78,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// Rank for "most severe wins" when several results are combined. A person
+    /// must act (77) outranks configuration (78), which outranks everything else.
+    pub fn severity(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Expired => 1,
+            Exit::TempFail => 2,
+            Exit::Data => 3,
+            Exit::CantWrite => 4,
+            Exit::Usage => 5,
+            Exit::Config => 6,
+            Exit::NoPerm => 7,
+        }
+    }
+
+    /// The table printed in `--help` and the README.
+    pub const TABLE: &'static str = "\
+Exit codes:
+   0  the token file holds a token with at least --minsecs left
+   1  (inspect) the token has expired
+  64  usage error
+  65  unusable data: malformed credential file, a response that is not a token
+  73  cannot write the token file or the credential file
+  75  temporary failure: network, timeout, HTTP 5xx or 429; a later run may succeed
+  77  a person must act: the issuer rejected the credential, or unsafe permissions
+  78  configuration error: no token endpoint, unreadable CA path, ...";
+}
+
+/// An error that ends the run: an exit code and one line that says what failed
+/// and what to do. Messages must never contain secrets.
+#[derive(Debug)]
+pub struct Error {
+    exit: Exit,
+    message: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Error {
+        Error {
+            exit,
+            message: one_line(&message.into()),
+        }
+    }
+    pub fn usage(m: impl Into<String>) -> Error {
+        Error::new(Exit::Usage, m)
+    }
+    pub fn data(m: impl Into<String>) -> Error {
+        Error::new(Exit::Data, m)
+    }
+    pub fn write(m: impl Into<String>) -> Error {
+        Error::new(Exit::CantWrite, m)
+    }
+    pub fn temp(m: impl Into<String>) -> Error {
+        Error::new(Exit::TempFail, m)
+    }
+    pub fn perm(m: impl Into<String>) -> Error {
+        Error::new(Exit::NoPerm, m)
+    }
+    pub fn config(m: impl Into<String>) -> Error {
+        Error::new(Exit::Config, m)
+    }
+
+    pub fn exit(&self) -> Exit {
+        self.exit
+    }
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Prefix the message with context, keeping the exit code.
+    pub fn context(self, what: impl fmt::Display) -> Error {
+        Error::new(self.exit, format!("{what}: {}", self.message))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Errors go to cron mail and terminals: one line, no control characters, bounded.
+pub fn one_line(s: &str) -> String {
+    const MAX: usize = 600;
+    let mut out = String::with_capacity(s.len().min(MAX));
+    for c in s.chars() {
+        if out.len() >= MAX {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { ' ' } else { c });
+    }
+    out
+}
+
+/// Describe an I/O error without the "(os error N)" noise.
+pub fn io_reason(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(Exit::Usage.code(), 64);
+        assert_eq!(Exit::Data.code(), 65);
+        assert_eq!(Exit::CantWrite.code(), 73);
+        assert_eq!(Exit::TempFail.code(), 75);
+        assert_eq!(Exit::NoPerm.code(), 77);
+        assert_eq!(Exit::Config.code(), 78);
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let e = Error::data("a\nb\r\tc");
+        assert_eq!(e.message(), "a b  c");
+        let long = "x".repeat(5000);
+        assert!(Error::data(long).message().chars().count() < 700);
+    }
+
+    #[test]
+    fn severity_orders_person_first() {
+        assert!(Exit::NoPerm.severity() > Exit::Config.severity());
+        assert!(Exit::Config.severity() > Exit::TempFail.severity());
+        assert!(Exit::TempFail.severity() > Exit::Ok.severity());
+    }
+}

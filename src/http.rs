@@ -1,0 +1,372 @@
+//! The HTTP client: TLS trust, timeouts, size caps, and the retry policy.
+//!
+//! Built only when a renewal needs the network: the fresh-token path never gets here.
+//! Two rules matter more than speed:
+//! - a request that changes state at the issuer (a refresh-token redemption) is sent
+//!   at most once per run; it is retried only when it provably never left, and
+//! - idempotent requests are retried with exponential backoff and full jitter,
+//!   honouring `Retry-After`, all within one overall deadline.
+
+use std::cell::OnceCell;
+use std::fs;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::Agent;
+
+use crate::error::{Error, Result};
+use crate::store::random_fraction;
+
+/// Largest response body we read: discovery documents and token responses are a few KiB.
+pub const MAX_BODY: u64 = 1024 * 1024;
+const MAX_ATTEMPTS: u32 = 4;
+const USER_AGENT: &str = concat!("robot-token/", env!("CARGO_PKG_VERSION"));
+
+/// Extra trust on top of the system store.
+#[derive(Clone, Debug, Default)]
+pub struct TrustOptions {
+    /// A hashed CA directory, as /etc/grid-security/certificates.
+    pub capath: Option<PathBuf>,
+    pub cafile: Option<PathBuf>,
+}
+
+/// May this request be sent again after a failure?
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Safe to repeat: discovery, client_credentials, reads.
+    Idempotent,
+    /// Must reach the server at most once: refresh-token redemption.
+    AtMostOnce,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub retry_after: Option<Duration>,
+    pub location: Option<String>,
+}
+
+/// A transport failure, classified by whether the request may have reached the server.
+#[derive(Debug)]
+pub struct Failure {
+    pub maybe_sent: bool,
+    pub reason: String,
+}
+
+pub struct Http {
+    trust: TrustOptions,
+    timeout: Duration,
+    deadline: Instant,
+    plain: OnceCell<Agent>,
+    tls: OnceCell<std::result::Result<Agent, String>>,
+}
+
+/// Is `host` a loopback name or address? Plain http is allowed only there.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.eq_ignore_ascii_case("localhost")
+        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
+
+/// Check that `url` is https, or http to a loopback host. `what` names it in errors.
+pub fn check_url(url: &str, what: &str) -> Result<url::Url> {
+    let parsed = url::Url::parse(url)
+        .map_err(|e| Error::config(format!("{what} {url:?} is not a valid URL: {e}")))?;
+    match parsed.scheme() {
+        "https" => Ok(parsed),
+        "http" if parsed.host_str().is_some_and(is_loopback_host) => Ok(parsed),
+        "http" => Err(Error::config(format!(
+            "{what} {url} uses plain http; only https is allowed (http only for loopback test issuers)"
+        ))),
+        s => Err(Error::config(format!("{what} {url} has unsupported scheme {s:?}"))),
+    }
+}
+
+/// Check that explicitly given CA locations are readable, without loading them.
+pub fn check_trust(t: &TrustOptions) -> Result<()> {
+    if let Some(f) = &t.cafile {
+        fs::metadata(f).map_err(|e| {
+            Error::config(format!("cannot read --cafile {}: {}", f.display(), crate::error::io_reason(&e)))
+        })?;
+    }
+    if let Some(d) = &t.capath {
+        fs::read_dir(d).map_err(|e| {
+            Error::config(format!("cannot read --capath {}: {}", d.display(), crate::error::io_reason(&e)))
+        })?;
+    }
+    Ok(())
+}
+
+fn pem_certs(path: &Path, out: &mut Vec<Certificate<'static>>) -> io::Result<usize> {
+    let data = fs::read(path)?;
+    let mut n = 0;
+    for item in ureq::tls::parse_pem(&data).flatten() {
+        if let ureq::tls::PemItem::Certificate(c) = item {
+            out.push(c);
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// The system roots plus `--cafile` and every certificate in `--capath`.
+fn load_roots(t: &TrustOptions) -> std::result::Result<Vec<Certificate<'static>>, String> {
+    let mut roots = Vec::new();
+    let native = rustls_native_certs::load_native_certs();
+    for c in native.certs {
+        roots.push(Certificate::from_der(c.as_ref()).to_owned());
+    }
+    let system = roots.len();
+    if let Some(f) = &t.cafile {
+        let n = pem_certs(f, &mut roots).map_err(|e| format!("cannot read --cafile {}: {e}", f.display()))?;
+        if n == 0 {
+            return Err(format!("--cafile {} holds no PEM certificate", f.display()));
+        }
+    }
+    if let Some(d) = &t.capath {
+        let entries =
+            fs::read_dir(d).map_err(|e| format!("cannot read --capath {}: {e}", d.display()))?;
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            // Hashed links (abcd1234.0) and plain .pem/.crt files; skip CRLs (.r0),
+            // signing policies and namespaces that share the grid CA directory.
+            let is_cert = name.ends_with(".pem")
+                || name.ends_with(".crt")
+                || name
+                    .rsplit_once('.')
+                    .is_some_and(|(h, n)| h.len() == 8 && n.chars().all(|c| c.is_ascii_digit()));
+            if is_cert {
+                let _ = pem_certs(&e.path(), &mut roots);
+            }
+        }
+    }
+    tracing::debug!(
+        "trust store: {system} system roots, {} added",
+        roots.len() - system
+    );
+    if roots.is_empty() {
+        return Err("no trusted CA certificates found; use --cafile or --capath".into());
+    }
+    Ok(roots)
+}
+
+fn classify(e: ureq::Error) -> Failure {
+    use ureq::Error as E;
+    use ureq::Timeout as T;
+    let reason = e.to_string();
+    let maybe_sent = match &e {
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl => false,
+        E::Tls(_) | E::Rustls(_) => false,
+        E::Timeout(T::Resolve | T::Connect) => false,
+        E::Io(io) => !matches!(
+            io.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::HostUnreachable
+                | io::ErrorKind::NetworkUnreachable
+                | io::ErrorKind::AddrNotAvailable
+                | io::ErrorKind::NotFound
+        ),
+        _ => true,
+    };
+    let reason = match &e {
+        E::Timeout(_) => "timed out".to_string(),
+        E::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        E::Io(io) => format!("connection failed: {}", crate::error::io_reason(io)),
+        E::HostNotFound => "host not found".into(),
+        E::Rustls(r) => format!("TLS: {r}"),
+        _ => reason,
+    };
+    Failure { maybe_sent, reason }
+}
+
+impl Http {
+    pub fn new(trust: TrustOptions, timeout: Duration, deadline: Instant) -> Http {
+        Http {
+            trust,
+            timeout,
+            deadline,
+            plain: OnceCell::new(),
+            tls: OnceCell::new(),
+        }
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    fn config(tls: Option<TlsConfig>) -> Agent {
+        let mut b = Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(USER_AGENT)
+            .max_response_header_size(64 * 1024);
+        if let Some(t) = tls {
+            b = b.tls_config(t);
+        }
+        b.build().into()
+    }
+
+    /// The agent for `url`; TLS roots are loaded only when an https URL is used.
+    fn agent(&self, url: &str) -> Result<&Agent> {
+        if url.starts_with("https://") {
+            let r = self.tls.get_or_init(|| {
+                let roots = load_roots(&self.trust)?;
+                let tls = TlsConfig::builder()
+                    .root_certs(RootCerts::Specific(Arc::new(roots)))
+                    .build();
+                Ok(Http::config(Some(tls)))
+            });
+            r.as_ref().map_err(|m| Error::config(m.clone()))
+        } else {
+            Ok(self.plain.get_or_init(|| Http::config(None)))
+        }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    fn once(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: Option<&str>,
+    ) -> std::result::Result<Reply, Failure> {
+        let agent = self.agent(url).map_err(|e| Failure {
+            maybe_sent: false,
+            reason: e.message().to_string(),
+        })?;
+        let t = Some(self.timeout.min(self.remaining()).max(Duration::from_millis(1)));
+        let resp = match form {
+            None => {
+                let mut req = agent.get(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.config()
+                    .timeout_connect(t)
+                    .timeout_send_request(t)
+                    .timeout_recv_response(t)
+                    .timeout_recv_body(t)
+                    .build()
+                    .call()
+            }
+            Some(body) => {
+                let mut req = agent
+                    .post(url)
+                    .header("Content-Type", "application/x-www-form-urlencoded");
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.config()
+                    .timeout_connect(t)
+                    .timeout_send_request(t)
+                    .timeout_send_body(t)
+                    .timeout_recv_response(t)
+                    .timeout_recv_body(t)
+                    .build()
+                    .send(body)
+            }
+        };
+        let mut resp = resp.map_err(classify)?;
+        let status = resp.status().as_u16();
+        let header = |n: &str| {
+            resp.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header("content-type");
+        let location = header("location");
+        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| {
+                // The status line arrived, so the server has the request.
+                let mut f = classify(e);
+                f.maybe_sent = true;
+                f.reason = format!("response cut off ({})", f.reason);
+                f
+            })?;
+        Ok(Reply {
+            status,
+            body,
+            content_type,
+            retry_after,
+            location,
+        })
+    }
+
+    /// Send with the retry policy. Returns the final reply (any status) or the final
+    /// transport failure. A 5xx or 429 reply is retried only when `Idempotent`.
+    pub fn send(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        form: Option<&str>,
+        retry: Retry,
+    ) -> std::result::Result<Reply, Failure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = self.once(url, headers, form);
+            tracing::debug!(
+                "{} {} -> {} in {:.1} ms (attempt {attempt})",
+                if form.is_some() { "POST" } else { "GET" },
+                url,
+                match &result {
+                    Ok(r) => r.status.to_string(),
+                    Err(f) => f.reason.clone(),
+                },
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            let (retryable, hint) = match &result {
+                Ok(r) if r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504 || r.status == 500 => {
+                    (retry == Retry::Idempotent, r.retry_after)
+                }
+                Ok(_) => (false, None),
+                Err(f) => (retry == Retry::Idempotent || !f.maybe_sent, None),
+            };
+            if !retryable || attempt >= MAX_ATTEMPTS {
+                return result;
+            }
+            // Full jitter: spread a fleet's retries instead of synchronising them.
+            let backoff = Duration::from_millis(250 << (attempt - 1)).mul_f64(random_fraction());
+            let wait = hint.unwrap_or(backoff);
+            if wait + Duration::from_millis(50) >= self.remaining() {
+                tracing::debug!("no time left for another attempt within the deadline");
+                return result;
+            }
+            tracing::info!("retrying {url} in {:.1} s", wait.as_secs_f64());
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_rules() {
+        assert!(check_url("http://127.0.0.1:8080/", "issuer").is_ok());
+        assert!(check_url("http://localhost/", "issuer").is_ok());
+        assert!(check_url("http://[::1]:99/", "issuer").is_ok());
+        assert!(check_url("https://iam.example.org/", "issuer").is_ok());
+        assert!(check_url("http://iam.example.org/", "issuer").is_err());
+        assert!(check_url("http://127.0.0.1.evil.org/", "issuer").is_err());
+        assert!(check_url("ftp://x/", "issuer").is_err());
+        assert!(check_url("not a url", "issuer").is_err());
+    }
+}

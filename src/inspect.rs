@@ -1,0 +1,96 @@
+//! `robot-token inspect`: the decoder htdecodetoken and httokendecode users expect.
+
+use std::io::{Read, Write};
+use std::path::Path;
+
+use serde_json::{json, Map, Value};
+
+use crate::cli::InspectArgs;
+use crate::discovery::{self, Found};
+use crate::error::{io_reason, Error, Exit, Result};
+use crate::renew::human_secs;
+use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
+
+fn read_source(args: &InspectArgs) -> Result<(String, String)> {
+    let (what, data) = match args.file.as_deref() {
+        Some(p) if p == Path::new("-") => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(MAX_TOKEN_LEN as u64 + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| Error::data(format!("cannot read stdin: {}", io_reason(&e))))?;
+            ("standard input".to_string(), buf)
+        }
+        Some(p) => (p.display().to_string(), read_file(p)?),
+        None => match discovery::reader_location() {
+            Found::Env => (
+                "$BEARER_TOKEN".to_string(),
+                std::env::var("BEARER_TOKEN").unwrap_or_default().into_bytes(),
+            ),
+            Found::File(p) => (p.display().to_string(), read_file(&p)?),
+        },
+    };
+    if data.len() > MAX_TOKEN_LEN {
+        return Err(Error::data(format!("{what} is larger than 64 KiB: not a token")));
+    }
+    let text = String::from_utf8(data)
+        .map_err(|_| Error::data(format!("{what} is not text: not a token")))?;
+    Ok((what, token::trim(&text).to_string()))
+}
+
+fn read_file(p: &Path) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(p).map_err(|e| {
+        Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e)))
+    })?;
+    let mut buf = Vec::new();
+    f.take(MAX_TOKEN_LEN as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
+    Ok(buf)
+}
+
+fn utc(t: i64) -> String {
+    jiff::Timestamp::from_second(t)
+        .map(|ts| ts.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub fn run(args: &InspectArgs) -> Result<Exit> {
+    let (what, text) = read_source(args)?;
+    let jwt = token::decode(&text).map_err(|e| Error::data(format!("{what}: {e}")))?;
+    let now = token::now();
+    let expires_in = jwt.exp().map(|e| e - now);
+    let mut out = std::io::stdout().lock();
+    let mut body = String::new();
+    if args.json {
+        let v = json!({
+            "header": Value::Object(jwt.header.clone()),
+            "claims": Value::Object(jwt.claims.clone()),
+            "expires_in": expires_in,
+        });
+        body.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default());
+        body.push('\n');
+    } else {
+        let pretty = |m: &Map<String, Value>| {
+            serde_json::to_string_pretty(&Value::Object(m.clone())).unwrap_or_default()
+        };
+        body.push_str(&format!("header: {}\n", pretty(&jwt.header)));
+        body.push_str(&format!("claims: {}\n", pretty(&jwt.claims)));
+        for claim in ["iat", "nbf", "exp"] {
+            if let Some(t) = jwt.claims.get(claim).and_then(numeric_date) {
+                body.push_str(&format!("{claim}: {}\n", utc(t)));
+            }
+        }
+        match expires_in {
+            Some(s) if s > 0 => body.push_str(&format!("expires in {}\n", human_secs(s))),
+            Some(s) => body.push_str(&format!("expired {} ago\n", human_secs(-s))),
+            None => body.push_str("no exp claim: never expires\n"),
+        }
+    }
+    // A closed pipe (inspect | head) is not an error.
+    let _ = out.write_all(body.as_bytes());
+    Ok(match expires_in {
+        Some(s) if s <= 0 => Exit::Expired,
+        _ => Exit::Ok,
+    })
+}

@@ -1,0 +1,80 @@
+//! robot-token: keep a robot's OAuth2 bearer token fresh from cron.
+//!
+//! The data path, one module per step:
+//! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
+//! `credential` → `oauth` over `http` → `store` (atomic replace).
+
+pub mod cli;
+pub mod config;
+pub mod credential;
+pub mod discovery;
+pub mod error;
+pub mod http;
+pub mod inspect;
+pub mod logging;
+pub mod oauth;
+pub mod renew;
+pub mod secret;
+pub mod store;
+pub mod token;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::error::{Error, Exit, Result};
+
+/// Parse, run, print the one-line error, return the exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return clap_exit(e),
+    };
+    logging::init(cli.verbose, cli.quiet);
+    let exit = match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("robot-token: error: {}", e.message());
+            e.exit()
+        }
+    };
+    ExitCode::from(exit.code())
+}
+
+fn run(cli: &Cli) -> Result<Exit> {
+    match &cli.command {
+        Command::Get(args) => {
+            let cfg = config::GetConfig::from_args(args)?;
+            renew::run(&cfg).map(|_| Exit::Ok)
+        }
+        Command::Inspect(args) => inspect::run(args),
+    }
+}
+
+/// Help and version are success; every other parse failure is a usage error (64),
+/// reported on one line.
+fn clap_exit(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(Exit::Usage.code())
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            let err = Error::usage(format!("{first} (see robot-token --help)"));
+            eprintln!("robot-token: error: {}", err.message());
+            ExitCode::from(Exit::Usage.code())
+        }
+    }
+}

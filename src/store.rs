@@ -1,0 +1,577 @@
+//! Safe files: every file robot-token reads or writes (token file, credential file,
+//! lock, state) goes through here.
+//!
+//! - Reads never follow a symlink and refuse files another user owns: `/tmp/bt_u<uid>`
+//!   is a fixed name in a world-writable directory.
+//! - Writes replace atomically: a private temp file (O_EXCL, 0600) in the same
+//!   directory, fsync, rename over the target, fsync the directory. Never unlink
+//!   first, so a reader sees the old content or the new, never none or a part.
+//! - Locks live where no other user can pre-create them.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::io_reason;
+
+/// What can go wrong with a file, with enough detail for a message that says
+/// what to do. Callers pick the exit code.
+#[derive(Debug)]
+pub enum FileError {
+    Symlink(PathBuf),
+    ForeignOwner { path: PathBuf, uid: u32 },
+    NotRegular(PathBuf),
+    TooLarge { path: PathBuf, max: usize },
+    UnsafeMode { path: PathBuf, mode: u32 },
+    UnsafeDir { path: PathBuf },
+    Io { path: PathBuf, op: &'static str, err: io::Error },
+    LockTimeout(PathBuf),
+}
+
+impl FileError {
+    pub fn io(path: &Path, op: &'static str, err: io::Error) -> FileError {
+        FileError::Io {
+            path: path.to_path_buf(),
+            op,
+            err,
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::Symlink(p) => write!(f, "{} is a symbolic link; refusing to follow it: remove it", p.display()),
+            FileError::ForeignOwner { path, uid } => write!(
+                f,
+                "{} is owned by {} (uid {uid}), not by you ({}): have it removed, or set BEARER_TOKEN_FILE to a path you own",
+                path.display(),
+                user_name(*uid),
+                user_name(euid())
+            ),
+            FileError::NotRegular(p) => write!(f, "{} is not a regular file", p.display()),
+            FileError::TooLarge { path, max } => {
+                write!(f, "{} is larger than {} KiB", path.display(), max / 1024)
+            }
+            FileError::UnsafeMode { path, mode } => write!(
+                f,
+                "{} has mode {:04o}, readable or writable by others: run `chmod 600 {}`",
+                path.display(),
+                mode & 0o7777,
+                path.display()
+            ),
+            FileError::UnsafeDir { path } => write!(
+                f,
+                "{} is not a private directory (it must be owned by you and not writable by others)",
+                path.display()
+            ),
+            FileError::Io { path, op, err } => {
+                write!(f, "cannot {op} {}: {}", path.display(), io_reason(err))
+            }
+            FileError::LockTimeout(p) => write!(
+                f,
+                "another robot-token run still holds the lock {}; try again later",
+                p.display()
+            ),
+        }
+    }
+}
+
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The login name of a uid, or the number when there is none.
+pub fn user_name(uid: u32) -> String {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to live, correctly sized storage owned here;
+    // getpwuid_r writes only within `buf` and sets `result` to `&pwd` or null.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return uid.to_string();
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The home directory from the password database, for when `$HOME` is unset.
+fn passwd_home(uid: u32) -> Option<PathBuf> {
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: as in `user_name`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_dir points to a NUL-terminated string inside `buf`.
+    let dir = unsafe { std::ffi::CStr::from_ptr(pwd.pw_dir) };
+    Some(PathBuf::from(dir.to_string_lossy().into_owned()))
+}
+
+/// Read a file we own, without following a symlink at its last component.
+/// `Ok(None)` when it does not exist. Refuses other owners, non-regular files and
+/// anything over `max` bytes.
+pub fn read_own(path: &Path, max: usize) -> Result<Option<Vec<u8>>, FileError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        // O_NONBLOCK: a FIFO planted at the path must not hang the cron job.
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(FileError::Symlink(path.to_path_buf()))
+        }
+        Err(e) => return Err(FileError::io(path, "read", e)),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| FileError::io(path, "read", e))?;
+    check_meta(path, &meta)?;
+    if meta.len() > max as u64 {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    // Bounded even if the file grows between fstat and read.
+    file.take(max as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| FileError::io(path, "read", e))?;
+    if data.len() > max {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    Ok(Some(data))
+}
+
+fn check_meta(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> {
+    if meta.file_type().is_symlink() {
+        return Err(FileError::Symlink(path.to_path_buf()));
+    }
+    if !meta.file_type().is_file() {
+        return Err(FileError::NotRegular(path.to_path_buf()));
+    }
+    if meta.uid() != euid() {
+        return Err(FileError::ForeignOwner {
+            path: path.to_path_buf(),
+            uid: meta.uid(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuse a file with group or other permission bits (as ssh does for keys).
+pub fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> {
+    if meta.uid() != euid() {
+        return Err(FileError::ForeignOwner {
+            path: path.to_path_buf(),
+            uid: meta.uid(),
+        });
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(FileError::UnsafeMode {
+            path: path.to_path_buf(),
+            mode: meta.mode(),
+        });
+    }
+    Ok(())
+}
+
+/// Check that a write may replace `path`: absent, or a regular file we own.
+pub fn check_target(path: &Path) -> Result<(), FileError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => check_meta(path, &meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(FileError::io(path, "inspect", e)),
+    }
+}
+
+fn random_u64() -> u64 {
+    // RandomState is seeded from the OS once per process and varied per instance:
+    // enough for unpredictable temp names, which O_EXCL makes safe anyway.
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A uniformly distributed fraction in [0, 1), for backoff jitter and random delays.
+pub fn random_fraction() -> f64 {
+    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn file_name(path: &Path) -> OsString {
+    path.file_name()
+        .map(OsString::from)
+        .unwrap_or_else(|| OsString::from("token"))
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn temp_prefix(target: &Path) -> OsString {
+    let mut s = OsString::from(".");
+    s.push(file_name(target));
+    s.push(".tmp.");
+    s
+}
+
+/// Deletes the temp file unless the rename consumed it.
+struct TempGuard<'a>(Option<&'a Path>);
+
+impl Drop for TempGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(p) = self.0 {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Options for a private file write.
+#[derive(Clone, Copy, Debug)]
+pub struct WriteMode {
+    pub mode: u32,
+    /// Owner and group to give the file before it appears (root only).
+    pub owner: Option<(u32, u32)>,
+}
+
+impl Default for WriteMode {
+    fn default() -> Self {
+        WriteMode {
+            mode: 0o600,
+            owner: None,
+        }
+    }
+}
+
+/// Test-only hook for the crash-consistency suite: stretch the window between the
+/// temp file's write and its rename so that SIGKILL lands inside it. Compiled out of
+/// normal builds.
+fn test_delay() {
+    #[cfg(feature = "test-hooks")]
+    if let Some(ms) = std::env::var("ROBOT_TOKEN_TEST_WRITE_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+/// Atomically replace `target` with `data`.
+pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
+    check_target(target)?;
+    let dir = parent_dir(target);
+    let prefix = temp_prefix(target);
+    let mut tmp_path = PathBuf::new();
+    let mut file = None;
+    for _ in 0..32 {
+        let mut name = prefix.clone();
+        name.push(format!("{:016x}", random_u64()));
+        tmp_path = dir.join(name);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp_path)
+        {
+            Ok(f) => {
+                file = Some(f);
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(FileError::io(target, "create a temporary file beside", e)),
+        }
+    }
+    let Some(mut file) = file else {
+        return Err(FileError::io(
+            target,
+            "create a temporary file beside",
+            io::Error::new(io::ErrorKind::AlreadyExists, "every temporary name was taken"),
+        ));
+    };
+    let guard = TempGuard(Some(&tmp_path));
+    let fail = |op, e| FileError::io(target, op, e);
+    if let Some((uid, gid)) = how.owner {
+        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| fail("chown", e))?;
+    }
+    // fchmod: the exact mode whatever the umask, before any byte is written.
+    file.set_permissions(fs::Permissions::from_mode(how.mode))
+        .map_err(|e| fail("chmod", e))?;
+    file.write_all(data).map_err(|e| fail("write", e))?;
+    file.sync_all().map_err(|e| fail("fsync", e))?;
+    drop(file);
+    test_delay();
+    fs::rename(&tmp_path, target).map_err(|e| fail("replace", e))?;
+    std::mem::forget(guard);
+    // The rename is durable only once the directory is synced.
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Remove temp files that a killed run left beside `target`. Call with the lock held,
+/// so no live run of ours is using one.
+pub fn remove_stale_temps(target: &Path) {
+    let prefix = temp_prefix(target);
+    let prefix = prefix.as_encoded_bytes();
+    let Ok(entries) = fs::read_dir(parent_dir(target)) else {
+        return;
+    };
+    let me = euid();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.as_encoded_bytes().starts_with(prefix) {
+            continue;
+        }
+        if let Ok(meta) = entry.metadata() {
+            if meta.is_file() && meta.uid() == me {
+                tracing::debug!("removing stale temporary file {}", entry.path().display());
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// A directory is private when we own it and nobody else may write to it: then no
+/// other user can plant or replace names in it.
+pub fn is_private_dir(dir: &Path) -> bool {
+    match fs::metadata(dir) {
+        Ok(m) => m.is_dir() && m.uid() == euid() && m.mode() & 0o022 == 0,
+        Err(_) => false,
+    }
+}
+
+/// Create (mode 0700) or check a private directory.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), FileError> {
+    if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        return Err(FileError::io(dir, "create directory", e));
+    }
+    if is_private_dir(dir) {
+        Ok(())
+    } else {
+        Err(FileError::UnsafeDir {
+            path: dir.to_path_buf(),
+        })
+    }
+}
+
+/// Per-user directory for locks and state when the protected file's own directory is
+/// shared: `$XDG_CACHE_HOME/robot-token`, else `~/.cache/robot-token`.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(x).join("robot-token"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| passwd_home(euid()))?;
+    Some(home.join(".cache").join("robot-token"))
+}
+
+/// Where the lock that guards `target` lives: beside it when its directory is
+/// private; otherwise in the per-user cache directory, named after the full path.
+/// The same target always maps to the same lock, whatever the caller's environment
+/// besides `$HOME` (cron and interactive shells must meet on it).
+pub fn lock_path(target: &Path) -> Result<PathBuf, FileError> {
+    let target = absolute(target);
+    let mut name = OsString::from(".");
+    name.push(file_name(&target));
+    name.push(".lock");
+    if let Some(dir) = std::env::var_os("ROBOT_TOKEN_LOCK_DIR").filter(|v| !v.is_empty()) {
+        let dir = PathBuf::from(dir);
+        ensure_private_dir(&dir)?;
+        return Ok(dir.join(escape_path(&target)));
+    }
+    let parent = parent_dir(&target);
+    if is_private_dir(parent) {
+        return Ok(parent.join(name));
+    }
+    let dir = cache_dir()
+        .ok_or_else(|| FileError::UnsafeDir {
+            path: PathBuf::from("$HOME/.cache/robot-token"),
+        })?
+        .join("locks");
+    ensure_private_dir(&dir)?;
+    Ok(dir.join(escape_path(&target)))
+}
+
+fn escape_path(p: &Path) -> String {
+    let s = p.to_string_lossy();
+    let mut out: String = s
+        .chars()
+        .map(|c| if c == '/' { '%' } else { c })
+        .collect();
+    out.push_str(".lock");
+    out
+}
+
+pub fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// An exclusive advisory lock, released on drop (the kernel releases it if we die).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+    pub path: PathBuf,
+}
+
+/// Take the lock at `path`, waiting until `deadline`.
+pub fn lock(path: &Path, deadline: Instant) -> Result<Lock, FileError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                FileError::Symlink(path.to_path_buf())
+            } else {
+                FileError::io(path, "open lock file", e)
+            }
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| FileError::io(path, "open lock file", e))?;
+    check_meta(path, &meta)?;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => {
+                return Ok(Lock {
+                    _file: file,
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                if Instant::now() + pause > deadline {
+                    return Err(FileError::LockTimeout(path.to_path_buf()));
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(FileError::io(path, "lock", e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn write_then_read() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("bt");
+        atomic_write(&p, b"abc\n", WriteMode::default()).unwrap();
+        assert_eq!(read_own(&p, 100).unwrap().unwrap(), b"abc\n");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        atomic_write(&p, b"def\n", WriteMode::default()).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"def\n");
+        // Only the target remains: no temp file.
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_symlinks() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let link = d.path().join("bt");
+        symlink(&victim, &link).unwrap();
+        assert!(matches!(read_own(&link, 100), Err(FileError::Symlink(_))));
+        assert!(matches!(
+            atomic_write(&link, b"x", WriteMode::default()),
+            Err(FileError::Symlink(_))
+        ));
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn caps_reads() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("big");
+        fs::write(&p, vec![b'a'; 1000]).unwrap();
+        assert!(matches!(read_own(&p, 999), Err(FileError::TooLarge { .. })));
+        assert!(read_own(&d.path().join("none"), 10).unwrap().is_none());
+    }
+
+    #[test]
+    fn failed_write_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        // A directory at the target makes the rename fail after the temp file exists.
+        let target = d.path().join("bt");
+        fs::create_dir(&target).unwrap();
+        assert!(atomic_write(&target, b"x", WriteMode::default()).is_err());
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("bt");
+        fs::write(d.path().join(".bt.tmp.0123456789abcdef"), "partial").unwrap();
+        fs::write(d.path().join("other"), "keep").unwrap();
+        remove_stale_temps(&target);
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![OsString::from("other")]);
+    }
+
+    #[test]
+    fn lock_excludes_and_times_out() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("l");
+        let held = lock(&p, Instant::now() + Duration::from_secs(1)).unwrap();
+        let t = Instant::now();
+        let second = lock(&p, Instant::now() + Duration::from_millis(100));
+        assert!(matches!(second, Err(FileError::LockTimeout(_))));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        drop(held);
+        lock(&p, Instant::now() + Duration::from_millis(100)).unwrap();
+    }
+
+    #[test]
+    fn lock_lives_beside_target_only_in_private_dirs() {
+        let d = tempfile::tempdir().unwrap();
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o700)).unwrap();
+        let t = d.path().join("bt");
+        assert_eq!(lock_path(&t).unwrap(), d.path().join(".bt.lock"));
+        fs::set_permissions(d.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        let l = lock_path(&t).unwrap();
+        assert!(!l.starts_with(d.path()), "{}", l.display());
+    }
+}
