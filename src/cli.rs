@@ -26,7 +26,7 @@ Examples:
     name = "robot-token",
     version,
     about = "Keep a robot's OAuth2 bearer token fresh: one safe, stateless command for cron",
-    after_help = concat_help(),
+    after_help = Exit::TABLE,
     propagate_version = true
 )]
 pub struct Cli {
@@ -42,26 +42,18 @@ pub struct Cli {
     pub command: Command,
 }
 
-const fn concat_help() -> &'static str {
-    Exit::TABLE
-}
-
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make sure the token file holds a token with at least --minsecs left; renew it if not.
     #[command(after_help = GET_HELP)]
-    Get(GetArgs),
+    Get(Box<GetArgs>),
     /// Decode a token: header, claims, times and remaining lifetime.
     Inspect(InspectArgs),
 }
 
-const GET_HELP: &str = const_format_help();
-
-const fn const_format_help() -> &'static str {
-    "The token file is -o, else $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> \
+const GET_HELP: &str = "The token file is -o, else $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> \
 (WLCG Bearer Token Discovery).\n\nEvery option can also be set by the environment variable shown.\n\n\
-Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 77 a person must act, 78 configuration."
-}
+Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 77 a person must act, 78 configuration.";
 
 #[derive(Debug, Args, Clone)]
 #[command(after_long_help = EXAMPLES)]
@@ -71,7 +63,13 @@ pub struct GetArgs {
     pub outfile: Option<PathBuf>,
 
     /// Renew when the token has less than this left: seconds, or a duration like 1h.
-    #[arg(short = 'm', long, env = "ROBOT_TOKEN_MINSECS", default_value = "3600", value_name = "SECS")]
+    #[arg(
+        short = 'm',
+        long,
+        env = "ROBOT_TOKEN_MINSECS",
+        default_value = "3600",
+        value_name = "SECS"
+    )]
     pub minsecs: String,
 
     /// Credential file (JSON, version 1): refresh token or client credentials.
@@ -99,11 +97,21 @@ pub struct GetArgs {
     pub client_auth: Option<String>,
 
     /// Scope to request; repeatable, or space-separated. Overrides the credential's.
-    #[arg(long, env = "ROBOT_TOKEN_SCOPE", value_delimiter = ' ', value_name = "S")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
     pub scope: Vec<String>,
 
     /// Audience to request; repeatable, or space-separated. Overrides the credential's.
-    #[arg(long, env = "ROBOT_TOKEN_AUDIENCE", value_delimiter = ' ', value_name = "A")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_AUDIENCE",
+        value_delimiter = ' ',
+        value_name = "A"
+    )]
     pub audience: Vec<String>,
 
     /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
@@ -115,11 +123,21 @@ pub struct GetArgs {
     pub cafile: Option<PathBuf>,
 
     /// Timeout of each network step (connect, send, answer).
-    #[arg(long, env = "ROBOT_TOKEN_TIMEOUT", default_value = "30s", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
     pub timeout: String,
 
     /// Give up on the whole run, retries and lock waits included, after this long.
-    #[arg(long, env = "ROBOT_TOKEN_DEADLINE", default_value = "5m", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_DEADLINE",
+        default_value = "5m",
+        value_name = "DURATION"
+    )]
     pub deadline: String,
 }
 

@@ -43,8 +43,15 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(Duration::from_secs(n));
     }
-    match s.parse::<jiff::SignedDuration>() {
-        Ok(d) if !d.is_negative() => Ok(d.unsigned_abs()),
+    let secs = s.parse::<jiff::Span>().ok().and_then(|span| {
+        span.total((
+            jiff::Unit::Second,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
+        .ok()
+    });
+    match secs {
+        Some(t) if t >= 0.0 && t.is_finite() => Ok(Duration::from_secs_f64(t)),
         _ => Err(format!(
             "{s:?} is not a duration (use seconds, or e.g. 90s, 30m, 1h, 7d)"
         )),
@@ -138,6 +145,8 @@ mod tests {
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5").is_err());
     }

@@ -115,7 +115,11 @@ impl Credential {
                 ))
             })?;
         let meta = file.metadata().map_err(|e| {
-            Error::config(format!("cannot read credential file {}: {}", real.display(), io_reason(&e)))
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
         })?;
         if !meta.is_file() {
             return Err(Error::config(format!(
@@ -124,16 +128,18 @@ impl Credential {
             )));
         }
         store::check_private(&real, &meta).map_err(|e| match e {
-            FileError::ForeignOwner { .. } => Error::perm(format!(
-                "unsafe credential file: {e}"
-            )),
+            FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
             _ => Error::perm(format!("unsafe credential file: {e}")),
         })?;
         let mut data = Vec::new();
         file.take(MAX_CREDENTIAL_LEN as u64 + 1)
             .read_to_end(&mut data)
             .map_err(|e| {
-                Error::config(format!("cannot read credential file {}: {}", real.display(), io_reason(&e)))
+                Error::config(format!(
+                    "cannot read credential file {}: {}",
+                    real.display(),
+                    io_reason(&e)
+                ))
             })?;
         if data.len() > MAX_CREDENTIAL_LEN {
             return Err(Error::data(format!(
@@ -155,7 +161,13 @@ impl Credential {
         let raw: Map<String, Value> = match serde_json::from_slice(data) {
             Ok(Value::Object(m)) => m,
             Ok(_) => return Err(bad("expected a JSON object".into())),
-            Err(e) => return Err(bad(format!("invalid JSON at line {} column {}", e.line(), e.column()))),
+            Err(e) => {
+                return Err(bad(format!(
+                    "invalid JSON at line {} column {}",
+                    e.line(),
+                    e.column()
+                )))
+            }
         };
         match raw.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
@@ -173,8 +185,9 @@ impl Credential {
         let list = |key: &str| -> Result<Vec<String>> {
             match raw.get(key) {
                 None | Some(Value::Null) => Ok(Vec::new()),
-                Some(v) => string_list(v)
-                    .ok_or_else(|| bad(format!("\"{key}\" must be a string or an array of strings"))),
+                Some(v) => string_list(v).ok_or_else(|| {
+                    bad(format!("\"{key}\" must be a string or an array of strings"))
+                }),
             }
         };
         let client_id = string("client_id")?.ok_or_else(|| bad("missing \"client_id\"".into()))?;
@@ -209,7 +222,10 @@ impl Credential {
     /// known or not, is kept in its place.
     pub fn render_with_refresh_token(&self, rt: &Secret) -> Vec<u8> {
         let mut raw = self.raw.clone();
-        raw.insert("refresh_token".into(), Value::String(rt.expose().to_string()));
+        raw.insert(
+            "refresh_token".into(),
+            Value::String(rt.expose().to_string()),
+        );
         let mut out = serde_json::to_vec_pretty(&Value::Object(raw)).unwrap_or_default();
         out.push(b'\n');
         out
@@ -225,8 +241,10 @@ impl Credential {
                 self.path.display()
             ))
         })?;
-        self.raw
-            .insert("refresh_token".into(), Value::String(rt.expose().to_string()));
+        self.raw.insert(
+            "refresh_token".into(),
+            Value::String(rt.expose().to_string()),
+        );
         self.refresh_token = Some(rt);
         Ok(())
     }
@@ -295,7 +313,8 @@ mod tests {
     fn errors_name_the_field() {
         let e = parse(r#"{"version":1,"issuer":"https://x","client_id":5}"#).unwrap_err();
         assert!(e.message().contains("client_id"), "{e}");
-        let e = parse(r#"{"version":1,"issuer":"https://x","client_id":"a","scope":7}"#).unwrap_err();
+        let e =
+            parse(r#"{"version":1,"issuer":"https://x","client_id":"a","scope":7}"#).unwrap_err();
         assert!(e.message().contains("scope"), "{e}");
         let e = parse(r#"{"version":2}"#).unwrap_err();
         assert!(e.message().contains("version"), "{e}");

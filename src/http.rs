@@ -71,7 +71,9 @@ pub struct Http {
 pub fn is_loopback_host(host: &str) -> bool {
     let h = host.trim_start_matches('[').trim_end_matches(']');
     h.eq_ignore_ascii_case("localhost")
-        || h.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || h.parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 /// Check that `url` is https, or http to a loopback host. `what` names it in errors.
@@ -92,12 +94,20 @@ pub fn check_url(url: &str, what: &str) -> Result<url::Url> {
 pub fn check_trust(t: &TrustOptions) -> Result<()> {
     if let Some(f) = &t.cafile {
         fs::metadata(f).map_err(|e| {
-            Error::config(format!("cannot read --cafile {}: {}", f.display(), crate::error::io_reason(&e)))
+            Error::config(format!(
+                "cannot read --cafile {}: {}",
+                f.display(),
+                crate::error::io_reason(&e)
+            ))
         })?;
     }
     if let Some(d) = &t.capath {
         fs::read_dir(d).map_err(|e| {
-            Error::config(format!("cannot read --capath {}: {}", d.display(), crate::error::io_reason(&e)))
+            Error::config(format!(
+                "cannot read --capath {}: {}",
+                d.display(),
+                crate::error::io_reason(&e)
+            ))
         })?;
     }
     Ok(())
@@ -124,7 +134,8 @@ fn load_roots(t: &TrustOptions) -> std::result::Result<Vec<Certificate<'static>>
     }
     let system = roots.len();
     if let Some(f) = &t.cafile {
-        let n = pem_certs(f, &mut roots).map_err(|e| format!("cannot read --cafile {}: {e}", f.display()))?;
+        let n = pem_certs(f, &mut roots)
+            .map_err(|e| format!("cannot read --cafile {}: {e}", f.display()))?;
         if n == 0 {
             return Err(format!("--cafile {} holds no PEM certificate", f.display()));
         }
@@ -162,7 +173,9 @@ fn classify(e: ureq::Error) -> Failure {
     use ureq::Timeout as T;
     let reason = e.to_string();
     let maybe_sent = match &e {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl => false,
+        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl => {
+            false
+        }
         E::Tls(_) | E::Rustls(_) => false,
         E::Timeout(T::Resolve | T::Connect) => false,
         E::Io(io) => !matches!(
@@ -243,7 +256,11 @@ impl Http {
             maybe_sent: false,
             reason: e.message().to_string(),
         })?;
-        let t = Some(self.timeout.min(self.remaining()).max(Duration::from_millis(1)));
+        let t = Some(
+            self.timeout
+                .min(self.remaining())
+                .max(Duration::from_millis(1)),
+        );
         let resp = match form {
             None => {
                 let mut req = agent.get(url);
@@ -285,7 +302,9 @@ impl Http {
         };
         let content_type = header("content-type");
         let location = header("location");
-        let retry_after = header("retry-after").and_then(|v| v.trim().parse::<u64>().ok()).map(Duration::from_secs);
+        let retry_after = header("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = resp
             .body_mut()
             .with_config()
@@ -332,7 +351,13 @@ impl Http {
                 started.elapsed().as_secs_f64() * 1e3
             );
             let (retryable, hint) = match &result {
-                Ok(r) if r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504 || r.status == 500 => {
+                Ok(r)
+                    if r.status == 429
+                        || r.status == 502
+                        || r.status == 503
+                        || r.status == 504
+                        || r.status == 500 =>
+                {
                     (retry == Retry::Idempotent, r.retry_after)
                 }
                 Ok(_) => (false, None),

@@ -25,13 +25,17 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
         None => match discovery::reader_location() {
             Found::Env => (
                 "$BEARER_TOKEN".to_string(),
-                std::env::var("BEARER_TOKEN").unwrap_or_default().into_bytes(),
+                std::env::var("BEARER_TOKEN")
+                    .unwrap_or_default()
+                    .into_bytes(),
             ),
             Found::File(p) => (p.display().to_string(), read_file(&p)?),
         },
     };
     if data.len() > MAX_TOKEN_LEN {
-        return Err(Error::data(format!("{what} is larger than 64 KiB: not a token")));
+        return Err(Error::data(format!(
+            "{what} is larger than 64 KiB: not a token"
+        )));
     }
     let text = String::from_utf8(data)
         .map_err(|_| Error::data(format!("{what} is not text: not a token")))?;
@@ -39,9 +43,8 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
 }
 
 fn read_file(p: &Path) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(p).map_err(|e| {
-        Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e)))
-    })?;
+    let f = std::fs::File::open(p)
+        .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
     let mut buf = Vec::new();
     f.take(MAX_TOKEN_LEN as u64 + 1)
         .read_to_end(&mut buf)

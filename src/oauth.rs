@@ -55,7 +55,9 @@ pub struct Metadata {
 /// Parse a discovery document. Never panics.
 pub fn parse_metadata(body: &[u8]) -> std::result::Result<Metadata, String> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(v @ Value::Object(_)) => serde_json::from_value(v).map_err(|e| format!("unexpected field type: {e}")),
+        Ok(v @ Value::Object(_)) => {
+            serde_json::from_value(v).map_err(|e| format!("unexpected field type: {e}"))
+        }
         Ok(_) => Err("not a JSON object".into()),
         Err(_) => Err(format!("not JSON ({})", describe_body(body))),
     }
@@ -73,8 +75,18 @@ pub fn discover(http: &Http, issuer: &str) -> Result<Metadata> {
         issuer.trim_end_matches('/')
     );
     let reply = http
-        .send(&url, &[("Accept", "application/json")], None, Retry::Idempotent)
-        .map_err(|f| Error::temp(format!("cannot fetch discovery document {url}: {}", f.reason)))?;
+        .send(
+            &url,
+            &[("Accept", "application/json")],
+            None,
+            Retry::Idempotent,
+        )
+        .map_err(|f| {
+            Error::temp(format!(
+                "cannot fetch discovery document {url}: {}",
+                f.reason
+            ))
+        })?;
     match reply.status {
         200 => {}
         429 | 500..=599 => {
@@ -90,9 +102,8 @@ pub fn discover(http: &Http, issuer: &str) -> Result<Metadata> {
             )))
         }
     }
-    let meta = parse_metadata(&reply.body).map_err(|e| {
-        Error::config(format!("discovery document {url} is unusable: {e}"))
-    })?;
+    let meta = parse_metadata(&reply.body)
+        .map_err(|e| Error::config(format!("discovery document {url} is unusable: {e}")))?;
     if let Some(iss) = &meta.issuer {
         if !same_issuer(iss, issuer) {
             return Err(Error::config(format!(
@@ -188,7 +199,10 @@ pub fn parse_token_response(body: &[u8]) -> std::result::Result<TokenResponse, S
         refresh_token,
         expires_in,
         scope: m.get("scope").and_then(Value::as_str).map(str::to_string),
-        token_type: m.get("token_type").and_then(Value::as_str).map(str::to_string),
+        token_type: m
+            .get("token_type")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     })
 }
 
@@ -344,14 +358,24 @@ mod tests {
 
     #[test]
     fn token_response_parsing() {
-        let r = parse_token_response(br#"{"access_token":"a.b.c","refresh_token":"r","expires_in":"60","scope":"x y"}"#).unwrap();
+        let r = parse_token_response(
+            br#"{"access_token":"a.b.c","refresh_token":"r","expires_in":"60","scope":"x y"}"#,
+        )
+        .unwrap();
         assert_eq!(r.access_token.unwrap().expose(), "a.b.c");
         assert_eq!(r.expires_in, Some(60));
         assert!(parse_token_response(b"").unwrap_err().contains("empty"));
-        assert!(parse_token_response(b"<html>").unwrap_err().contains("HTML"));
-        assert!(parse_token_response(br#"{"access_token": "ey"#).unwrap_err().contains("truncated"));
+        assert!(parse_token_response(b"<html>")
+            .unwrap_err()
+            .contains("HTML"));
+        assert!(parse_token_response(br#"{"access_token": "ey"#)
+            .unwrap_err()
+            .contains("truncated"));
         assert!(parse_token_response(br#"{"access_token": 5}"#).is_err());
-        assert!(parse_token_response(br#"{"token_type":"Bearer"}"#).unwrap().access_token.is_none());
+        assert!(parse_token_response(br#"{"token_type":"Bearer"}"#)
+            .unwrap()
+            .access_token
+            .is_none());
     }
 
     #[test]
@@ -376,13 +400,26 @@ mod tests {
         let rt = Grant::RefreshToken(Secret::new("r"));
         let cc = Grant::ClientCredentials;
         let code = |r: Reply, g: &Grant| error_reply(&r, "https://x/token", g).exit();
-        assert_eq!(code(reply(400, r#"{"error":"invalid_grant"}"#), &rt), Exit::NoPerm);
-        assert_eq!(code(reply(401, r#"{"error":"invalid_client"}"#), &cc), Exit::NoPerm);
+        assert_eq!(
+            code(reply(400, r#"{"error":"invalid_grant"}"#), &rt),
+            Exit::NoPerm
+        );
+        assert_eq!(
+            code(reply(401, r#"{"error":"invalid_client"}"#), &cc),
+            Exit::NoPerm
+        );
         assert_eq!(code(reply(503, "<html>down</html>"), &cc), Exit::TempFail);
         assert_eq!(code(reply(429, ""), &cc), Exit::TempFail);
         assert_eq!(code(reply(404, "nope"), &cc), Exit::Config);
-        assert_eq!(code(reply(400, r#"{"error":"invalid_scope"}"#), &cc), Exit::Config);
-        let m = error_reply(&reply(400, r#"{"error":"invalid_grant"}"#), "https://x/token", &rt);
+        assert_eq!(
+            code(reply(400, r#"{"error":"invalid_scope"}"#), &cc),
+            Exit::Config
+        );
+        let m = error_reply(
+            &reply(400, r#"{"error":"invalid_grant"}"#),
+            "https://x/token",
+            &rt,
+        );
         assert!(m.message().contains("bootstrap"), "{m}");
     }
 }

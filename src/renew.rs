@@ -76,7 +76,12 @@ fn default_auth(secret: &Option<Secret>) -> ClientAuth {
 }
 
 /// The plan for a client_credentials robot given on the command line.
-fn plan_from_options(cfg: &GetConfig, issuer: &Option<String>, client_id: &str, secret_file: &Path) -> Result<Plan> {
+fn plan_from_options(
+    cfg: &GetConfig,
+    issuer: &Option<String>,
+    client_id: &str,
+    secret_file: &Path,
+) -> Result<Plan> {
     let secret = Some(credential::read_secret_file(secret_file)?);
     Ok(Plan {
         issuer: issuer.clone(),
@@ -162,7 +167,9 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             human_secs(left),
             cfg.minsecs
         );
-        let Current::Expires(exp) = cur else { unreachable!() };
+        let Current::Expires(exp) = cur else {
+            unreachable!()
+        };
         return Ok(Outcome {
             renewed: false,
             expires: exp,
@@ -170,7 +177,9 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     }
     match &cur {
         Current::Missing => tracing::info!("{} does not exist: getting a token", path.display()),
-        Current::Unusable(why) => tracing::info!("{} is unusable ({why}): replacing it", path.display()),
+        Current::Unusable(why) => {
+            tracing::info!("{} is unusable ({why}): replacing it", path.display())
+        }
         Current::Expires(exp) => tracing::info!(
             "{} has {} left, less than {} s: renewing",
             path.display(),
@@ -196,7 +205,9 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             path.display(),
             human_secs(left)
         );
-        let Current::Expires(exp) = cur else { unreachable!() };
+        let Current::Expires(exp) = cur else {
+            unreachable!()
+        };
         return Ok(Outcome {
             renewed: false,
             expires: exp,
@@ -226,7 +237,10 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             issuer,
             client_id,
             secret_file,
-        } => (plan_from_options(cfg, issuer, client_id, secret_file)?, None),
+        } => (
+            plan_from_options(cfg, issuer, client_id, secret_file)?,
+            None,
+        ),
     };
 
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
@@ -252,7 +266,10 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         if cred.refresh_token.as_ref() != Some(&new_rt) {
             tracing::info!(
                 "the issuer rotated the refresh token ({} → {}); saving {}",
-                cred.refresh_token.as_ref().map(|r| r.fingerprint()).unwrap_or_default(),
+                cred.refresh_token
+                    .as_ref()
+                    .map(|r| r.fingerprint())
+                    .unwrap_or_default(),
                 new_rt.fingerprint(),
                 cred.path.display()
             );
@@ -318,7 +335,12 @@ fn warn_narrowed(requested: &[String], granted: Option<&str>, access: &str) {
         .iter()
         .filter(|s| !granted.contains(s))
         // Protocol scopes are not repeated in access tokens.
-        .filter(|s| !matches!(s.as_str(), "openid" | "offline_access" | "profile" | "email" | "wlcg"))
+        .filter(|s| {
+            !matches!(
+                s.as_str(),
+                "openid" | "offline_access" | "profile" | "email" | "wlcg"
+            )
+        })
         .map(String::as_str)
         .collect();
     if !missing.is_empty() {

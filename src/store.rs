@@ -24,12 +24,27 @@ use crate::error::io_reason;
 #[derive(Debug)]
 pub enum FileError {
     Symlink(PathBuf),
-    ForeignOwner { path: PathBuf, uid: u32 },
+    ForeignOwner {
+        path: PathBuf,
+        uid: u32,
+    },
     NotRegular(PathBuf),
-    TooLarge { path: PathBuf, max: usize },
-    UnsafeMode { path: PathBuf, mode: u32 },
-    UnsafeDir { path: PathBuf },
-    Io { path: PathBuf, op: &'static str, err: io::Error },
+    TooLarge {
+        path: PathBuf,
+        max: usize,
+    },
+    UnsafeMode {
+        path: PathBuf,
+        mode: u32,
+    },
+    UnsafeDir {
+        path: PathBuf,
+    },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        err: io::Error,
+    },
     LockTimeout(PathBuf),
 }
 
@@ -312,7 +327,10 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
         return Err(FileError::io(
             target,
             "create a temporary file beside",
-            io::Error::new(io::ErrorKind::AlreadyExists, "every temporary name was taken"),
+            io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "every temporary name was taken",
+            ),
         ));
     };
     let guard = TempGuard(Some(&tmp_path));
@@ -370,7 +388,11 @@ pub fn is_private_dir(dir: &Path) -> bool {
 
 /// Create (mode 0700) or check a private directory.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), FileError> {
-    if let Err(e) = fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+    if let Err(e) = fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+    {
         return Err(FileError::io(dir, "create directory", e));
     }
     if is_private_dir(dir) {
@@ -424,10 +446,7 @@ pub fn lock_path(target: &Path) -> Result<PathBuf, FileError> {
 
 fn escape_path(p: &Path) -> String {
     let s = p.to_string_lossy();
-    let mut out: String = s
-        .chars()
-        .map(|c| if c == '/' { '%' } else { c })
-        .collect();
+    let mut out: String = s.chars().map(|c| if c == '/' { '%' } else { c }).collect();
     out.push_str(".lock");
     out
 }

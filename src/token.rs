@@ -49,7 +49,8 @@ pub fn split(token: &str) -> Result<[&str; 3], NotJwt> {
         return Err(NotJwt("token is longer than 64 KiB"));
     }
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(NotJwt("not a JWT (expected three dot-separated parts)"));
     };
@@ -89,8 +90,8 @@ pub fn expiry(token: &str) -> Result<i64, NotJwt> {
     let bytes = B64
         .decode(p)
         .map_err(|_| NotJwt("not a JWT (claims are not base64url)"))?;
-    let claims: Exp = serde_json::from_slice(&bytes)
-        .map_err(|_| NotJwt("not a JWT (claims are not JSON)"))?;
+    let claims: Exp =
+        serde_json::from_slice(&bytes).map_err(|_| NotJwt("not a JWT (claims are not JSON)"))?;
     claims
         .exp
         .as_ref()
@@ -160,13 +161,24 @@ pub(crate) mod tests {
 
     #[test]
     fn expiry_of_a_good_token() {
-        assert_eq!(expiry(&make(r#"{"exp":1700000000,"sub":"x"}"#)), Ok(1700000000));
+        assert_eq!(
+            expiry(&make(r#"{"exp":1700000000,"sub":"x"}"#)),
+            Ok(1700000000)
+        );
         assert_eq!(expiry(&make(r#"{"exp":1700000000.5}"#)), Ok(1700000000));
     }
 
     #[test]
     fn rejects_non_jwts() {
-        for bad in ["", "abc", "a.b", "a.b.c.d", "<html>.x.y", "..", "opaque-abc123"] {
+        for bad in [
+            "",
+            "abc",
+            "a.b",
+            "a.b.c.d",
+            "<html>.x.y",
+            "..",
+            "opaque-abc123",
+        ] {
             assert!(decode(bad).is_err(), "{bad:?}");
             assert!(expiry(bad).is_err(), "{bad:?}");
         }

@@ -1,0 +1,254 @@
+//! Shared test harness: a real `oidc-provider` issuer on 127.0.0.1 (tests/peer) and a
+//! scrubbed environment in a fresh temporary directory for each run of the binary.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running test issuer. Killed on drop; it also exits when our end of its stdin closes.
+pub struct Issuer {
+    child: Child,
+    _stdin: ChildStdin,
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Issuer {
+    pub fn start() -> Issuer {
+        Issuer::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Issuer {
+        let peer = manifest_dir().join("tests/peer");
+        assert!(
+            peer.join("node_modules").is_dir(),
+            "the test issuer is not installed: run `npm ci --prefix tests/peer` (scripts/test.sh does)"
+        );
+        let mut child = Command::new("node")
+            .arg(peer.join("issuer.mjs"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var_os("PEER_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("cannot start node tests/peer/issuer.mjs");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("issuer ready line");
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("issuer did not start: {line:?}"));
+        let url = ready["issuer"].as_str().unwrap().to_string();
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Issuer {
+            child,
+            _stdin: stdin,
+            url,
+            agent,
+        }
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        let mut r = self
+            .agent
+            .post(&format!("{}{}", self.url, path))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())
+            .unwrap();
+        let text = r.body_mut().read_to_string().unwrap();
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        let mut r = self
+            .agent
+            .get(&format!("{}{}", self.url, path))
+            .call()
+            .unwrap();
+        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
+    }
+
+    /// Requests that reached the issuer, by endpoint: discovery, token, jwks, device.
+    pub fn requests(&self, endpoint: &str) -> u64 {
+        self.get("/__test/stats")["requests"][endpoint]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
+    pub fn reset(&self) {
+        self.post("/__test/reset", json!({}));
+    }
+
+    /// A real grant at the issuer: returns (refresh_token, access_token).
+    pub fn mint(&self, client_id: &str, scope: &str, audience: Option<&str>) -> (String, String) {
+        let mut body = json!({"client_id": client_id, "scope": scope});
+        if let Some(a) = audience {
+            body["audience"] = json!(a);
+        }
+        let v = self.post("/__test/mint", body);
+        (
+            v["refresh_token"]
+                .as_str()
+                .expect("mint refresh_token")
+                .to_string(),
+            v["access_token"]
+                .as_str()
+                .expect("mint access_token")
+                .to_string(),
+        )
+    }
+
+    /// A correctly signed access token that has already expired.
+    pub fn mint_expired(&self) -> String {
+        let v = self.post(
+            "/__test/mint",
+            json!({"client_id": "robot-basic", "scope": "openid offline_access storage.read:/", "expired": true}),
+        );
+        v["access_token"].as_str().unwrap().to_string()
+    }
+
+    pub fn fault(&self, spec: Value) {
+        self.post("/__test/fault", spec);
+    }
+
+    /// Redeem a refresh token directly, as an attacker or a second client would.
+    pub fn refresh_status(&self, client_id: &str, secret: &str, rt: &str) -> (u16, Value) {
+        let meta = self.get("/.well-known/openid-configuration");
+        let ep = meta["token_endpoint"].as_str().unwrap();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", rt)
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", secret)
+            .finish();
+        let mut r = self
+            .agent
+            .post(ep)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body)
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.body_mut().read_to_string().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+impl Drop for Issuer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh private directory and a scrubbed environment for the binary.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("robot-token-test")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        Env { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary with an environment holding nothing that changes its behaviour.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(assert_cmd::cargo::cargo_bin!("robot-token"));
+        c.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Write a file with mode 0600.
+    pub fn write_private(&self, name: &str, content: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        p
+    }
+
+    /// A version-1 credential file for `client` holding `refresh_token`.
+    pub fn credential(
+        &self,
+        issuer: &Issuer,
+        client: &str,
+        refresh_token: Option<&str>,
+    ) -> PathBuf {
+        let mut v = json!({
+            "version": 1,
+            "issuer": issuer.url,
+            "client_id": client,
+            "client_secret": format!("{client}-secret"),
+            "scope": "openid offline_access storage.read:/",
+            "x-unknown-field": {"kept": true},
+        });
+        if client == "robot-post" {
+            v["client_auth"] = json!("post");
+        }
+        if let Some(rt) = refresh_token {
+            v["refresh_token"] = json!(rt);
+        }
+        self.write_private("cred.json", &serde_json::to_string_pretty(&v).unwrap())
+    }
+}
+
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run robot-token");
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Seconds until a JWT's exp.
+pub fn lifetime(token: &str) -> i64 {
+    robot_token::token::expiry(robot_token::token::trim(token)).unwrap() - robot_token::token::now()
+}
+
+pub fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap()
+}
+
+pub fn is_root() -> bool {
+    robot_token::store::euid() == 0
+}
+
+pub fn wait_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}

@@ -1,0 +1,299 @@
+//! Every failure: the documented exit code, one line on stderr, and nothing lost:
+//! the old token file and the credential stay byte-for-byte intact.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::json;
+
+/// An issuer, an expired token on disk, and a refresh-token credential.
+struct Setup {
+    iss: Issuer,
+    env: Env,
+    out: PathBuf,
+    cred: PathBuf,
+    old_token: String,
+    old_cred: String,
+}
+
+fn setup(client: &str, with_refresh: bool) -> Setup {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let rt = with_refresh.then(|| {
+        iss.mint(client, "openid offline_access storage.read:/", None)
+            .0
+    });
+    let cred = env.credential(&iss, client, rt.as_deref());
+    let out = env.path("bt");
+    let old_token = iss.mint_expired() + "\n";
+    fs::write(&out, &old_token).unwrap();
+    iss.reset();
+    Setup {
+        old_cred: read(&cred),
+        iss,
+        env,
+        out,
+        cred,
+        old_token,
+    }
+}
+
+impl Setup {
+    fn get(&self, extra: &[&str]) -> Output {
+        run(self
+            .env
+            .cmd()
+            .args(["get", "--timeout", "2s", "--deadline", "20s", "-o"])
+            .arg(&self.out)
+            .arg("-c")
+            .arg(&self.cred)
+            .args(extra))
+    }
+
+    fn assert_intact(&self, r: &Output, code: i32) {
+        assert_eq!(r.code, code, "stderr: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {:?}", r.stderr);
+        assert!(r.stderr.starts_with("robot-token: error: "), "{}", r.stderr);
+        assert_eq!(
+            read(&self.out),
+            self.old_token,
+            "old token kept byte for byte"
+        );
+        assert_eq!(read(&self.cred), self.old_cred, "credential unchanged");
+        let leftovers: Vec<_> = fs::read_dir(self.env.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp."))
+            .collect();
+        assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+    }
+}
+
+#[test]
+fn bad_responses_never_replace_the_token() {
+    for (kind, code, words) in [
+        ("truncated_json", 65, "truncated or invalid JSON"),
+        ("empty", 65, "empty body"),
+        ("html_login", 65, "HTML page"),
+        ("no_access_token", 65, "without an access_token"),
+        ("not_jwt", 65, "not a JWT"),
+        ("expired_jwt", 65, "expired"),
+        ("invalid_grant", 77, "bootstrap a new credential"),
+        ("invalid_client", 77, "client rejected"),
+    ] {
+        let s = setup("robot-basic", true);
+        s.iss.fault(json!({"kind": kind}));
+        let r = s.get(&[]);
+        s.assert_intact(&r, code);
+        assert!(r.stderr.contains(words), "{kind}: {}", r.stderr);
+        assert_eq!(
+            s.iss.requests("token"),
+            1,
+            "{kind}: the refresh token is sent once"
+        );
+    }
+}
+
+#[test]
+fn server_errors_are_temporary_and_not_retried_for_a_refresh_token() {
+    for status in [500, 502, 503] {
+        let s = setup("robot-basic", true);
+        s.iss
+            .fault(json!({"kind": "status", "status": status, "times": 5}));
+        let r = s.get(&[]);
+        s.assert_intact(&r, 75);
+        assert!(r.stderr.contains(&format!("HTTP {status}")), "{}", r.stderr);
+        assert_eq!(
+            s.iss.requests("token"),
+            1,
+            "a refresh request that was answered is not resent"
+        );
+    }
+}
+
+#[test]
+fn client_credentials_are_retried_with_backoff() {
+    let s = setup("robot-basic", false);
+    s.iss
+        .fault(json!({"kind": "status", "status": 503, "times": 2}));
+    let r = s.get(&["-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.iss.requests("token"), 3);
+    assert!(r.stderr.matches("retrying").count() == 2, "{}", r.stderr);
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let s = setup("robot-basic", false);
+    s.iss.fault(json!({"kind": "429", "retry_after": 1}));
+    let t = std::time::Instant::now();
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(t.elapsed() >= std::time::Duration::from_secs(1));
+    assert_eq!(s.iss.requests("token"), 2);
+}
+
+#[test]
+fn rate_limited_refresh_is_temporary() {
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "429", "retry_after": 30}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    assert!(r.stderr.contains("Retry-After 30"), "{}", r.stderr);
+}
+
+#[test]
+fn a_hanging_issuer_times_out() {
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "hang"}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    assert!(
+        r.stderr.contains("may have reached the issuer"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.iss.requests("token"), 1);
+}
+
+#[test]
+fn lost_response_after_rotation_is_reported_and_never_resent() {
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "reset_after_processing"}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    assert!(
+        r.stderr.contains("may need re-bootstrapping"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.iss.requests("token"), 1, "not resent within the run");
+    // The issuer did rotate it: the next run learns so and asks for a person.
+    let r = s.get(&[]);
+    s.assert_intact(&r, 77);
+    assert!(r.stderr.contains("bootstrap"), "{}", r.stderr);
+}
+
+#[test]
+fn unreachable_issuer_is_temporary() {
+    let env = Env::new();
+    // Port 9 on loopback: nothing listens (discard is not running here).
+    let cred = env.write_private(
+        "cred.json",
+        r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":"r"}"#,
+    );
+    let before = read(&cred);
+    let r = run(env
+        .cmd()
+        .args(["get", "--deadline", "3s", "-o", "bt", "-c"])
+        .arg(&cred));
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
+    assert_eq!(read(&cred), before);
+    assert!(!env.path("bt").exists());
+}
+
+#[test]
+fn configuration_errors() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let wrong_path = env.write_private(
+        "wrong.json",
+        &json!({"version":1,"issuer": format!("{}/nope", iss.url),"client_id":"robot-basic","client_secret":"robot-basic-secret"}).to_string(),
+    );
+    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&wrong_path));
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("no discovery document"), "{}", r.stderr);
+
+    let plain = env.write_private(
+        "plain.json",
+        r#"{"version":1,"issuer":"http://iam.example.org/","client_id":"x"}"#,
+    );
+    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&plain));
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("only https"), "{}", r.stderr);
+
+    let good = env.credential(&iss, "robot-basic", None);
+    let r = run(env
+        .cmd()
+        .args(["get", "-o", "bt", "--capath", "/nonexistent/certs", "-c"])
+        .arg(&good));
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("--capath"), "{}", r.stderr);
+    assert!(!env.path("bt").exists());
+}
+
+#[test]
+fn malformed_credential_is_bad_data() {
+    let env = Env::new();
+    for (content, words) in [
+        ("{ not json", "invalid JSON"),
+        (
+            r#"{"version":1,"issuer":"https://x","client_id":["a"]}"#,
+            "client_id",
+        ),
+        (r#"{"issuer":"https://x","client_id":"a"}"#, "version"),
+    ] {
+        let cred = env.write_private("cred.json", content);
+        let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+        assert_eq!(r.code, 65, "{}", r.stderr);
+        assert!(r.stderr.contains(words), "{}", r.stderr);
+        assert_eq!(read(&cred), content);
+    }
+}
+
+#[test]
+fn usage_errors() {
+    let env = Env::new();
+    for args in [
+        vec!["get", "--no-such-flag"],
+        vec!["get"],
+        vec!["get", "--client-id", "x"],
+        vec![
+            "get",
+            "-c",
+            "c.json",
+            "--client-id",
+            "x",
+            "--client-secret-file",
+            "s",
+        ],
+        vec!["get", "-c", "c.json", "-m", "soon"],
+        vec!["frobnicate"],
+    ] {
+        let r = run(env.cmd().args(&args));
+        assert_eq!(r.code, 64, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+    }
+    let r = run(env.cmd().arg("--help"));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("77  a person must act"), "{}", r.stdout);
+}
+
+#[test]
+fn unwritable_token_location() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let cred = env.credential(&iss, "robot-basic", None);
+    let r = run(env
+        .cmd()
+        .args(["get", "-o", "no/such/dir/bt", "-c"])
+        .arg(&cred));
+    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1);
+}
+
+#[test]
+fn huge_or_binary_token_file_is_replaced() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let cred = env.credential(&iss, "robot-basic", None);
+    let out = env.path("bt");
+    fs::write(&out, vec![0xffu8; 2 * 1024 * 1024]).unwrap();
+    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(lifetime(&read(&out)) > 3000);
+}
