@@ -94,13 +94,13 @@ fn gss_error(major: OM_uint32) -> bool {
 // ---------------------------------------------------------------------------
 
 /// A `gss_OID_desc` that may live in a `static`.
-///
-/// SAFETY of the `Sync` impl: the descriptor and the bytes it points to are
-/// immutable statics. GSSAPI takes `gss_OID` (non-const) parameters for
-/// historical reasons but never writes through OIDs passed as inputs (RFC
-/// 2744 section 3.6), so sharing them between threads is sound.
 #[repr(transparent)]
 struct StaticOid(gss_OID_desc);
+
+// SAFETY: the descriptor and the bytes it points to are immutable statics.
+// GSSAPI takes `gss_OID` (non-const) parameters for historical reasons but
+// never writes through OIDs passed as inputs (RFC 2744 section 3.6), so
+// sharing them between threads is sound.
 unsafe impl Sync for StaticOid {}
 
 impl StaticOid {
@@ -113,6 +113,8 @@ macro_rules! static_oid {
     ($name:ident, $bytes:expr) => {
         static $name: StaticOid = {
             const BYTES: &[u8] = $bytes;
+            // OIDs are a few bytes long: the length always fits.
+            #[allow(clippy::cast_possible_truncation)]
             StaticOid(gss_OID_desc {
                 length: BYTES.len() as OM_uint32,
                 elements: BYTES.as_ptr() as *mut c_void,
@@ -225,7 +227,8 @@ pub enum GssErrorKind {
     KdcUnreachable,
     /// The KDC or the keytab refused the credentials: unknown client, wrong or
     /// stale key, expired or revoked principal, no usable key in the keytab,
-    /// keytab missing or unreadable. A person must act.
+    /// keytab missing or unreadable, expired ticket and no keytab to renew it.
+    /// A person must act.
     CredentialsRejected,
     /// Anything else (bad service name, unknown service principal, clock
     /// skew, configuration errors). Not temporary.
@@ -311,12 +314,15 @@ impl std::error::Error for GssError {}
 mod krb5 {
     const BASE: i32 = -1_765_328_384;
     pub const KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = BASE + 6;
-    pub const KDC_ERR_NAME_EXP: i32 = BASE + 3;
+    pub const KDC_ERR_NAME_EXP: i32 = BASE + 1;
+    pub const KDC_ERR_POLICY: i32 = BASE + 12;
     pub const KDC_ERR_CLIENT_REVOKED: i32 = BASE + 18;
+    pub const KDC_ERR_TGT_REVOKED: i32 = BASE + 20;
     pub const KDC_ERR_KEY_EXP: i32 = BASE + 23;
     pub const KDC_ERR_PREAUTH_FAILED: i32 = BASE + 24;
     pub const KDC_ERR_SVC_UNAVAILABLE: i32 = BASE + 29;
     pub const AP_ERR_BAD_INTEGRITY: i32 = BASE + 31;
+    pub const AP_ERR_TKT_EXPIRED: i32 = BASE + 32;
     pub const CC_NOTFOUND: i32 = BASE + 141;
     pub const KDC_UNREACH: i32 = BASE + 156;
     pub const KT_NOTFOUND: i32 = BASE + 181;
@@ -352,7 +358,10 @@ fn classify(major: OM_uint32, minor: OM_uint32) -> GssErrorKind {
         | EHOSTUNREACH => GssErrorKind::KdcUnreachable,
         krb5::KDC_ERR_C_PRINCIPAL_UNKNOWN
         | krb5::KDC_ERR_NAME_EXP
+        | krb5::KDC_ERR_POLICY
         | krb5::KDC_ERR_CLIENT_REVOKED
+        | krb5::KDC_ERR_TGT_REVOKED
+        | krb5::AP_ERR_TKT_EXPIRED
         | krb5::KDC_ERR_KEY_EXP
         | krb5::KDC_ERR_PREAUTH_FAILED
         | krb5::AP_ERR_BAD_INTEGRITY
@@ -430,7 +439,7 @@ impl fmt::Debug for Negotiated {
 impl Gssapi {
     /// Opens the system GSSAPI library (see [`LIBRARY_NAMES`]).
     pub fn load() -> Result<Gssapi, GssError> {
-        let mut last_err = String::new();
+        let mut first_err: Option<String> = None;
         for name in LIBRARY_NAMES {
             // SAFETY: loading runs the library's initialisers. This is the
             // system MIT Kerberos GSSAPI library, whose initialisers only set
@@ -438,10 +447,13 @@ impl Gssapi {
             // any GSSAPI-linked program loads at start-up.
             match unsafe { Library::new(name) } {
                 Ok(lib) => return Gssapi::from_library(lib),
-                Err(e) => last_err = e.to_string(),
+                Err(e) => {
+                    first_err.get_or_insert_with(|| e.to_string());
+                }
             }
         }
-        Err(GssError::library(format!("{INSTALL_HINT} ({last_err})")))
+        let detail = first_err.unwrap_or_default();
+        Err(GssError::library(format!("{INSTALL_HINT} ({detail})")))
     }
 
     fn from_library(lib: Library) -> Result<Gssapi, GssError> {
@@ -653,7 +665,7 @@ impl Gssapi {
             });
         }
         let store = gss_key_value_set_desc {
-            count: elements.len() as OM_uint32,
+            count: if keytab_name.is_some() { 2 } else { 1 },
             elements: elements.as_mut_ptr(),
         };
         let mut cred = Cred {
@@ -967,6 +979,10 @@ mod tests {
         );
         assert_eq!(
             classify(13 << 16, krb5::KDC_ERR_C_PRINCIPAL_UNKNOWN as u32),
+            GssErrorKind::CredentialsRejected
+        );
+        assert_eq!(
+            classify(13 << 16, krb5::AP_ERR_TKT_EXPIRED as u32),
             GssErrorKind::CredentialsRejected
         );
         assert_eq!(

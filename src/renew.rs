@@ -180,6 +180,11 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         Current::Unusable(why) => {
             tracing::info!("{} is unusable ({why}): replacing it", path.display())
         }
+        Current::Expires(exp) if *exp <= token::now() => tracing::info!(
+            "{} expired {} ago: renewing",
+            path.display(),
+            human_secs(token::now() - exp)
+        ),
         Current::Expires(exp) => tracing::info!(
             "{} has {} left, less than {} s: renewing",
             path.display(),

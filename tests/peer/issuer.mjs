@@ -1099,4 +1099,6 @@ provider.use(async (ctx, next) => {
 
 handler = provider.callback();
 process.stdout.write(`${JSON.stringify({ issuer: ISSUER, port: PORT })}\n`);
+// The harness may close its end of stdout after the ready line.
+process.stdout.on('error', () => {});
 log(`ready: ${ISSUER} access_ttl=${OPTS.accessTtl} refresh_ttl=${OPTS.refreshTtl} rotate=${OPTS.rotate} (${Math.round(process.uptime() * 1000)}ms after start)`);

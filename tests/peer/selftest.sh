@@ -83,11 +83,13 @@ start_issuer() {
 echo "# main issuer"
 start_issuer main
 MAIN_PID=$PID
+MAIN_READY_MS=$READY_MS
 echo "# ready line: $READY_LINE (after ${READY_MS}ms)"
 check "ready line is exactly {issuer,port} JSON for 127.0.0.1" \
   grep -Eqx '\{"issuer":"http://127\.0\.0\.1:[0-9]+","port":[0-9]+\}' "$T/main.out"
 check "ready within 5s" test "$READY_MS" -lt 5000
 CURL_TLS=""
+check "listens on 127.0.0.1 only (127.0.0.2 refused)" bash -c "! curl -s -o /dev/null --max-time 2 http://127.0.0.2:$PORT/jwks"
 
 # -- discovery ------------------------------------------------------------------
 req "$ISSUER/.well-known/openid-configuration"
@@ -154,6 +156,11 @@ check "client_credentials JWT: aud, narrowed scope, sub=client" jwt "$(field acc
   'p.aud === "condor.example.org:9618" && p.scope === "compute.read storage.read:/some/path" && p.sub === "robot-post" && p.client_id === "robot-post"'
 check "client_credentials gives no refresh token" js '!b.refresh_token'
 token -d grant_type=client_credentials -d client_id=robot-post -d client_secret=robot-post-secret -d scope=compute.read
+token -d grant_type=client_credentials -d client_id=robot-post -d client_secret=robot-post-secret
+check "JWT without any granted scope still carries scope \"\"" jwt "$(field access_token)" 'p.scope === ""'
+token -d grant_type=client_credentials -d client_id=robot-post -d client_secret=robot-post-secret -d scope=compute.read -d resource=https://rfc8707.example.org
+check "RFC 8707 resource= works too" jwt "$(field access_token)" 'p.aud === "https://rfc8707.example.org"'
+token -d grant_type=client_credentials -d client_id=robot-post -d client_secret=robot-post-secret -d scope=compute.read
 check "client_credentials without audience -> default WLCG audience" jwt "$(field access_token)" 'p.aud === "https://wlcg.cern.ch/jwt/v1/any" && p.scope === "compute.read"'
 token -d grant_type=client_credentials -d client_id=robot-post -d client_secret=robot-post-secret -d scope=compute.read -d 'audience=https://a.example.org https://b.example.org'
 check "space-separated audiences -> aud array" jwt "$(field access_token)" 'Array.isArray(p.aud) && p.aud.join(",") === "https://a.example.org,https://b.example.org"'
@@ -218,6 +225,11 @@ DC=$(field device_code); UC=$(field user_code)
 node approve.mjs "$ISSUER" "$UC" >/dev/null
 token $(basic) -d grant_type=$DEV -d "device_code=$DC"
 check "device flow, robot-basic, non-URL audience" jwt "$(field access_token)" 'p.aud === "condor.example.org:9618" && p.scope === "offline_access storage.read:/data"'
+req "$ISSUER/device/auth" -d client_id=robot-public -d 'scope=compute.read' -d audience=https://x.example.org
+DC=$(field device_code); UC=$(field user_code)
+node approve.mjs "$ISSUER" "$UC" >/dev/null
+token -d client_id=robot-public -d grant_type=$DEV -d "device_code=$DC" -d audience=https://y.example.org
+check "device_code poll may name another audience than device/auth" jwt "$(field access_token)" 'p.aud === "https://y.example.org" && p.scope === "compute.read"'
 
 # -- token exchange -----------------------------------------------------------------
 TX=urn:ietf:params:oauth:grant-type:token-exchange
@@ -366,7 +378,7 @@ for _ in $(seq 1 100); do kill -0 "$NOROT_PID" 2>/dev/null || break; sleep 0.05;
 check "exits on SIGTERM" bash -c "! kill -0 $NOROT_PID 2>/dev/null"
 
 echo "# --https"
-start_issuer tls --https --cert keys/tls.pem --key keys/tls.key.pem
+start_issuer tls --https --cert keys/tls.pem --key keys/tls.key.pem --log "$T/tls.log"
 CURL_TLS="--cacert keys/tls-ca.pem"
 check "https ready line" grep -Eqx '\{"issuer":"https://127\.0\.0\.1:[0-9]+","port":[0-9]+\}' "$T/tls.out"
 req "$ISSUER/.well-known/openid-configuration"
@@ -376,7 +388,8 @@ DC=$(field device_code); UC=$(field user_code)
 check "approve.mjs over https" node approve.mjs "$ISSUER" "$UC"
 token -d client_id=robot-public -d grant_type=$DEV -d "device_code=$DC"
 check "https device flow token" test "$CODE" = 200
+check "--log FILE gets the log" grep -q 'grant.success' "$T/tls.log"
 
-echo "# start-up time of the main issuer: ${READY_MS}ms"
+echo "# spawn-to-ready-line time of the main issuer: ${MAIN_READY_MS}ms"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]

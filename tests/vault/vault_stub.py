@@ -20,6 +20,12 @@
 #       [--mint-client-id robot-basic] [--mint-scope S] [--mint-audience A] \
 #       [--login-ttl 2764800] [--max-ttl 2764800]
 #
+# Allowed principals are those given with --principal-map (default
+# "robot/ci.example.org@ROBOT.TEST="), or all with --allow-any-principal. An
+# empty credkey means the principal without its realm: htvault-config's
+# policy uses the kerberos alias name, e.g. "robot/ci.example.org", so the
+# secret path is secret/oauth/creds/<issuer>/robot/ci.example.org:<role>.
+#
 # Prints one JSON line when ready:  {"url":"http://127.0.0.1:PORT","port":PORT,"pid":PID}
 # Logs one line per request on stderr (never token values).
 # Exits on SIGTERM/SIGINT, and on EOF of stdin when stdin is a pipe or socket
