@@ -1052,8 +1052,11 @@ async function widenGrant(model, resource) {
   if (!model || model.consumed || !model.grantId || model.resourceIndicators.has(resource)) return;
   const grant = await provider.Grant.find(model.grantId);
   if (!grant) return;
-  grant.addResourceScope(resource, (model.scope ?? '').split(' ').filter(isGrantable).join(' ') || 'openid');
-  await grant.save();
+  const scope = splitScope(model.scope).filter(isGrantable).join(' ');
+  if (scope) {
+    grant.addResourceScope(resource, scope);
+    await grant.save();
+  }
   const existing = model.resource === undefined ? [] : [].concat(model.resource);
   model.resource = [...existing, resource];
   await model.save();
