@@ -56,7 +56,33 @@ pub struct Reply {
 #[derive(Debug)]
 pub struct Failure {
     pub maybe_sent: bool,
+    pub kind: FailureKind,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// A passing network fault: a later run may succeed.
+    Network,
+    /// The server's certificate was not accepted: a trust problem a person must fix
+    /// (wrong CA, wrong host, expired), not a passing network fault.
+    Tls,
+    /// Our own trust settings are unusable (--cafile without certificates, ...).
+    Config,
+}
+
+impl Failure {
+    /// The error for a failed request to `url`: `what` names the request.
+    pub fn into_error(self, what: &str, url: &str) -> Error {
+        match self.kind {
+            FailureKind::Tls => Error::config(format!(
+                "{what} {url}: TLS certificate not accepted ({}): check the URL, or trust the issuer's CA with --cafile or --capath",
+                self.reason
+            )),
+            FailureKind::Config => Error::config(self.reason),
+            FailureKind::Network => Error::temp(format!("{what} {url}: {}", self.reason)),
+        }
+    }
 }
 
 pub struct Http {
@@ -188,15 +214,35 @@ fn classify(e: ureq::Error) -> Failure {
         ),
         _ => true,
     };
+    // ureq reports a refused certificate as an I/O error wrapping the rustls error.
+    let in_io = |e: &ureq::Error| match e {
+        E::Io(io) => io
+            .get_ref()
+            .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()),
+        _ => false,
+    };
+    let kind = if matches!(&e, E::Rustls(_) | E::Tls(_)) || in_io(&e) {
+        FailureKind::Tls
+    } else {
+        FailureKind::Network
+    };
     let reason = match &e {
         E::Timeout(_) => "timed out".to_string(),
         E::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        E::Io(io) if kind == FailureKind::Tls => io
+            .get_ref()
+            .map(|inner| inner.to_string())
+            .unwrap_or_else(|| io.to_string()),
         E::Io(io) => format!("connection failed: {}", crate::error::io_reason(io)),
         E::HostNotFound => "host not found".into(),
         E::Rustls(r) => format!("TLS: {r}"),
         _ => reason,
     };
-    Failure { maybe_sent, reason }
+    Failure {
+        maybe_sent,
+        kind,
+        reason,
+    }
 }
 
 impl Http {
@@ -254,6 +300,7 @@ impl Http {
     ) -> std::result::Result<Reply, Failure> {
         let agent = self.agent(url).map_err(|e| Failure {
             maybe_sent: false,
+            kind: FailureKind::Config,
             reason: e.message().to_string(),
         })?;
         let t = Some(
@@ -361,6 +408,7 @@ impl Http {
                     (retry == Retry::Idempotent, r.retry_after)
                 }
                 Ok(_) => (false, None),
+                Err(f) if f.kind != FailureKind::Network => (false, None),
                 Err(f) => (retry == Retry::Idempotent || !f.maybe_sent, None),
             };
             if !retryable || attempt >= MAX_ATTEMPTS {

@@ -81,12 +81,7 @@ pub fn discover(http: &Http, issuer: &str) -> Result<Metadata> {
             None,
             Retry::Idempotent,
         )
-        .map_err(|f| {
-            Error::temp(format!(
-                "cannot fetch discovery document {url}: {}",
-                f.reason
-            ))
-        })?;
+        .map_err(|f| f.into_error("cannot fetch discovery document", &url))?;
     match reply.status {
         200 => {}
         429 | 500..=599 => {
@@ -348,7 +343,7 @@ fn transport_error(f: Failure, req: &TokenRequest) -> Error {
                 req.endpoint, f.reason
             ),
         ),
-        _ => Error::temp(format!("cannot reach {}: {}", req.endpoint, f.reason)),
+        _ => f.into_error("cannot reach", req.endpoint),
     }
 }
 
