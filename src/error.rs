@@ -64,6 +64,16 @@ Exit codes:
 pub struct Error {
     exit: Exit,
     message: String,
+    tag: Option<Tag>,
+}
+
+/// Errors that later code reacts to, beyond their exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// A refresh request may have reached the issuer, but no answer arrived.
+    LostResponse,
+    /// The issuer refused the refresh token (`invalid_grant`).
+    RefreshRejected,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -73,6 +83,7 @@ impl Error {
         Error {
             exit,
             message: one_line(&message.into()),
+            tag: None,
         }
     }
     pub fn usage(m: impl Into<String>) -> Error {
@@ -94,6 +105,14 @@ impl Error {
         Error::new(Exit::Config, m)
     }
 
+    pub fn tagged(mut self, tag: Tag) -> Error {
+        self.tag = Some(tag);
+        self
+    }
+    pub fn tag(&self) -> Option<Tag> {
+        self.tag
+    }
+
     pub fn exit(&self) -> Exit {
         self.exit
     }
@@ -103,7 +122,10 @@ impl Error {
 
     /// Prefix the message with context, keeping the exit code.
     pub fn context(self, what: impl fmt::Display) -> Error {
-        Error::new(self.exit, format!("{what}: {}", self.message))
+        Error {
+            message: one_line(&format!("{what}: {}", self.message)),
+            ..self
+        }
     }
 }
 

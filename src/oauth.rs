@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::credential::ClientAuth;
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
 use crate::secret::Secret;
 
@@ -221,7 +221,8 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
             "invalid_grant" => match grant {
                 Grant::RefreshToken(_) => Error::perm(format!(
                     "refresh token rejected by {what}: bootstrap a new credential (robot-token init)"
-                )),
+                ))
+                .tagged(Tag::RefreshRejected),
                 _ => Error::perm(format!("grant rejected by {what}")),
             },
             "invalid_client" | "unauthorized_client" => Error::perm(format!(
@@ -342,7 +343,8 @@ fn transport_error(f: Failure, req: &TokenRequest) -> Error {
                  the credential may need re-bootstrapping (robot-token init); the next run will tell",
                 req.endpoint, f.reason
             ),
-        ),
+        )
+        .tagged(Tag::LostResponse),
         _ => f.into_error("cannot reach", req.endpoint),
     }
 }

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::config::{GetConfig, Source};
 use crate::credential::{self, ClientAuth, Credential};
-use crate::error::{Error, Exit, Result};
+use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{self, Http};
 use crate::oauth::{self, Client, Grant, TokenRequest};
 use crate::secret::Secret;
@@ -236,6 +236,7 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             } else {
                 None
             };
+            store::remove_stale_temps(&real);
             (plan_from_credential(cfg, Credential::load(file)?), guard)
         }
         Source::Client {
@@ -254,6 +255,22 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         plan.issuer.as_deref(),
         plan.token_endpoint.as_deref(),
     )?;
+    // An in-flight marker names the refresh token being sent. If this run dies or
+    // loses the answer, the next run finds it and can say why the issuer then
+    // rejects the token, instead of a generic "rejected".
+    let marker = match (&plan.grant, &plan.credential) {
+        (Grant::RefreshToken(rt), Some(cred)) => store::sidecar_path(&cred.path, "inflight")
+            .ok()
+            .map(|p| (p, rt.fingerprint())),
+        _ => None,
+    };
+    let earlier = marker.as_ref().and_then(|(p, fp)| earlier_send(p, fp));
+    if let Some((p, fp)) = &marker {
+        let body = serde_json::json!({"refresh_token_sha256": fp, "sent_at": token::now()});
+        if let Err(e) = store::write_marker(p, body.to_string().as_bytes()) {
+            tracing::debug!("cannot write the in-flight marker: {e}");
+        }
+    }
     let resp = oauth::request_token(
         &http,
         &TokenRequest {
@@ -263,24 +280,44 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             scope: &plan.scope,
             audience: &plan.audience,
         },
-    )?;
+    );
+    let resp = match (resp, earlier) {
+        (Err(e), Some(at)) if e.tag() == Some(Tag::RefreshRejected) => {
+            return Err(Error::perm(format!(
+                "the issuer rejected the refresh token: an earlier run sent it at {at} and never \
+                 got the answer (killed, or the connection was cut), so the issuer rotated it and \
+                 revoked the credential; bootstrap a new credential (robot-token init)"
+            ))
+            .tagged(Tag::RefreshRejected));
+        }
+        (Err(e), _) => {
+            // Keep the marker only when the answer was lost; any answer settles it.
+            if e.tag() != Some(Tag::LostResponse) && e.tag() != Some(Tag::RefreshRejected) {
+                clear_marker(&marker);
+            }
+            return Err(e);
+        }
+        (Ok(r), _) => r,
+    };
 
     // A new refresh token is safe on disk before anything else happens: the old one
     // is already dead at the issuer, and reusing it would revoke the whole family.
     if let (Some(new_rt), Some(cred)) = (resp.refresh_token, plan.credential.as_mut()) {
         if cred.refresh_token.as_ref() != Some(&new_rt) {
+            let old_fp = cred
+                .refresh_token
+                .as_ref()
+                .map(|r| r.fingerprint())
+                .unwrap_or_default();
+            let new_fp = new_rt.fingerprint();
+            cred.store_refresh_token(new_rt)?;
             tracing::info!(
-                "the issuer rotated the refresh token ({} → {}); saving {}",
-                cred.refresh_token
-                    .as_ref()
-                    .map(|r| r.fingerprint())
-                    .unwrap_or_default(),
-                new_rt.fingerprint(),
+                "the issuer rotated the refresh token ({old_fp} → {new_fp}); saved it to {}",
                 cred.path.display()
             );
-            cred.store_refresh_token(new_rt)?;
         }
     }
+    clear_marker(&marker);
 
     let access = resp.access_token.ok_or_else(|| {
         Error::data(format!(
@@ -322,6 +359,28 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         renewed: true,
         expires: exp,
     })
+}
+
+/// When a marker shows that an earlier run sent this same refresh token and never
+/// finished, the UTC time it was sent.
+fn earlier_send(marker: &Path, fingerprint: &str) -> Option<String> {
+    let data = store::read_own(marker, 4096).ok()??;
+    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+    if v["refresh_token_sha256"].as_str()? != fingerprint {
+        return None;
+    }
+    let at = v["sent_at"].as_i64()?;
+    Some(
+        jiff::Timestamp::from_second(at)
+            .map(|t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|_| at.to_string()),
+    )
+}
+
+fn clear_marker(marker: &Option<(std::path::PathBuf, String)>) {
+    if let Some((p, _)) = marker {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Warn, without failing, when the issuer granted fewer scopes than asked for.

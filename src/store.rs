@@ -354,6 +354,21 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
     Ok(())
 }
 
+/// Write a small advisory file in place (no rename, no fsync): for markers whose loss
+/// or truncation only costs a less precise message. Never follows a symlink.
+pub fn write_marker(path: &Path, data: &[u8]) -> Result<(), FileError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| FileError::io(path, "write", e))?;
+    f.write_all(data)
+        .map_err(|e| FileError::io(path, "write", e))
+}
+
 /// Remove temp files that a killed run left beside `target`. Call with the lock held,
 /// so no live run of ours is using one.
 pub fn remove_stale_temps(target: &Path) {
@@ -422,17 +437,25 @@ pub fn cache_dir() -> Option<PathBuf> {
 /// The same target always maps to the same lock, whatever the caller's environment
 /// besides `$HOME` (cron and interactive shells must meet on it).
 pub fn lock_path(target: &Path) -> Result<PathBuf, FileError> {
+    sidecar_path(target, "lock")
+}
+
+/// A small private file that belongs to `target` (its lock, its in-flight marker):
+/// `.NAME.EXT` beside it when its directory is private, else in the per-user cache
+/// directory under a name made from the full path.
+pub fn sidecar_path(target: &Path, ext: &str) -> Result<PathBuf, FileError> {
     let target = absolute(target);
-    let mut name = OsString::from(".");
-    name.push(file_name(&target));
-    name.push(".lock");
     if let Some(dir) = std::env::var_os("ROBOT_TOKEN_LOCK_DIR").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         ensure_private_dir(&dir)?;
-        return Ok(dir.join(escape_path(&target)));
+        return Ok(dir.join(escape_path(&target, ext)));
     }
     let parent = parent_dir(&target);
     if is_private_dir(parent) {
+        let mut name = OsString::from(".");
+        name.push(file_name(&target));
+        name.push(".");
+        name.push(ext);
         return Ok(parent.join(name));
     }
     let dir = cache_dir()
@@ -441,13 +464,14 @@ pub fn lock_path(target: &Path) -> Result<PathBuf, FileError> {
         })?
         .join("locks");
     ensure_private_dir(&dir)?;
-    Ok(dir.join(escape_path(&target)))
+    Ok(dir.join(escape_path(&target, ext)))
 }
 
-fn escape_path(p: &Path) -> String {
+fn escape_path(p: &Path, ext: &str) -> String {
     let s = p.to_string_lossy();
     let mut out: String = s.chars().map(|c| if c == '/' { '%' } else { c }).collect();
-    out.push_str(".lock");
+    out.push('.');
+    out.push_str(ext);
     out
 }
 

@@ -171,10 +171,15 @@ fn lost_response_after_rotation_is_reported_and_never_resent() {
         r.stderr
     );
     assert_eq!(s.iss.requests("token"), 1, "not resent within the run");
-    // The issuer did rotate it: the next run learns so and asks for a person.
+    // The issuer did rotate it: the next run learns so, says why, and asks for a person.
     let r = s.get(&[]);
     s.assert_intact(&r, 77);
-    assert!(r.stderr.contains("bootstrap"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("an earlier run sent it at")
+            && r.stderr.contains("bootstrap a new credential"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

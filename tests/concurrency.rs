@@ -1,0 +1,87 @@
+//! Many simultaneous runs on an expired token: exactly one request reaches the issuer,
+//! every run exits 0 and sees the same valid token.
+
+mod common;
+
+use std::fs;
+use std::process::Stdio;
+
+use common::*;
+
+#[test]
+fn fifty_simultaneous_runs_send_one_request() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let out = env.path("bt");
+    fs::write(&out, iss.mint_expired() + "\n").unwrap();
+    iss.reset();
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            env.cmd()
+                .args(["get", "-o"])
+                .arg(&out)
+                .arg("-c")
+                .arg(&cred)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.stderr.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    assert_eq!(iss.requests("token"), 1, "exactly one token request");
+    assert_eq!(iss.requests("discovery"), 1);
+    let tok = read(&out);
+    assert!(lifetime(&tok) > 3000);
+    // Every later reader sees that same token; the credential holds the rotated one.
+    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    assert_ne!(c["refresh_token"].as_str().unwrap(), rt);
+    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    assert_eq!(r.code, 0);
+    assert_eq!(read(&out), tok);
+}
+
+#[test]
+fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
+    // Two cron lines, two token files, one refresh-token credential: the credential's
+    // own lock makes the second run read the rotated token, not the spent one.
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            env.cmd()
+                .args(["get", "-o"])
+                .arg(env.path(&format!("bt{i}")))
+                .arg("-c")
+                .arg(&cred)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(iss.requests("token"), 8);
+    // The family is alive: the current refresh token still works.
+    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let (status, body) = iss.refresh_status(
+        "robot-basic",
+        "robot-basic-secret",
+        c["refresh_token"].as_str().unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+}
