@@ -1,0 +1,318 @@
+//! A hostile local environment: the robot runs as an unprivileged user created by the
+//! test; another user plants files in a shared sticky directory (a stand-in for /tmp).
+//! Every case gets a clear error, or succeeds safely, without touching the victim's
+//! files or the attacker's plants. Needs root (to create users); skipped visibly
+//! otherwise.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{chown, symlink, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+
+fn user(name: &str) -> (u32, u32) {
+    let id = |flag: &str| {
+        let o = Command::new("id").arg(flag).arg(name).output().unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    if id("-u").is_none() {
+        // Several test binaries may race to create the same user.
+        let _ = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ])
+            .status();
+    }
+    (id("-u").expect("useradd failed"), id("-g").unwrap())
+}
+
+struct World {
+    _base: tempfile::TempDir,
+    bin: PathBuf,
+    shared: PathBuf,
+    home: PathBuf,
+    victim: (u32, u32),
+    attacker: (u32, u32),
+}
+
+impl World {
+    fn new() -> Option<World> {
+        if !is_root() {
+            eprintln!("SKIPPED: the hostile-environment tests need root to create users");
+            return None;
+        }
+        let victim = user("rt-victim");
+        let attacker = user("rt-attacker");
+        let base = tempfile::Builder::new()
+            .prefix("rt-hostile")
+            .tempdir()
+            .unwrap();
+        fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        // A copy of the binary the victim can surely execute.
+        let bin = base.path().join("robot-token");
+        fs::copy(assert_cmd::cargo::cargo_bin!("robot-token"), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let shared = base.path().join("tmp");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+        let home = base.path().join("home");
+        fs::create_dir(&home).unwrap();
+        fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
+        chown(&home, Some(victim.0), Some(victim.1)).unwrap();
+        Some(World {
+            _base: base,
+            bin,
+            shared,
+            home,
+            victim,
+            attacker,
+        })
+    }
+
+    fn token_path(&self) -> PathBuf {
+        self.shared.join(format!("bt_u{}", self.victim.0))
+    }
+
+    /// A file in the victim's home, owned by the victim.
+    fn victim_file(&self, name: &str, content: &str, mode: u32) -> PathBuf {
+        let p = self.home.join(name);
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        chown(&p, Some(self.victim.0), Some(self.victim.1)).unwrap();
+        p
+    }
+
+    fn plant(&self, p: &Path, content: &str, mode: u32) {
+        fs::write(p, content).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+        chown(p, Some(self.attacker.0), Some(self.attacker.1)).unwrap();
+    }
+
+    fn credential(&self, iss: &Issuer) -> PathBuf {
+        self.victim_file(
+            "cred.json",
+            &serde_json::json!({"version":1,"issuer":iss.url,"client_id":"robot-basic","client_secret":"robot-basic-secret"}).to_string(),
+            0o600,
+        )
+    }
+
+    /// Run as the victim, with the victim's HOME.
+    fn get(&self, cred: &Path, extra: &[&str]) -> Output {
+        let mut c = Command::new(&self.bin);
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &self.home)
+            .current_dir(&self.home)
+            .uid(self.victim.0)
+            .gid(self.victim.1)
+            .args(["get", "--deadline", "10s", "-o"])
+            .arg(self.token_path())
+            .arg("-c")
+            .arg(cred)
+            .args(extra);
+        run(&mut c)
+    }
+}
+
+fn one_line(r: &Output, code: i32) {
+    assert_eq!(r.code, code, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+}
+
+#[test]
+fn planted_symlink_is_refused_and_the_target_untouched() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let cred = w.credential(&iss);
+    let precious = w.victim_file("precious", "do not clobber", 0o600);
+    symlink(&precious, w.token_path()).unwrap();
+    let r = w.get(&cred, &[]);
+    one_line(&r, 73);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_eq!(read(&precious), "do not clobber");
+    assert_eq!(iss.requests("token"), 0, "refused before any request");
+}
+
+#[test]
+fn token_file_precreated_by_another_user_is_refused() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let cred = w.credential(&iss);
+    w.plant(&w.token_path(), "attacker's token", 0o644);
+    let r = w.get(&cred, &[]);
+    one_line(&r, 73);
+    assert!(
+        r.stderr.contains("owned by rt-attacker") && r.stderr.contains("BEARER_TOKEN_FILE"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&w.token_path()), "attacker's token");
+    assert_eq!(fs::metadata(w.token_path()).unwrap().uid(), w.attacker.0);
+}
+
+#[test]
+fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let cred = w.credential(&iss);
+    let name = format!("bt_u{}", w.victim.0);
+    // A lock beside the token would be the attacker's to hold: it is not used.
+    let lock = w.shared.join(format!(".{name}.lock"));
+    w.plant(&lock, "", 0o600);
+    // Guessable temp names, one a symlink to the victim's file.
+    let precious = w.victim_file("precious", "do not clobber", 0o600);
+    for i in 0..4 {
+        w.plant(
+            &w.shared.join(format!(".{name}.tmp.{i:016x}")),
+            "plant",
+            0o666,
+        );
+    }
+    let link = w.shared.join(format!(".{name}.tmp.ffffffffffffffff"));
+    symlink(&precious, &link).unwrap();
+    let r = w.get(&cred, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let tok = read(&w.token_path());
+    assert!(lifetime(&tok) > 3000);
+    let meta = fs::metadata(w.token_path()).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (w.victim.0, 0o600));
+    // The plants are untouched: not used, not deleted, not followed.
+    assert_eq!(fs::metadata(&lock).unwrap().uid(), w.attacker.0);
+    for i in 0..4 {
+        assert_eq!(
+            read(&w.shared.join(format!(".{name}.tmp.{i:016x}"))),
+            "plant"
+        );
+    }
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read(&precious), "do not clobber");
+}
+
+#[test]
+fn unsafe_or_foreign_credential_files_are_refused() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let cred = w.credential(&iss);
+    for mode in [0o640, 0o604, 0o644] {
+        fs::set_permissions(&cred, fs::Permissions::from_mode(mode)).unwrap();
+        let r = w.get(&cred, &[]);
+        one_line(&r, 77);
+        assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    }
+    fs::set_permissions(&cred, fs::Permissions::from_mode(0o644)).unwrap();
+    chown(&cred, Some(w.attacker.0), Some(w.attacker.1)).unwrap();
+    let r = w.get(&cred, &[]);
+    one_line(&r, 77);
+    assert!(r.stderr.contains("owned by rt-attacker"), "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 0);
+    assert!(!w.token_path().exists());
+}
+
+#[test]
+fn huge_and_garbage_token_files_are_replaced_with_bounded_reads() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let cred = w.credential(&iss);
+    // 1 GB, sparse: a read that is not capped would show in time and memory.
+    let f = fs::File::create(w.token_path()).unwrap();
+    f.set_len(1 << 30).unwrap();
+    drop(f);
+    chown(w.token_path(), Some(w.victim.0), Some(w.victim.1)).unwrap();
+    let r = w.get(&cred, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(lifetime(&read(&w.token_path())) > 3000);
+
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    fs::write(w.token_path(), &garbage).unwrap();
+    let r = w.get(&cred, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(lifetime(&read(&w.token_path())) > 3000);
+}
+
+#[test]
+fn wrong_json_types_are_bad_data() {
+    let Some(w) = World::new() else { return };
+    for content in [
+        r#"{"version":"1","issuer":"http://127.0.0.1:9","client_id":"x"}"#,
+        r#"{"version":1,"issuer":["http://127.0.0.1:9"],"client_id":"x"}"#,
+        r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":{"a":1}}"#,
+        r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","audience":[1,2]}"#,
+    ] {
+        let cred = w.victim_file("cred.json", content, 0o600);
+        let r = w.get(&cred, &[]);
+        one_line(&r, 65);
+        assert_eq!(read(&cred), content);
+    }
+}
+
+#[test]
+fn plain_http_to_a_remote_issuer_is_refused() {
+    let Some(w) = World::new() else { return };
+    let cred = w.victim_file(
+        "cred.json",
+        r#"{"version":1,"issuer":"http://iam.example.org","client_id":"x","refresh_token":"r"}"#,
+        0o600,
+    );
+    let r = w.get(&cred, &[]);
+    one_line(&r, 78);
+    assert!(r.stderr.contains("only https"), "{}", r.stderr);
+}
+
+/// Serves one fixed discovery document on 127.0.0.1. Not an OpenID provider: the
+/// hostile document it serves is the point, and no real provider would serve it.
+fn serve_discovery(doc: String) -> (String, std::thread::JoinHandle<()>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let issuer = url.clone();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf);
+        let body = doc.replace("ISSUER", &issuer);
+        let _ = write!(
+            s,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+    });
+    (url, h)
+}
+
+#[test]
+fn discovery_pointing_to_another_host_over_http_is_refused() {
+    let Some(w) = World::new() else { return };
+    let (url, h) = serve_discovery(
+        r#"{"issuer":"ISSUER","token_endpoint":"http://attacker.example.org/token"}"#.into(),
+    );
+    let cred = w.victim_file(
+        "cred.json",
+        &serde_json::json!({"version":1,"issuer":url,"client_id":"x","refresh_token":"secret-rt"})
+            .to_string(),
+        0o600,
+    );
+    let r = w.get(&cred, &[]);
+    h.join().unwrap();
+    one_line(&r, 78);
+    assert!(
+        r.stderr.contains("attacker.example.org") && r.stderr.contains("only https"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("secret-rt"));
+}
