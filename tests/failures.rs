@@ -302,3 +302,75 @@ fn huge_or_binary_token_file_is_replaced() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(lifetime(&read(&out)) > 3000);
 }
+
+fn files_except(dir: &std::path::Path, skip: &[&std::path::Path], out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    for e in fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if skip.contains(&p.as_path()) {
+            continue;
+        }
+        let meta = fs::symlink_metadata(&p).unwrap();
+        if meta.is_dir() {
+            files_except(&p, skip, out);
+        } else if meta.is_file() {
+            out.push((p.clone(), fs::read(&p).unwrap()));
+        }
+    }
+}
+
+#[test]
+fn no_secret_appears_anywhere_at_maximum_verbosity() {
+    // Every fault, a success, and inspect, all at -vvv: no secret in stdout, stderr,
+    // or any file but the token file and the credential.
+    let kinds = [
+        None,
+        Some(json!({"kind": "status", "status": 503})),
+        Some(json!({"kind": "429", "retry_after": 30})),
+        Some(json!({"kind": "truncated_json"})),
+        Some(json!({"kind": "empty"})),
+        Some(json!({"kind": "html_login"})),
+        Some(json!({"kind": "invalid_grant"})),
+        Some(json!({"kind": "invalid_client"})),
+        Some(json!({"kind": "no_access_token"})),
+        Some(json!({"kind": "not_jwt"})),
+        Some(json!({"kind": "expired_jwt"})),
+        Some(json!({"kind": "hang"})),
+        Some(json!({"kind": "reset_after_processing"})),
+    ];
+    for fault in kinds {
+        let s = setup("robot-basic", true);
+        let old_rt = serde_json::from_str::<serde_json::Value>(&s.old_cred).unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        if let Some(f) = &fault {
+            s.iss.fault(f.clone());
+        }
+        let mut outputs = Vec::new();
+        let r = s.get(&["-vvv"]);
+        outputs.push(format!("{}{}", r.stdout, r.stderr));
+        let r = run(s.env.cmd().args(["inspect", "-vvv"]).arg(&s.out));
+        outputs.push(format!("{}{}", r.stdout, r.stderr));
+        let new_cred: serde_json::Value = serde_json::from_str(&read(&s.cred)).unwrap();
+        let mut secrets = vec![
+            old_rt.clone(),
+            new_cred["refresh_token"].as_str().unwrap().to_string(),
+            "robot-basic-secret".to_string(),
+            "opaque-abc123".to_string(),
+        ];
+        let tok = read(&s.out).trim().to_string();
+        secrets.push(tok.clone());
+        secrets.extend(tok.split('.').skip(2).map(str::to_string)); // the signature
+        let mut files = Vec::new();
+        files_except(s.env.dir.path(), &[&s.out, &s.cred], &mut files);
+        for secret in &secrets {
+            for o in &outputs {
+                assert!(!o.contains(secret.as_str()), "{fault:?}: a secret leaked into the output");
+            }
+            for (p, data) in &files {
+                let hit = data.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!hit, "{fault:?}: a secret leaked into {}", p.display());
+            }
+        }
+    }
+}
