@@ -160,6 +160,29 @@ fn a_hanging_issuer_times_out() {
 }
 
 #[test]
+fn a_slow_answer_past_the_timeout_is_a_lost_response() {
+    // The issuer processes the refresh (and rotates) but answers after our timeout.
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "slow", "delay_ms": 3000}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    assert!(
+        r.stderr.contains("timed out") && r.stderr.contains("may need re-bootstrapping"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.iss.requests("token"), 1);
+    wait_ms(1500); // let the issuer finish processing the request it received
+    let r = s.get(&[]);
+    s.assert_intact(&r, 77);
+    assert!(
+        r.stderr.contains("an earlier run sent it at"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn lost_response_after_rotation_is_reported_and_never_resent() {
     let s = setup("robot-basic", true);
     s.iss.fault(json!({"kind": "reset_after_processing"}));
@@ -303,7 +326,11 @@ fn huge_or_binary_token_file_is_replaced() {
     assert!(lifetime(&read(&out)) > 3000);
 }
 
-fn files_except(dir: &std::path::Path, skip: &[&std::path::Path], out: &mut Vec<(PathBuf, Vec<u8>)>) {
+fn files_except(
+    dir: &std::path::Path,
+    skip: &[&std::path::Path],
+    out: &mut Vec<(PathBuf, Vec<u8>)>,
+) {
     for e in fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
         if skip.contains(&p.as_path()) {
@@ -339,7 +366,8 @@ fn no_secret_appears_anywhere_at_maximum_verbosity() {
     ];
     for fault in kinds {
         let s = setup("robot-basic", true);
-        let old_rt = serde_json::from_str::<serde_json::Value>(&s.old_cred).unwrap()["refresh_token"]
+        let old_rt = serde_json::from_str::<serde_json::Value>(&s.old_cred).unwrap()
+            ["refresh_token"]
             .as_str()
             .unwrap()
             .to_string();
@@ -365,7 +393,10 @@ fn no_secret_appears_anywhere_at_maximum_verbosity() {
         files_except(s.env.dir.path(), &[&s.out, &s.cred], &mut files);
         for secret in &secrets {
             for o in &outputs {
-                assert!(!o.contains(secret.as_str()), "{fault:?}: a secret leaked into the output");
+                assert!(
+                    !o.contains(secret.as_str()),
+                    "{fault:?}: a secret leaked into the output"
+                );
             }
             for (p, data) in &files {
                 let hit = data.windows(secret.len()).any(|w| w == secret.as_bytes());
