@@ -2,7 +2,7 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `credential` → `oauth` over `http` → `store` (atomic replace).
+//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
 
 pub mod cli;
 pub mod config;
@@ -15,6 +15,7 @@ pub mod logging;
 pub mod oauth;
 pub mod renew;
 pub mod secret;
+pub mod source;
 pub mod store;
 pub mod token;
 
