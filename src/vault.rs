@@ -427,10 +427,12 @@ impl TempContext for Error {
 /// The htgettoken command that re-bootstraps the credential in Vault by its OIDC
 /// (browser) flow, for messages.
 fn bootstrap_hint(s: &Settings) -> String {
+    let server = s.server.trim_start_matches("https://");
+    let server = server.strip_suffix(":8200").unwrap_or(server);
     format!(
         "re-bootstrap the credential in Vault interactively (htgettoken's OIDC flow): \
-         `htgettoken -a {} -i {} -r {} --credkey {}`",
-        s.host, s.issuer, s.role, s.credkey
+         `htgettoken -a {server} -i {} -r {} --credkey {}`",
+        s.issuer, s.role, s.credkey
     )
 }
 

@@ -107,7 +107,10 @@ fn fresh_token_is_a_no_op_without_vault_or_kdc_traffic() {
     assert_eq!(s.stub.total_requests(), 0, "no request to Vault");
     assert_eq!(s.kdc.requests(), kdc_before, "no request to the KDC");
     assert!(!s.vt.exists(), "no Vault token file written");
-    assert!(s.private_ccaches().is_empty(), "no Kerberos ticket acquired");
+    assert!(
+        s.private_ccaches().is_empty(),
+        "no Kerberos ticket acquired"
+    );
 }
 
 #[test]
@@ -121,11 +124,17 @@ fn login_reuse_then_expiry_logs_in_again() {
     assert_eq!(read(&s.out), format!("{}\n", s.served));
     let st = s.stub.stats();
     assert_eq!(st["requests"]["login"], 1);
-    assert_eq!(st["requests"]["lookup_self"], 0, "no Vault token to look up yet");
+    assert_eq!(
+        st["requests"]["lookup_self"], 0,
+        "no Vault token to look up yet"
+    );
     assert_eq!(st["requests"]["token_create"], 1, "32-day login lease > 7d");
     assert_eq!(st["last_create_ttl"], "604800s");
     assert_eq!(st["requests"]["creds"], 1);
-    assert_eq!(st["last_minimum_seconds"], 1800, "minimum_seconds = --minsecs");
+    assert_eq!(
+        st["last_minimum_seconds"], 1800,
+        "minimum_seconds = --minsecs"
+    );
     assert_eq!(st["principals"], json!([s.kdc.robot_principal()]));
     assert_eq!(st["login_mechs"], json!(["spnego"]));
     let kdc_after_login = s.kdc.requests();
@@ -153,7 +162,11 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.reset();
     let r = s.get(&["-m", "1800", "-v"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("reusing the cached Vault token"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("reusing the cached Vault token"),
+        "{}",
+        r.stderr
+    );
     let st = s.stub.stats();
     assert_eq!(st["requests"]["lookup_self"], 1);
     assert_eq!(st["requests"]["login"], 0);
@@ -167,7 +180,11 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.expire_tokens(Some(3600));
     let r = s.get(&["-m", "1800", "-v"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("less than --vault-token-minttl"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("less than --vault-token-minttl"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(s.stub.requests("login"), 1);
     let vt2 = read(&s.vt).trim().to_string();
     assert_ne!(vt2, vt, "a new Vault token was stored");
@@ -243,7 +260,10 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
     );
     let r = run(s
         .cmd()
-        .env("KRB5_KTNAME", format!("FILE:{}", s.kdc.robot_keytab().display()))
+        .env(
+            "KRB5_KTNAME",
+            format!("FILE:{}", s.kdc.robot_keytab().display()),
+        )
         .args(["get", "-o"])
         .arg(&s.out)
         .arg("-c")
@@ -279,11 +299,13 @@ fn vault_down_is_75_and_keeps_the_token() {
 fn kdc_down_is_75() {
     let s = setup();
     let old = s.write_old_token();
-    drop(Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
-        .arg("stop")
-        .arg(s.kdc.dir.path().join("kdc"))
-        .output()
-        .unwrap());
+    drop(
+        Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
+            .arg("stop")
+            .arg(s.kdc.dir.path().join("kdc"))
+            .output()
+            .unwrap(),
+    );
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["KDC"]);
 }
@@ -298,9 +320,17 @@ fn refused_principal_and_refused_credential_are_77_with_the_bootstrap_hint() {
         &r,
         77,
         &old,
-        &["refused the Kerberos login", "intruder@ROBOT.TEST", "htgettoken -a localhost -i igwn"],
+        &[
+            "refused the Kerberos login",
+            "intruder@ROBOT.TEST",
+            "htgettoken -a http://localhost:",
+            "-i igwn -r robot --credkey intruder",
+        ],
     );
-    assert_eq!(s.stub.stats()["denied_principals"], json!(["intruder@ROBOT.TEST"]));
+    assert_eq!(
+        s.stub.stats()["denied_principals"],
+        json!(["intruder@ROBOT.TEST"])
+    );
     assert!(!s.vt.exists());
     // Logged in, but no access to that credential: creds 403.
     let r = s.get(&["--credkey", "someone-else"]);

@@ -250,7 +250,9 @@ pub fn jwt(secs: i64, marker: &str) -> String {
     format!(
         "{}.{}.{}",
         b64(json!({"alg": "RS256", "typ": "JWT", "kid": "test"})),
-        b64(json!({"iss": "https://issuer.example.org", "sub": marker, "exp": exp, "scope": "compute.read"})),
+        b64(
+            json!({"iss": "https://issuer.example.org", "sub": marker, "exp": exp, "scope": "compute.read"})
+        ),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("signature-{marker}"))
     )
 }
