@@ -14,6 +14,7 @@ pub mod inspect;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
+pub mod scope;
 pub mod secret;
 pub mod source;
 pub mod store;
