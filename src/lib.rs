@@ -19,6 +19,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod verify;
 
 use std::process::ExitCode;
 
