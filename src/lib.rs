@@ -17,11 +17,13 @@ pub mod keytab;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
+pub mod scope;
 pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
 pub mod vault;
+pub mod verify;
 
 use std::process::ExitCode;
 
