@@ -404,3 +404,24 @@ fn vault_options_are_validated() {
         .args(["get", "-o", "bt", "-a", "http://vault.example.org"]));
     assert_eq!(r.code, 78, "plain http off loopback: {}", r.stderr);
 }
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn missing_gssapi_library_says_what_to_install() {
+    let s = setup();
+    let old = s.write_old_token();
+    let r = run(s
+        .cmd()
+        .env(
+            "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
+            "libgssapi_krb5_absent.so.9",
+        )
+        .args(["get", "-o"])
+        .arg(&s.out)
+        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
+        .arg(s.kdc.robot_keytab())
+        .arg("--vault-token-file")
+        .arg(&s.vt));
+    s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
+    assert_eq!(s.stub.total_requests(), 0);
+}
