@@ -12,7 +12,9 @@
 #   fresh    the token file already holds a token with more than --minsecs left;
 #   renew    the token must be renewed; the cached Vault token is still valid;
 #   login    the token must be renewed and there is no cached Vault token: Kerberos
-#            login (the Kerberos ticket itself is still valid in each tool's cache).
+#            login (the Kerberos ticket itself is still valid in each tool's cache);
+#   cold     the same with an empty Kerberos cache: tickets from the keytab first
+#            (not htgettoken, which cannot use a keytab: its crontab runs kinit first).
 # Needs root for apt-get when packages are missing (hyperfine, Kerberos, and what pip
 # needs to build python-gssapi for igwn-auth-utils: gcc, libkrb5-dev, python3-dev).
 set -euo pipefail
@@ -141,6 +143,8 @@ for t in "${tools[@]}"; do
   measure "$t" renew "rm -f $work/bt-$s"
   measure "$t" login "rm -f $work/bt-$s $work/vt-$s"
 done
+measure robot-token cold "rm -rf $work/bt-rt $work/vt-rt $work/home/.cache/robot-token/krb5"
+measure igwn-robot-get cold "rm -f $work/bt-igwn $work/vt-igwn $work/cc-igwn"
 
 ratio() { /usr/bin/python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys.argv[2]):.0f}x')" "$1" "$2"; }
 {
@@ -156,7 +160,9 @@ ratio() { /usr/bin/python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys
   echo
   echo "- **fresh**: the token file holds a token with more than \`--minsecs\` left (a normal cron run);"
   echo "- **renew**: the token must be renewed, the cached Vault token is valid;"
-  echo "- **login**: the token must be renewed and no Vault token is cached: Kerberos login (the ticket is still valid)."
+  echo "- **login**: the token must be renewed and no Vault token is cached: Kerberos login (the ticket is still valid);"
+  echo "- **cold**: the same with an empty Kerberos cache, so tickets come from the keytab first (htgettoken cannot"
+  echo "  read a keytab: its crontab runs \`kinit -kt\` before it)."
   echo
   echo "| case | tool | median | min | max | max RSS | Vault requests (one run) | KDC requests |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -164,6 +170,7 @@ ratio() { /usr/bin/python3 -c "import sys; print(f'{float(sys.argv[1])/float(sys
   echo
   echo "- fresh: robot-token is $(ratio "${MEDIAN[htgettoken/fresh]}" "${MEDIAN[robot-token/fresh]}") faster than htgettoken and $(ratio "${MEDIAN[igwn-robot-get/fresh]}" "${MEDIAN[robot-token/fresh]}") faster than igwn-robot-get, with no Vault or KDC request;"
   echo "  both Python tools ask Vault for the token (and rewrite the file) on every run."
+  echo "- cold: $(ratio "${MEDIAN[igwn-robot-get/cold]}" "${MEDIAN[robot-token/cold]}") (igwn-robot-get over robot-token)."
   echo "- renew: $(ratio "${MEDIAN[htgettoken/renew]}" "${MEDIAN[robot-token/renew]}") / $(ratio "${MEDIAN[igwn-robot-get/renew]}" "${MEDIAN[robot-token/renew]}"); login: $(ratio "${MEDIAN[htgettoken/login]}" "${MEDIAN[robot-token/login]}") / $(ratio "${MEDIAN[igwn-robot-get/login]}" "${MEDIAN[robot-token/login]}") (htgettoken / igwn-robot-get time over robot-token's)."
   echo "- htgettoken's default --vaulttokenminttl is 0, so its renew case is one creds read; robot-token and"
   echo "  igwn-robot-get check the Vault token's remaining life first (lookup-self, 24 h minimum)."
