@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::GetArgs;
-use crate::credential::ClientAuth;
+use crate::credential::{ClientAuth, Subject};
+use crate::exchange::{self, Ci};
 use crate::discovery;
 use crate::error::{Error, Result};
 use crate::http::TrustOptions;
@@ -15,12 +16,23 @@ use crate::http::TrustOptions;
 pub enum Source {
     /// A version-1 credential file.
     File(PathBuf),
-    /// client_credentials from options: issuer, client id and a secret file.
+    /// A client given by options: issuer, client id and a secret file or private
+    /// key; client_credentials, or a token exchange when a subject token is given.
     Client {
         issuer: Option<String>,
         client_id: String,
-        secret_file: PathBuf,
+        secret_file: Option<PathBuf>,
     },
+}
+
+/// Token-exchange settings from the command line (they override the credential's).
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeOptions {
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// Audience of the GitHub Actions identity token [default: the issuer URL].
+    pub ci_audience: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +47,59 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    pub private_key_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    pub exchange: ExchangeOptions,
+    /// Scopes that must be granted, or the run fails with exit 77.
+    pub require_scope: Vec<String>,
+}
+
+/// `--capath`, else `$X509_CERT_DIR`, else `/etc/grid-security/certificates` when it
+/// exists; plus `--cafile`.
+pub fn trust_options(capath: &Option<PathBuf>, cafile: &Option<PathBuf>) -> TrustOptions {
+    let capath = capath.clone().or_else(|| {
+        std::env::var_os("X509_CERT_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
+            .filter(|p| p.is_dir())
+    });
+    TrustOptions {
+        capath,
+        cafile: cafile.clone(),
+    }
+}
+
+/// The subject token source named by `--ci`, `--subject-token-file` or
+/// `--subject-token-env`.
+fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
+    let plain = match (&a.subject_token_file, &a.subject_token_env) {
+        (Some(f), _) => Some(Subject::File(f.clone())),
+        (None, Some(e)) => Some(Subject::Env(e.clone())),
+        (None, None) => None,
+    };
+    let ci = match a.ci.as_deref() {
+        None => return Ok(plain),
+        Some("github") => Ci::GitHub,
+        Some("gitlab") => Ci::GitLab,
+        _ => exchange::detect_ci().ok_or_else(|| {
+            Error::config(
+                "--ci auto: this is neither GitHub Actions (GITHUB_ACTIONS=true) nor GitLab CI (GITLAB_CI=true); name the system with --ci",
+            )
+        })?,
+    };
+    match ci {
+        Ci::GitHub if plain.is_some() => Err(Error::usage(
+            "--ci github gets the subject token from GitHub: drop --subject-token-file/--subject-token-env",
+        )),
+        Ci::GitHub => Ok(Some(Subject::GitHub)),
+        Ci::GitLab => match plain {
+            Some(s @ Subject::Env(_)) => Ok(Some(s)),
+            _ => Err(Error::usage(
+                "--ci gitlab needs --subject-token-env NAME: the job's id_tokens: variable",
+            )),
+        },
+    }
 }
 
 /// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
@@ -71,6 +136,8 @@ fn words(v: &[String]) -> Vec<String> {
 
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
+        let subject = subject_from_args(a)?;
+        let keyed = a.private_key_file.is_some();
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
             (Some(c), None, None) => Source::File(c.clone()),
             (Some(_), _, _) => {
@@ -78,7 +145,17 @@ impl GetConfig {
                     "--credential cannot be combined with --client-id or --client-secret-file: the credential file holds the client",
                 ))
             }
-            (None, Some(id), Some(secret)) => {
+            (None, Some(_), Some(_)) if keyed => {
+                return Err(Error::usage(
+                    "give --client-secret-file or --private-key-file, not both",
+                ))
+            }
+            (None, Some(id), secret) => {
+                if secret.is_none() && !keyed && subject.is_none() {
+                    return Err(Error::usage(
+                        "--client-id needs --client-secret-file or --private-key-file for the client_credentials grant",
+                    ));
+                }
                 if a.issuer.is_none() && a.token_endpoint.is_none() {
                     return Err(Error::usage("--client-id needs --issuer (or --token-endpoint)"));
                 }
@@ -88,17 +165,20 @@ impl GetConfig {
                     secret_file: secret.clone(),
                 }
             }
-            (None, Some(_), None) => {
-                return Err(Error::usage(
-                    "--client-id needs --client-secret-file for the client_credentials grant",
-                ))
-            }
             (None, None, _) => {
                 return Err(Error::usage(
                     "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file",
                 ))
             }
         };
+        if a.client_auth.as_deref() == Some("private_key_jwt")
+            && !keyed
+            && matches!(source, Source::Client { .. })
+        {
+            return Err(Error::usage(
+                "--client-auth private_key_jwt needs --private-key-file",
+            ));
+        }
         if matches!(source, Source::File(_)) && a.issuer.is_some() {
             return Err(Error::usage(
                 "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
@@ -110,13 +190,6 @@ impl GetConfig {
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
-        let capath = a.capath.clone().or_else(|| {
-            std::env::var_os("X509_CERT_DIR")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
-                .filter(|p| p.is_dir())
-        });
         Ok(GetConfig {
             outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
             minsecs,
@@ -125,12 +198,18 @@ impl GetConfig {
             client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
             scope: words(&a.scope),
             audience: words(&a.audience),
-            trust: TrustOptions {
-                capath,
-                cafile: a.cafile.clone(),
-            },
+            trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
+            private_key_file: a.private_key_file.clone(),
+            kid: a.kid.clone(),
+            exchange: ExchangeOptions {
+                subject,
+                subject_token_type: a.subject_token_type.clone(),
+                requested_token_type: a.requested_token_type.clone(),
+                ci_audience: a.ci_audience.clone(),
+            },
+            require_scope: words(&a.require_scope),
         })
     }
 }

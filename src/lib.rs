@@ -4,12 +4,15 @@
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
 //! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
 
+pub mod assertion;
 pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
 pub mod http;
+pub mod init;
 pub mod inspect;
 pub mod logging;
 pub mod oauth;
@@ -50,6 +53,7 @@ fn run(cli: &Cli) -> Result<Exit> {
             renew::run(&cfg).map(|_| Exit::Ok)
         }
         Command::Inspect(args) => inspect::run(args),
+        Command::Init(args) => init::run(args).map(|_| Exit::Ok),
     }
 }
 
