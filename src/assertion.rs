@@ -19,6 +19,8 @@ pub const ASSERTION_TTL: i64 = 60;
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 const MAX_KEY_LEN: usize = 64 * 1024;
 
+type ParsePem = fn(&[u8]) -> jsonwebtoken::errors::Result<EncodingKey>;
+
 /// A client's private key, ready to sign. Debug shows only the file and algorithm.
 #[derive(Clone)]
 pub struct SigningKey {
@@ -102,8 +104,7 @@ impl SigningKey {
                 path.display()
             ))
         };
-        let candidates: [(Algorithm, fn(&[u8]) -> jsonwebtoken::errors::Result<EncodingKey>);
-            4] = [
+        let candidates: [(Algorithm, ParsePem); 4] = [
             (Algorithm::RS256, EncodingKey::from_rsa_pem),
             (Algorithm::ES256, EncodingKey::from_ec_pem),
             (Algorithm::ES384, EncodingKey::from_ec_pem),

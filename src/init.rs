@@ -6,7 +6,7 @@
 //! token file second, each atomically, with Ctrl-C held off while they are written.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
@@ -352,7 +352,7 @@ fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
 }
 
 /// Write the first access token; returns its expiry.
-fn write_token(path: &PathBuf, access: &Secret, from: &str) -> Result<i64> {
+fn write_token(path: &Path, access: &Secret, from: &str) -> Result<i64> {
     let exp = token::expiry(access.expose()).map_err(|e| {
         Error::data(format!(
             "{from} returned an access token that is unusable ({e}); the credential was written, the token file was not"
