@@ -104,11 +104,21 @@ pub struct GetArgs {
     pub private_key_file: Option<PathBuf>,
 
     /// Key id (`kid`) to put in the client assertion's header.
-    #[arg(long, env = "ROBOT_TOKEN_KID", value_name = "KID", requires = "private_key_file")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_KID",
+        value_name = "KID",
+        requires = "private_key_file"
+    )]
     pub kid: Option<String>,
 
     /// Token exchange (RFC 8693): read the subject token from this file.
-    #[arg(long, env = "ROBOT_TOKEN_SUBJECT_TOKEN_FILE", value_name = "FILE", conflicts_with = "subject_token_env")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_SUBJECT_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "subject_token_env"
+    )]
     pub subject_token_file: Option<PathBuf>,
 
     /// Token exchange (RFC 8693): read the subject token from this environment variable.
@@ -132,7 +142,12 @@ pub struct GetArgs {
     pub ci_audience: Option<String>,
 
     /// Fail (exit 77, old token kept) unless the issuer grants this scope; repeatable.
-    #[arg(long, env = "ROBOT_TOKEN_REQUIRE_SCOPE", value_delimiter = ' ', value_name = "S")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_REQUIRE_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
     pub require_scope: Vec<String>,
 
     /// Scope to request; repeatable, or space-separated. Overrides the credential's.
@@ -205,19 +220,39 @@ pub struct InitArgs {
     pub client_auth: Option<String>,
 
     /// PEM private key (RSA or EC, mode 0600) for private_key_jwt; the credential names it.
-    #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE", conflicts_with = "client_secret_file")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_PRIVATE_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "client_secret_file"
+    )]
     pub private_key_file: Option<PathBuf>,
 
     /// Key id (`kid`) for the client assertion's header.
-    #[arg(long, env = "ROBOT_TOKEN_KID", value_name = "KID", requires = "private_key_file")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_KID",
+        value_name = "KID",
+        requires = "private_key_file"
+    )]
     pub kid: Option<String>,
 
     /// Scope to request; repeatable, or space-separated. offline_access is added.
-    #[arg(long, env = "ROBOT_TOKEN_SCOPE", value_delimiter = ' ', value_name = "S")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
     pub scope: Vec<String>,
 
     /// Audience to request; repeatable, or space-separated.
-    #[arg(long, env = "ROBOT_TOKEN_AUDIENCE", value_delimiter = ' ', value_name = "A")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_AUDIENCE",
+        value_delimiter = ' ',
+        value_name = "A"
+    )]
     pub audience: Vec<String>,
 
     /// Credential file to create (JSON, version 1, mode 0600).
@@ -245,7 +280,12 @@ pub struct InitArgs {
     pub cafile: Option<PathBuf>,
 
     /// Timeout of each network request.
-    #[arg(long, env = "ROBOT_TOKEN_TIMEOUT", default_value = "30s", value_name = "DURATION")]
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
     pub timeout: String,
 }
 

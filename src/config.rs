@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::cli::GetArgs;
 use crate::credential::{ClientAuth, Subject};
-use crate::exchange::{self, Ci};
 use crate::discovery;
 use crate::error::{Error, Result};
+use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
 
 /// Where the long-lived credential comes from.

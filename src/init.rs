@@ -43,7 +43,12 @@ pub fn run(a: &InitArgs) -> Result<()> {
     let timeout = parse_duration(&a.timeout)
         .ok()
         .filter(|t| !t.is_zero())
-        .ok_or_else(|| Error::usage(format!("--timeout: {:?} is not a positive duration", a.timeout)))?;
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--timeout: {:?} is not a positive duration",
+                a.timeout
+            ))
+        })?;
     let cred_path = store::absolute(&a.credential);
     let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
     check_credential_target(&cred_path, a.force)?;
@@ -69,7 +74,11 @@ pub fn run(a: &InitArgs) -> Result<()> {
         Some(m @ (ClientAuth::Basic | ClientAuth::Post)) if secret.is_none() => {
             return Err(Error::usage(format!(
                 "--client-auth {} needs --client-secret-file",
-                if m == ClientAuth::Basic { "basic" } else { "post" }
+                if m == ClientAuth::Basic {
+                    "basic"
+                } else {
+                    "post"
+                }
             )))
         }
         Some(m) => m,
@@ -171,8 +180,9 @@ fn check_credential_target(path: &Path, force: bool) -> Result<()> {
             "credential file {} already exists: give --force to replace it",
             path.display()
         ))),
-        Ok(_) => store::check_target(path)
-            .map_err(|e| Error::write(format!("credential file: {e}"))),
+        Ok(_) => {
+            store::check_target(path).map_err(|e| Error::write(format!("credential file: {e}")))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let dir = path.parent().unwrap_or(Path::new("."));
             if dir.is_dir() {
@@ -196,7 +206,10 @@ fn check_credential_target(path: &Path, force: bool) -> Result<()> {
 fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     let mut out = String::new();
     out.push_str("To approve this robot, open this page and enter the code:\n\n");
-    out.push_str(&format!("    {}\n    Code: {}\n", da.verification_uri, da.user_code));
+    out.push_str(&format!(
+        "    {}\n    Code: {}\n",
+        da.verification_uri, da.user_code
+    ));
     if let Some(complete) = &da.verification_uri_complete {
         out.push_str("\nor open this link, which carries the code:\n\n");
         out.push_str(&format!("    {complete}\n"));
@@ -313,9 +326,8 @@ fn render_credential(
         m.insert("audience".into(), json!(audience.join(" ")));
     }
     m.insert("refresh_token".into(), json!(refresh.expose()));
-    let mut out = zeroize::Zeroizing::new(
-        serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default(),
-    );
+    let mut out =
+        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default());
     out.push(b'\n');
     // The map's copies of the secrets are dropped here; serde_json does not zeroize
     // them, which is why the process writes them out at once and exits.
@@ -327,14 +339,13 @@ fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
         store::lock_path(path).map_err(|e| Error::write(format!("credential lock: {e}")))?;
     // A `get -c` of the old credential may be running: let it finish first, so its
     // rotation cannot overwrite the new file.
-    let _lock = store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(
-        |e| match e {
+    let _lock =
+        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
             FileError::LockTimeout(_) => Error::temp(format!(
                 "{e}; the login was approved but nothing was written: run robot-token init again"
             )),
             e => Error::write(format!("credential lock: {e}")),
-        },
-    )?;
+        })?;
     let r = if force {
         store::atomic_write(path, data, WriteMode::default())
     } else {
@@ -359,12 +370,11 @@ fn write_token(path: &Path, access: &Secret, from: &str) -> Result<i64> {
         ))
     })?;
     let lock_path = store::lock_path(path).map_err(renew::token_file_error)?;
-    let _lock = store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(
-        |e| match e {
+    let _lock =
+        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
             FileError::LockTimeout(_) => Error::temp(e.to_string()),
             e => renew::token_file_error(e),
-        },
-    )?;
+        })?;
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
     bytes.extend_from_slice(access.expose().as_bytes());
     bytes.push(b'\n');

@@ -402,7 +402,8 @@ fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
         req.grant.short(),
         match req.grant {
             Grant::RefreshToken(rt) => format!(", refresh token {rt}"),
-            Grant::TokenExchange { subject_token, .. } => format!(", subject token {subject_token}"),
+            Grant::TokenExchange { subject_token, .. } =>
+                format!(", subject token {subject_token}"),
             _ => String::new(),
         },
         req.client.id,
@@ -484,9 +485,7 @@ pub struct DeviceAuthorization {
 }
 
 /// Parse a device authorization response. Never panics, never quotes the body.
-pub fn parse_device_authorization(
-    body: &[u8],
-) -> std::result::Result<DeviceAuthorization, String> {
+pub fn parse_device_authorization(body: &[u8]) -> std::result::Result<DeviceAuthorization, String> {
     let v: Value = serde_json::from_slice(body).map_err(|_| describe_body(body))?;
     let Value::Object(mut m) = v else {
         return Err("JSON that is not an object".into());

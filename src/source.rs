@@ -12,8 +12,8 @@ use crate::assertion::SigningKey;
 use crate::config::{GetConfig, Source};
 use crate::credential::{self, ClientAuth, CredGrant, Credential, Subject};
 use crate::error::{Error, Result, Tag};
-use crate::http::Http;
 use crate::exchange;
+use crate::http::Http;
 use crate::oauth::{self, Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
 use crate::secret::Secret;
 use crate::store::{self, FileError};
@@ -216,8 +216,17 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
             secret: cred.client_secret.clone(),
             key,
         },
+        // A refresh token from an exchange already carries what the exchange granted
+        // (maybe narrowed): asking again for the exchange's scope would be refused.
+        scope: match (&grant, cred.grant) {
+            (Want::Ready(Grant::RefreshToken(_)), Some(CredGrant::TokenExchange))
+                if cfg.scope.is_empty() =>
+            {
+                Vec::new()
+            }
+            _ => pick(&cfg.scope, &cred.scope),
+        },
         grant,
-        scope: pick(&cfg.scope, &cred.scope),
         audience: pick(&cfg.audience, &cred.audience),
         credential: Some(cred),
     })

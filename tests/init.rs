@@ -109,7 +109,14 @@ fn read_instructions(
 
 fn init_cmd(env: &Env, iss: &Issuer, client: &str, extra: &[&str]) -> Command {
     let mut c = env.cmd();
-    c.args(["init", "--no-tty", "--issuer", &iss.url, "--client-id", client]);
+    c.args([
+        "init",
+        "--no-tty",
+        "--issuer",
+        &iss.url,
+        "--client-id",
+        client,
+    ]);
     if client == "robot-basic" {
         let secret = env.write_private("secret", "robot-basic-secret\n");
         c.arg("--client-secret-file").arg(secret);
@@ -167,7 +174,11 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
             "https://storage.example.org",
         ],
     ));
-    assert!(flow.complete_uri.contains(&flow.user_code), "{}", flow.complete_uri);
+    assert!(
+        flow.complete_uri.contains(&flow.user_code),
+        "{}",
+        flow.complete_uri
+    );
     approve(&iss, &flow.user_code, false);
     let r = flow.finish();
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
@@ -192,7 +203,11 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
     let jwt = robot_token::token::decode(robot_token::token::trim(&tok)).unwrap();
     assert_eq!(jwt.audiences(), vec!["https://storage.example.org"]);
     let scopes = jwt.scopes();
-    for s in ["storage.read:/data", "storage.modify:/data/out", "compute.create"] {
+    for s in [
+        "storage.read:/data",
+        "storage.modify:/data/out",
+        "compute.create",
+    ] {
         assert!(scopes.iter().any(|g| g == s), "{s} not in {scopes:?}");
     }
     assert!(lifetime(&tok) > 60);
@@ -209,9 +224,16 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
         .arg(&cred));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(grants(&iss, "refresh_token"), 1);
-    assert_eq!(grants(&iss, "device_code"), polls, "no poll after the redemption");
+    assert_eq!(
+        grants(&iss, "device_code"),
+        polls,
+        "no poll after the redemption"
+    );
     let again = cred_json(&cred);
-    assert_ne!(again["refresh_token"], c["refresh_token"], "rotated and saved");
+    assert_ne!(
+        again["refresh_token"], c["refresh_token"],
+        "rotated and saved"
+    );
     let tok2 = read(&env.path("bt2"));
     let jwt2 = robot_token::token::decode(robot_token::token::trim(&tok2)).unwrap();
     assert_eq!(jwt2.audiences(), vec!["https://storage.example.org"]);
@@ -221,7 +243,12 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
 fn without_an_interval_polling_waits_the_default_five_seconds() {
     let iss = Issuer::start();
     let env = Env::new();
-    let flow = start(init_cmd(&env, &iss, "robot-basic", &["--scope", "storage.read:/"]));
+    let flow = start(init_cmd(
+        &env,
+        &iss,
+        "robot-basic",
+        &["--scope", "storage.read:/"],
+    ));
     // Approved well before the first poll is due (5 s): a client that did not wait
     // would have polled, pending, several times by then.
     approve(&iss, &flow.user_code, false);
@@ -244,7 +271,11 @@ fn slow_down_adds_five_seconds() {
     let r = flow.finish();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("polling every 6 s"), "{}", r.stderr);
-    assert_eq!(grants(&iss, "device_code"), 2, "slow_down, then the redemption");
+    assert_eq!(
+        grants(&iss, "device_code"),
+        2,
+        "slow_down, then the redemption"
+    );
 }
 
 #[test]
@@ -308,7 +339,11 @@ fn refuses_without_a_terminal_and_refuses_to_overwrite() {
     assert_eq!(r.code, 73, "{}", r.stderr);
     assert!(r.stderr.contains("--force"), "{}", r.stderr);
     assert_eq!(read(&old), "{\"version\":1}\n");
-    assert_eq!(iss.requests("device") + iss.requests("token"), 0, "checked before any request");
+    assert_eq!(
+        iss.requests("device") + iss.requests("token"),
+        0,
+        "checked before any request"
+    );
 
     // With --force it is replaced.
     device(&iss, json!({"interval": 1}));
@@ -430,7 +465,9 @@ fn on_a_terminal_it_draws_a_qr_code() {
     let (user_code, _, rest) = read_instructions(BufReader::new(fs::File::from(ctl)));
     approve(&iss, &user_code, false);
     let status = child.wait().unwrap();
-    let after = rest.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+    let after = rest
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_default();
     assert_eq!(status.code(), Some(0), "{after}");
     assert!(
         after.contains('█') || after.contains('▀') || after.contains('▄'),
