@@ -232,11 +232,8 @@ pub fn check_required(required: &[String], granted: Option<&[String]>, from: &st
         return Ok(());
     }
     let granted = granted.unwrap_or(&[]);
-    let missing: Vec<&str> = required
-        .iter()
-        .filter(|s| !granted.contains(s))
-        .map(String::as_str)
-        .collect();
+    // WLCG matching: `storage.read:/` grants `storage.read:/data`.
+    let missing = crate::scope::missing(granted, required);
     if missing.is_empty() {
         return Ok(());
     }
