@@ -23,6 +23,63 @@ pub enum Source {
         client_id: String,
         secret_file: Option<PathBuf>,
     },
+    /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
+    /// (see `vault`). The settings typed; a credential file (`vault` section) may
+    /// add the rest when the run needs it.
+    Vault(VaultOptions),
+}
+
+/// The Vault settings as given on the command line (or the environment). Every field
+/// is optional here: `vault::Settings::resolve` merges them over the credential
+/// file's `vault` section and applies the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultOptions {
+    pub server: Option<String>,
+    pub issuer_name: Option<String>,
+    pub role: Option<String>,
+    pub credkey: Option<String>,
+    pub keytab: Option<PathBuf>,
+    pub principal: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_minttl: Option<Duration>,
+    pub token_ttl: Option<Duration>,
+    pub kerberos_path: Option<String>,
+    pub secret_path: Option<String>,
+    /// A credential file whose `vault` section holds settings not typed.
+    pub credential: Option<PathBuf>,
+}
+
+impl VaultOptions {
+    fn from_args(a: &GetArgs) -> Result<VaultOptions> {
+        let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_deref().map(|v| duration_opt(name, v)).transpose()
+        };
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Ok(VaultOptions {
+            server: nonempty(&a.vault_server),
+            issuer_name: nonempty(&a.issuer_name),
+            role: nonempty(&a.role),
+            credkey: nonempty(&a.credkey),
+            keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
+            principal: nonempty(&a.principal),
+            token_file: a.vault_token_file.clone(),
+            token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
+            token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
+            kerberos_path: nonempty(&a.kerberos_path),
+            secret_path: nonempty(&a.secret_path),
+            credential: a.credential.clone(),
+        })
+    }
+
+    /// Was any Vault option given (other than the credential file)?
+    fn any(&self) -> bool {
+        let VaultOptions { credential, .. } = self;
+        *self
+            != VaultOptions {
+                credential: credential.clone(),
+                ..VaultOptions::default()
+            }
+    }
 }
 
 /// Token-exchange settings from the command line (they override the credential's).
@@ -184,6 +241,26 @@ impl VerifyConfig {
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
         let subject = subject_from_args(a)?;
+        let vault = VaultOptions::from_args(a)?;
+        let source = if vault.any() {
+            if a.client_id.is_some() || a.client_secret_file.is_some() || a.issuer.is_some() {
+                return Err(Error::usage(
+                    "Vault options (--vault-server, ...) cannot be combined with --issuer, --client-id or --client-secret-file",
+                ));
+            }
+            if vault.server.is_none() && vault.credential.is_none() {
+                return Err(Error::usage(
+                    "Vault options need --vault-server (or -c FILE with a \"vault\" section)",
+                ));
+            }
+            Source::Vault(vault)
+        } else {
+            Self::oauth_source(a, subject.is_some())?
+        };
+        Self::finish(a, source, subject)
+    }
+
+    fn oauth_source(a: &GetArgs, exchange: bool) -> Result<Source> {
         let keyed = a.private_key_file.is_some();
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
             (Some(c), None, None) => Source::File(c.clone()),
@@ -198,7 +275,7 @@ impl GetConfig {
                 ))
             }
             (None, Some(id), secret) => {
-                if secret.is_none() && !keyed && subject.is_none() {
+                if secret.is_none() && !keyed && !exchange {
                     return Err(Error::usage(
                         "--client-id needs --client-secret-file or --private-key-file for the client_credentials grant",
                     ));
@@ -214,7 +291,7 @@ impl GetConfig {
             }
             (None, None, _) => {
                 return Err(Error::usage(
-                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file",
+                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file, or --vault-server and --keytab",
                 ))
             }
         };
@@ -231,6 +308,10 @@ impl GetConfig {
                 "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
             ));
         }
+        Ok(source)
+    }
+
+    fn finish(a: &GetArgs, source: Source, subject: Option<Subject>) -> Result<GetConfig> {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;

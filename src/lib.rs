@@ -2,7 +2,8 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
+//! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
+//! `gssapi`) → `store` (atomic replace).
 
 pub mod assertion;
 pub mod cli;
@@ -11,9 +12,11 @@ pub mod credential;
 pub mod discovery;
 pub mod error;
 pub mod exchange;
+pub mod gssapi;
 pub mod http;
 pub mod init;
 pub mod inspect;
+pub mod keytab;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
@@ -22,6 +25,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod vault;
 pub mod verify;
 
 use std::process::ExitCode;
