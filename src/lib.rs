@@ -2,9 +2,11 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
+//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace) →
+//! `condor` (`--condor`: hand the token to HTCondor).
 
 pub mod cli;
+pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
@@ -47,7 +49,13 @@ fn run(cli: &Cli) -> Result<Exit> {
     match &cli.command {
         Command::Get(args) => {
             let cfg = config::GetConfig::from_args(args)?;
-            renew::run(&cfg).map(|_| Exit::Ok)
+            renew::run(&cfg)?;
+            // After a renewal or a reuse: the token file is fresh, and stays so
+            // whatever the hand-off does.
+            if let Some(mode) = &cfg.condor {
+                condor::hand_off(mode, &cfg.outfile, &condor::Tools::from_env(cfg.timeout))?;
+            }
+            Ok(Exit::Ok)
         }
         Command::Inspect(args) => inspect::run(args),
     }
