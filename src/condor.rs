@@ -710,15 +710,16 @@ impl Ran {
 
     /// The last non-empty line of its output, redacted.
     fn last_line(&self) -> String {
-        let l = self
-            .stderr
-            .lines()
-            .chain(self.stdout.lines())
-            .filter(|l| !l.trim().is_empty())
-            .next_back()
-            .unwrap_or("")
-            .trim();
-        redact(l)
+        let last = |t: &str| {
+            t.lines()
+                .rfind(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+        };
+        redact(
+            &last(&self.stderr)
+                .or_else(|| last(&self.stdout))
+                .unwrap_or_default(),
+        )
     }
 
     /// With -v, show what the command printed (it may be noisy), redacted.
