@@ -16,10 +16,12 @@ pub mod inspect;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
+pub mod scope;
 pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod verify;
 
 use std::process::ExitCode;
 
