@@ -19,13 +19,15 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::config::GetConfig;
 use crate::discovery;
 use crate::error::{io_reason, Error, Result};
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 use crate::token;
+use crate::vault;
 
-/// What to do with the token once the file is fresh.
+/// `--condor[=MODE]` as configured (checked without I/O by `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     /// The token file is the hand-off (client tools, `scitokens_file`).
@@ -36,6 +38,17 @@ pub enum Mode {
         handle: Option<String>,
     },
     /// Run HTCondor's Vault credential storer, as `igwn-robot-get --condor` does.
+    VaultStorer,
+}
+
+/// A hand-off ready to run: the mode with what it needs resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handoff {
+    File,
+    Credd {
+        service: String,
+        handle: Option<String>,
+    },
     VaultStorer(VaultStorer),
 }
 
@@ -101,11 +114,41 @@ pub fn in_idtokens_dir(path: &Path) -> Option<PathBuf> {
     is.then(|| dir.to_path_buf())
 }
 
+/// After a successful `get`: resolve the configured mode and hand the token off.
+pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
+    let handoff = match mode {
+        Mode::File => Handoff::File,
+        Mode::Credd { service, handle } => Handoff::Credd {
+            service: service.clone(),
+            handle: handle.clone(),
+        },
+        Mode::VaultStorer => {
+            let s = vault::settings(cfg)?.ok_or_else(|| {
+                Error::usage(
+                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab, or \
+                     a credential file with a \"vault\" section)",
+                )
+            })?;
+            // On the fresh path no login happened: make sure the cache the storer's
+            // htgettoken reads holds a valid ticket (a still-valid one is reused).
+            let ccache = vault::kerberos_ticket(&s)?;
+            Handoff::VaultStorer(VaultStorer {
+                vault_server: s.server,
+                issuer: s.issuer,
+                role: s.role,
+                credkey: s.credkey,
+                ccache,
+            })
+        }
+    };
+    hand_off(&handoff, &cfg.outfile, &Tools::from_env(cfg.timeout))
+}
+
 /// Hand off the fresh token in `token_file` to HTCondor.
-pub fn hand_off(mode: &Mode, token_file: &Path, tools: &Tools) -> Result<()> {
+pub fn hand_off(handoff: &Handoff, token_file: &Path, tools: &Tools) -> Result<()> {
     let token = canonical_file(token_file, tools.timeout)?;
-    match mode {
-        Mode::File => {
+    match handoff {
+        Handoff::File => {
             warn_shadowed(token_file, &token);
             if tracing::enabled!(tracing::Level::INFO) {
                 let abs = store::absolute(token_file);
@@ -114,10 +157,10 @@ pub fn hand_off(mode: &Mode, token_file: &Path, tools: &Tools) -> Result<()> {
             }
             Ok(())
         }
-        Mode::Credd { service, handle } => {
+        Handoff::Credd { service, handle } => {
             store_in_credd(tools, service, handle.as_deref(), &token, token_file)
         }
-        Mode::VaultStorer(v) => run_vault_storer(tools, v, token_file),
+        Handoff::VaultStorer(v) => run_vault_storer(tools, v, token_file),
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace) →
-//! `condor` (`--condor`: hand the token to HTCondor).
+//! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
+//! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
+//! HTCondor).
 
 pub mod cli;
 pub mod condor;
@@ -11,8 +12,10 @@ pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod gssapi;
 pub mod http;
 pub mod inspect;
+pub mod keytab;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
@@ -21,6 +24,7 @@ pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod vault;
 pub mod verify;
 
 use std::process::ExitCode;
@@ -55,7 +59,7 @@ fn run(cli: &Cli) -> Result<Exit> {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does.
             if let Some(mode) = &cfg.condor {
-                condor::hand_off(mode, &cfg.outfile, &condor::Tools::from_env(cfg.timeout))?;
+                condor::run(&cfg, mode)?;
             }
             Ok(Exit::Ok)
         }

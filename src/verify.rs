@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
@@ -148,6 +148,15 @@ fn parse_jwks(body: &[u8], url: &str) -> Result<Vec<Jwk>> {
         .iter()
         .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
         .filter(|k| k.common.public_key_use != Some(PublicKeyUse::Encryption))
+        // Public keys only: a shared secret in a JWKS is never a verification key.
+        .filter(|k| {
+            matches!(
+                k.algorithm,
+                AlgorithmParameters::RSA(_)
+                    | AlgorithmParameters::EllipticCurve(_)
+                    | AlgorithmParameters::OctetKeyPair(_)
+            )
+        })
         .collect())
 }
 

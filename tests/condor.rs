@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{read, run, Env, Issuer};
-use robot_token::condor::{self, Mode, Tools, VaultStorer};
+use robot_token::condor::{self, Handoff, Tools, VaultStorer};
 
 /// A directory of fake HTCondor commands. Each records one "--call" block of argv
 /// lines in `<tool>.argv`, its stdin in `<tool>.stdin` and its environment in
@@ -588,7 +588,7 @@ fn vault_storer_runs_the_storer_with_our_kerberos_cache_when_options_match() {
         )
         .tool("condor_vault_storer");
     condor::hand_off(
-        &Mode::VaultStorer(storer(&cc)),
+        &Handoff::VaultStorer(storer(&cc)),
         &r.token_file,
         &tools(&r.fakes),
     )
@@ -632,7 +632,7 @@ fn vault_storer_prefers_condor_credential_storer() {
         .tool("condor_credential_storer");
     let cc = PathBuf::from("KCM:1000");
     condor::hand_off(
-        &Mode::VaultStorer(storer(&cc)),
+        &Handoff::VaultStorer(storer(&cc)),
         &r.token_file,
         &tools(&r.fakes),
     )
@@ -680,7 +680,7 @@ fn vault_storer_mismatch_names_the_line_for_user_config() {
             );
         }
         let e = condor::hand_off(
-            &Mode::VaultStorer(storer(Path::new("/tmp/cc"))),
+            &Handoff::VaultStorer(storer(Path::new("/tmp/cc"))),
             &r.token_file,
             &tools(&r.fakes),
         )
@@ -720,7 +720,7 @@ fn vault_storer_failures_map_to_exit_codes_and_keep_the_token_file() {
             .set("condor_vault_storer.err", err)
             .set("condor_vault_storer.exit", &code.to_string());
         let e = condor::hand_off(
-            &Mode::VaultStorer(storer(Path::new("/tmp/cc"))),
+            &Handoff::VaultStorer(storer(Path::new("/tmp/cc"))),
             &r.token_file,
             &tools(&r.fakes),
         )
@@ -729,4 +729,61 @@ fn vault_storer_failures_map_to_exit_codes_and_keep_the_token_file() {
         assert!(e.message().contains("is up to date"), "{e}");
         r.assert_token_intact();
     }
+}
+
+#[test]
+fn vault_storer_after_a_vault_renewal_through_the_binary() {
+    use common::vault::{Kdc, VaultStub};
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let fakes = Fakes::new(&env);
+    let served = common::vault::jwt(7200, "from-vault");
+    let source = env.write_private("vault-source.jwt", &served);
+    let stub = VaultStub::start(&kdc, &source, &[]);
+    let (credkey, role) = robot_token::vault::principal_defaults(&kdc.robot_principal());
+    fakes
+        .tool("condor_config_val")
+        .set(
+            "condor_config_val.out",
+            &format!(
+                "--credkey={credkey} --role={role} --vaultserver={}\n",
+                stub.server()
+            ),
+        )
+        .tool("condor_vault_storer");
+    let out_file = env.path("bt");
+    let get = || {
+        let mut c = env.cmd();
+        c.env("KRB5_CONFIG", kdc.krb5_config())
+            .env("PATH", fakes.path_var())
+            .args(["get", "--timeout", "5s", "-o"])
+            .arg(&out_file)
+            .args(["--vault-server", &stub.server(), "-i", "igwn", "-k"])
+            .arg(kdc.robot_keytab())
+            .arg("--vault-token-file")
+            .arg(env.path("vt"))
+            .arg("--condor=vault-storer");
+        run(&mut c)
+    };
+    let out = get();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(&out_file).trim(), served.trim());
+    assert_eq!(fakes.calls("condor_vault_storer"), vec![vec!["-v", "igwn"]]);
+    let storer_env = fakes.recorded("condor_vault_storer.env");
+    let cc = storer_env
+        .lines()
+        .find_map(|l| l.strip_prefix("KRB5CCNAME=FILE:"))
+        .expect("KRB5CCNAME=FILE:<our cache>");
+    assert!(
+        cc.starts_with(&env.path(".cache/robot-token/krb5").display().to_string()),
+        "{cc}"
+    );
+    assert!(Path::new(cc).is_file(), "the keytab login's cache exists");
+    fakes.assert_no_token_outside_stdin(&served);
+
+    // Reuse: the token is fresh, the storer runs again, with a ticket in the cache.
+    let out = get();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fakes.calls("condor_vault_storer").len(), 2);
+    assert!(Path::new(cc).is_file());
 }
