@@ -21,6 +21,8 @@ pub enum Source {
         client_id: String,
         secret_file: PathBuf,
     },
+    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
+    Exec(Box<crate::exec::ExecSettings>),
 }
 
 #[derive(Debug, Clone)]

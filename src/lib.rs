@@ -9,6 +9,7 @@ pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 pub mod http;
 pub mod inspect;
 pub mod logging;
