@@ -99,57 +99,7 @@ pub fn string_list(v: &Value) -> Option<Vec<String>> {
 impl Credential {
     /// Read and check a credential file: owned by the caller, no group or other bits.
     pub fn load(path: &Path) -> Result<Credential> {
-        let real = fs::canonicalize(path).map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&real)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        let meta = file.metadata().map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                real.display(),
-                io_reason(&e)
-            ))
-        })?;
-        if !meta.is_file() {
-            return Err(Error::config(format!(
-                "credential file {} is not a regular file",
-                real.display()
-            )));
-        }
-        store::check_private(&real, &meta).map_err(|e| match e {
-            FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
-            _ => Error::perm(format!("unsafe credential file: {e}")),
-        })?;
-        let mut data = Vec::new();
-        file.take(MAX_CREDENTIAL_LEN as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        if data.len() > MAX_CREDENTIAL_LEN {
-            return Err(Error::data(format!(
-                "credential file {} is larger than 1 MiB",
-                real.display()
-            )));
-        }
+        let (real, data) = read_file(path)?;
         Credential::parse(&data, &real)
     }
 
@@ -270,6 +220,63 @@ impl Credential {
         self.refresh_token = Some(rt);
         Ok(())
     }
+}
+
+/// Read a credential file with its safety checks (owned by the caller, no group or
+/// other bits, at most 1 MiB): its real path (symlinks resolved) and its bytes.
+pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> {
+    let real = fs::canonicalize(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            real.display(),
+            io_reason(&e)
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "credential file {} is not a regular file",
+            real.display()
+        )));
+    }
+    store::check_private(&real, &meta).map_err(|e| match e {
+        FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
+        _ => Error::perm(format!("unsafe credential file: {e}")),
+    })?;
+    let mut data = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_CREDENTIAL_LEN as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    if data.len() > MAX_CREDENTIAL_LEN {
+        return Err(Error::data(format!(
+            "credential file {} is larger than 1 MiB",
+            real.display()
+        )));
+    }
+    Ok((real, data))
 }
 
 /// Read a client secret from its own file (same safety rules as the credential).

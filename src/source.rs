@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{GetConfig, Source};
+use crate::config::{GetConfig, Source, VaultOptions};
 use crate::credential::{self, ClientAuth, Credential};
 use crate::error::{Error, Result, Tag};
 use crate::exec::{self, ExecContext, ExecSettings, Printed};
@@ -17,6 +17,7 @@ use crate::oauth::{self, Client, Grant, TokenRequest};
 use crate::secret::Secret;
 use crate::store::{self, FileError};
 use crate::token;
+use crate::vault;
 
 /// A token a source obtained, not yet checked or installed.
 #[derive(Debug)]
@@ -48,13 +49,23 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             let _cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
-            let cred = Credential::load(file)?;
+            let (real, data) = credential::read_file(file)?;
+            // A credential file with a `vault` section names an htvault-config server.
+            if let Some(opts) = vault::section_of(&data, &real)? {
+                let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
+                return vault::obtain(&s, cfg.minsecs, ctx);
+            }
+            let cred = Credential::parse(&data, &real)?;
             if let Some(settings) = cred.exec.clone() {
                 return from_exec(cfg, ctx, &settings, Some(cred));
             }
             redeem(plan_from_credential(cfg, cred), ctx)
         }
         Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
+        Source::Vault(_) => match vault::Settings::resolve(cfg)? {
+            Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+            None => Err(Error::usage("no Vault settings: give --vault-server")),
+        },
         Source::Client {
             issuer,
             client_id,
