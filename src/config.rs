@@ -22,6 +22,8 @@ pub enum Source {
         client_id: String,
         secret_file: PathBuf,
     },
+    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
+    Exec(Box<crate::exec::ExecSettings>),
     /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
     /// (see `vault`). The settings typed; a credential file (`vault` section) may
     /// add the rest when the run needs it.

@@ -12,6 +12,7 @@ pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exec;
 pub mod gssapi;
 pub mod http;
 pub mod inspect;
