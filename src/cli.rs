@@ -139,6 +139,115 @@ pub struct GetArgs {
         value_name = "DURATION"
     )]
     pub deadline: String,
+
+    /// htvault-config (Vault) server: HOST[:PORT] or URL; https:// and :8200 are added when missing.
+    #[arg(
+        short = 'a',
+        long,
+        visible_alias = "vaultserver",
+        env = "ROBOT_TOKEN_VAULT_SERVER",
+        value_name = "HOST[:PORT]",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_server: Option<String>,
+
+    /// Issuer name configured in Vault [default: default].
+    #[arg(
+        short = 'i',
+        long,
+        env = "ROBOT_TOKEN_ISSUER_NAME",
+        value_name = "NAME",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub issuer_name: Option<String>,
+
+    /// Vault role [default: the principal before the first '/', else default].
+    #[arg(
+        short = 'r',
+        long,
+        env = "ROBOT_TOKEN_ROLE",
+        value_name = "ROLE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub role: Option<String>,
+
+    /// Key of the credential in Vault [default: the principal before '@'].
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_CREDKEY",
+        value_name = "KEY",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub credkey: Option<String>,
+
+    /// Kerberos keytab of the robot (mode 0600) [default: $KRB5_KTNAME].
+    #[arg(
+        short = 'k',
+        long,
+        env = "ROBOT_TOKEN_KEYTAB",
+        value_name = "FILE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub keytab: Option<PathBuf>,
+
+    /// Kerberos principal [default: the keytab's first, with the keytab's realm].
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_PRINCIPAL",
+        value_name = "PRINCIPAL",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub principal: Option<String>,
+
+    /// Where the Vault token is cached [default: /tmp/vt_u<euid>].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenfile",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_FILE",
+        value_name = "PATH",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// Log in again when the cached Vault token has less than this left [default: 24h].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenminttl",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_MINTTL",
+        value_name = "DURATION",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_minttl: Option<String>,
+
+    /// Longest life of a stored Vault token; longer logins are exchanged for a shorter one [default: 7d].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenttl",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_TTL",
+        value_name = "DURATION",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_ttl: Option<String>,
+
+    /// Vault path of the Kerberos login [default: auth/kerberos-%issuer_%role].
+    #[arg(
+        long,
+        visible_alias = "kerbpath",
+        env = "ROBOT_TOKEN_KERBEROS_PATH",
+        value_name = "TEMPLATE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub kerberos_path: Option<String>,
+
+    /// Vault path of the token [default: secret/oauth/creds/%issuer/%credkey:%role].
+    #[arg(
+        long,
+        visible_alias = "secretpath",
+        env = "ROBOT_TOKEN_SECRET_PATH",
+        value_name = "TEMPLATE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub secret_path: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -147,7 +256,52 @@ pub struct InspectArgs {
     #[arg(value_name = "FILE|-")]
     pub file: Option<PathBuf>,
 
-    /// Print {"header":…,"claims":…,"expires_in":N}.
+    /// Print {"header":…,"claims":…,"expires_in":N} (with --verify, also "verify":{…}).
     #[arg(long)]
     pub json: bool,
+
+    /// Verify the token: signature against the JWKS of the issuer in its iss (https),
+    /// iss, exp and nbf. Exit 0 valid, 1 expired, 77 a check failed, 75 keys unreachable.
+    #[arg(long, env = "ROBOT_TOKEN_VERIFY")]
+    pub verify: bool,
+
+    /// With --verify: the token must come from this issuer.
+    #[arg(long, env = "ROBOT_TOKEN_VERIFY_ISSUER", value_name = "URL")]
+    pub issuer: Option<String>,
+
+    /// With --verify: the token's aud must hold A (or the WLCG "any" audience); repeatable.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_VERIFY_AUDIENCE",
+        value_delimiter = ' ',
+        value_name = "A"
+    )]
+    pub audience: Vec<String>,
+
+    /// With --verify: the token's scopes must allow S (WLCG rules: storage.read:/foo allows
+    /// storage.read:/foo/bar); repeatable, or space-separated.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_VERIFY_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
+    pub require_scope: Vec<String>,
+
+    /// With --verify: hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
+    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// With --verify: PEM file of CA certificates trusted on top of the system store.
+    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// With --verify: timeout of each network step.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    pub timeout: String,
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::GetArgs;
+use crate::cli::{GetArgs, InspectArgs};
 use crate::credential::ClientAuth;
 use crate::discovery;
 use crate::error::{Error, Result};
@@ -21,6 +21,65 @@ pub enum Source {
         client_id: String,
         secret_file: PathBuf,
     },
+    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
+    Exec(Box<crate::exec::ExecSettings>),
+    /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
+    /// (see `vault`). The settings typed; a credential file (`vault` section) may
+    /// add the rest when the run needs it.
+    Vault(VaultOptions),
+}
+
+/// The Vault settings as given on the command line (or the environment). Every field
+/// is optional here: `vault::Settings::resolve` merges them over the credential
+/// file's `vault` section and applies the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultOptions {
+    pub server: Option<String>,
+    pub issuer_name: Option<String>,
+    pub role: Option<String>,
+    pub credkey: Option<String>,
+    pub keytab: Option<PathBuf>,
+    pub principal: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_minttl: Option<Duration>,
+    pub token_ttl: Option<Duration>,
+    pub kerberos_path: Option<String>,
+    pub secret_path: Option<String>,
+    /// A credential file whose `vault` section holds settings not typed.
+    pub credential: Option<PathBuf>,
+}
+
+impl VaultOptions {
+    fn from_args(a: &GetArgs) -> Result<VaultOptions> {
+        let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_deref().map(|v| duration_opt(name, v)).transpose()
+        };
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Ok(VaultOptions {
+            server: nonempty(&a.vault_server),
+            issuer_name: nonempty(&a.issuer_name),
+            role: nonempty(&a.role),
+            credkey: nonempty(&a.credkey),
+            keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
+            principal: nonempty(&a.principal),
+            token_file: a.vault_token_file.clone(),
+            token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
+            token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
+            kerberos_path: nonempty(&a.kerberos_path),
+            secret_path: nonempty(&a.secret_path),
+            credential: a.credential.clone(),
+        })
+    }
+
+    /// Was any Vault option given (other than the credential file)?
+    fn any(&self) -> bool {
+        let VaultOptions { credential, .. } = self;
+        *self
+            != VaultOptions {
+                credential: credential.clone(),
+                ..VaultOptions::default()
+            }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,8 +128,82 @@ fn words(v: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `--capath`, else `$X509_CERT_DIR`, else the grid CA directory when it exists.
+fn capath_or_default(explicit: &Option<PathBuf>) -> Option<PathBuf> {
+    explicit.clone().or_else(|| {
+        std::env::var_os("X509_CERT_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
+            .filter(|p| p.is_dir())
+    })
+}
+
+/// What `inspect --verify` checks and how it reaches the issuer.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub expect: crate::verify::Expect,
+    pub trust: TrustOptions,
+    pub timeout: Duration,
+}
+
+impl VerifyConfig {
+    /// `None` without --verify; the options that only --verify uses are refused then.
+    pub fn from_args(a: &InspectArgs) -> Result<Option<VerifyConfig>> {
+        if !a.verify {
+            let stray = [
+                ("--issuer", a.issuer.is_some()),
+                ("--audience", !a.audience.is_empty()),
+                ("--require-scope", !a.require_scope.is_empty()),
+            ];
+            if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(Error::usage(format!(
+                    "{name} is checked only with --verify: add --verify"
+                )));
+            }
+            return Ok(None);
+        }
+        let timeout = duration_opt("timeout", &a.timeout)?;
+        if timeout.is_zero() {
+            return Err(Error::usage("--timeout must be positive"));
+        }
+        Ok(Some(VerifyConfig {
+            expect: crate::verify::Expect {
+                issuer: a.issuer.clone(),
+                audience: words(&a.audience),
+                scopes: words(&a.require_scope),
+            },
+            trust: TrustOptions {
+                capath: capath_or_default(&a.capath),
+                cafile: a.cafile.clone(),
+            },
+            timeout,
+        }))
+    }
+}
+
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
+        let vault = VaultOptions::from_args(a)?;
+        let source = if vault.any() {
+            if a.client_id.is_some() || a.client_secret_file.is_some() || a.issuer.is_some() {
+                return Err(Error::usage(
+                    "Vault options (--vault-server, ...) cannot be combined with --issuer, --client-id or --client-secret-file",
+                ));
+            }
+            if vault.server.is_none() && vault.credential.is_none() {
+                return Err(Error::usage(
+                    "Vault options need --vault-server (or -c FILE with a \"vault\" section)",
+                ));
+            }
+            Source::Vault(vault)
+        } else {
+            Self::oauth_source(a)?
+        };
+        Self::finish(a, source)
+    }
+
+    fn oauth_source(a: &GetArgs) -> Result<Source> {
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
             (Some(c), None, None) => Source::File(c.clone()),
             (Some(_), _, _) => {
@@ -95,7 +228,7 @@ impl GetConfig {
             }
             (None, None, _) => {
                 return Err(Error::usage(
-                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file",
+                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file, or --vault-server and --keytab",
                 ))
             }
         };
@@ -104,19 +237,17 @@ impl GetConfig {
                 "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
             ));
         }
+        Ok(source)
+    }
+
+    fn finish(a: &GetArgs, source: Source) -> Result<GetConfig> {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
-        let capath = a.capath.clone().or_else(|| {
-            std::env::var_os("X509_CERT_DIR")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
-                .filter(|p| p.is_dir())
-        });
+        let capath = capath_or_default(&a.capath);
         Ok(GetConfig {
             outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
             minsecs,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{io_reason, Error, Result};
+use crate::exec::ExecSettings;
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 
@@ -52,6 +53,8 @@ pub struct Credential {
     pub refresh_token: Option<Secret>,
     pub scope: Vec<String>,
     pub audience: Vec<String>,
+    /// `"grant": "exec"`: how to run the command that obtains the token.
+    pub exec: Option<ExecSettings>,
 }
 
 impl std::fmt::Debug for Credential {
@@ -96,57 +99,7 @@ pub fn string_list(v: &Value) -> Option<Vec<String>> {
 impl Credential {
     /// Read and check a credential file: owned by the caller, no group or other bits.
     pub fn load(path: &Path) -> Result<Credential> {
-        let real = fs::canonicalize(path).map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&real)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        let meta = file.metadata().map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                real.display(),
-                io_reason(&e)
-            ))
-        })?;
-        if !meta.is_file() {
-            return Err(Error::config(format!(
-                "credential file {} is not a regular file",
-                real.display()
-            )));
-        }
-        store::check_private(&real, &meta).map_err(|e| match e {
-            FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
-            _ => Error::perm(format!("unsafe credential file: {e}")),
-        })?;
-        let mut data = Vec::new();
-        file.take(MAX_CREDENTIAL_LEN as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        if data.len() > MAX_CREDENTIAL_LEN {
-            return Err(Error::data(format!(
-                "credential file {} is larger than 1 MiB",
-                real.display()
-            )));
-        }
+        let (real, data) = read_file(path)?;
         Credential::parse(&data, &real)
     }
 
@@ -190,10 +143,28 @@ impl Credential {
                 }),
             }
         };
-        let client_id = string("client_id")?.ok_or_else(|| bad("missing \"client_id\"".into()))?;
+        // "grant": "exec": a command obtains the token; issuer and client are needed
+        // only to redeem a refresh token it prints, and are checked then.
+        let exec = match string("grant")?.as_deref() {
+            Some("exec") => {
+                let settings: ExecSettings = serde_json::from_value(Value::Object(raw.clone()))
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                settings
+                    .validate()
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                Some(settings)
+            }
+            _ => None,
+        };
+        let client_id = match string("client_id")? {
+            Some(id) => id,
+            // Empty: the exec command's refresh token cannot be redeemed (checked then).
+            None if exec.is_some() => String::new(),
+            None => return Err(bad("missing \"client_id\"".into())),
+        };
         let issuer = string("issuer")?;
         let token_endpoint = string("token_endpoint")?;
-        if issuer.is_none() && token_endpoint.is_none() {
+        if issuer.is_none() && token_endpoint.is_none() && exec.is_none() {
             return Err(bad("needs \"issuer\" or \"token_endpoint\"".into()));
         }
         let client_auth = match string("client_auth")? {
@@ -214,6 +185,7 @@ impl Credential {
             refresh_token: string("refresh_token")?.map(Secret::new),
             scope: list("scope")?,
             audience: list("audience")?,
+            exec,
             raw,
         })
     }
@@ -248,6 +220,63 @@ impl Credential {
         self.refresh_token = Some(rt);
         Ok(())
     }
+}
+
+/// Read a credential file with its safety checks (owned by the caller, no group or
+/// other bits, at most 1 MiB): its real path (symlinks resolved) and its bytes.
+pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> {
+    let real = fs::canonicalize(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            real.display(),
+            io_reason(&e)
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "credential file {} is not a regular file",
+            real.display()
+        )));
+    }
+    store::check_private(&real, &meta).map_err(|e| match e {
+        FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
+        _ => Error::perm(format!("unsafe credential file: {e}")),
+    })?;
+    let mut data = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_CREDENTIAL_LEN as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    if data.len() > MAX_CREDENTIAL_LEN {
+        return Err(Error::data(format!(
+            "credential file {} is larger than 1 MiB",
+            real.display()
+        )));
+    }
+    Ok((real, data))
 }
 
 /// Read a client secret from its own file (same safety rules as the credential).

@@ -31,6 +31,7 @@ use std::path::Path;
 use std::ptr;
 
 use libloading::Library;
+use zeroize::Zeroizing;
 
 // ---------------------------------------------------------------------------
 // C types (RFC 2744 section 3, MIT gssapi.h)
@@ -297,6 +298,12 @@ impl GssError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// True when the KDC does not know the service principal asked for (so another
+    /// service name, e.g. `HTTP@` instead of `host@`, may be worth a try).
+    pub fn is_unknown_service(&self) -> bool {
+        self.minor as i32 == krb5::KDC_ERR_S_PRINCIPAL_UNKNOWN
+    }
 }
 
 impl fmt::Display for GssError {
@@ -314,6 +321,7 @@ impl std::error::Error for GssError {}
 mod krb5 {
     const BASE: i32 = -1_765_328_384;
     pub const KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = BASE + 6;
+    pub const KDC_ERR_S_PRINCIPAL_UNKNOWN: i32 = BASE + 7;
     pub const KDC_ERR_NAME_EXP: i32 = BASE + 1;
     pub const KDC_ERR_POLICY: i32 = BASE + 12;
     pub const KDC_ERR_CLIENT_REVOKED: i32 = BASE + 18;
@@ -420,8 +428,9 @@ impl fmt::Debug for Gssapi {
 /// The result of [`Gssapi::negotiate`].
 #[derive(Clone)]
 pub struct Negotiated {
-    /// The GSSAPI (SPNEGO) token for `Authorization: Negotiate <base64>`.
-    pub token: Vec<u8>,
+    /// The GSSAPI (SPNEGO) token for `Authorization: Negotiate <base64>`: a
+    /// credential for a few minutes, wiped on drop.
+    pub token: Zeroizing<Vec<u8>>,
     /// The client principal whose credentials were used, if the library
     /// could name it (e.g. `robot/ci.example.org@ROBOT.TEST`).
     pub principal: Option<String>,
@@ -506,7 +515,7 @@ impl Gssapi {
         client_keytab: Option<&Path>,
         ccache: &Path,
         principal: Option<&str>,
-    ) -> Result<Vec<u8>, GssError> {
+    ) -> Result<Zeroizing<Vec<u8>>, GssError> {
         self.negotiate(service, client_keytab, ccache, principal)
             .map(|n| n.token)
     }
@@ -543,7 +552,12 @@ impl Gssapi {
             "getting a Kerberos service ticket",
         )?;
         // The one SPNEGO call; the service ticket now comes from the cache.
-        let token = self.init_token(&cred, &target, &SPNEGO_MECH, "creating the SPNEGO token")?;
+        let token = Zeroizing::new(self.init_token(
+            &cred,
+            &target,
+            &SPNEGO_MECH,
+            "creating the SPNEGO token",
+        )?);
         // Asked last: before the first exchange a keytab-only credential may
         // not know its principal yet.
         let principal = self.cred_principal(&cred);

@@ -2,22 +2,29 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
+//! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
+//! `gssapi`) → `store` (atomic replace).
 
 pub mod cli;
 pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exec;
+pub mod gssapi;
 pub mod http;
 pub mod inspect;
+pub mod keytab;
 pub mod logging;
 pub mod oauth;
 pub mod renew;
+pub mod scope;
 pub mod secret;
 pub mod source;
 pub mod store;
 pub mod token;
+pub mod vault;
+pub mod verify;
 
 use std::process::ExitCode;
 

@@ -8,14 +8,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{GetConfig, Source};
+use crate::config::{GetConfig, Source, VaultOptions};
 use crate::credential::{self, ClientAuth, Credential};
 use crate::error::{Error, Result, Tag};
+use crate::exec::{self, ExecContext, ExecSettings, Printed};
 use crate::http::Http;
 use crate::oauth::{self, Client, Grant, TokenRequest};
 use crate::secret::Secret;
 use crate::store::{self, FileError};
 use crate::token;
+use crate::vault;
 
 /// A token a source obtained, not yet checked or installed.
 #[derive(Debug)]
@@ -47,14 +49,88 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             let _cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
-            let plan = plan_from_credential(cfg, Credential::load(file)?);
-            redeem(plan, ctx)
+            let (real, data) = credential::read_file(file)?;
+            // A credential file with a `vault` section names an htvault-config server.
+            if let Some(opts) = vault::section_of(&data, &real)? {
+                let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
+                return vault::obtain(&s, cfg.minsecs, ctx);
+            }
+            let cred = Credential::parse(&data, &real)?;
+            if let Some(settings) = cred.exec.clone() {
+                return from_exec(cfg, ctx, &settings, Some(cred));
+            }
+            redeem(plan_from_credential(cfg, cred), ctx)
         }
+        Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
+        Source::Vault(_) => match vault::Settings::resolve(cfg)? {
+            Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+            None => Err(Error::usage("no Vault settings: give --vault-server")),
+        },
         Source::Client {
             issuer,
             client_id,
             secret_file,
         } => redeem(plan_from_options(cfg, issuer, client_id, secret_file)?, ctx),
+    }
+}
+
+/// The exec source: run the command; redeem a refresh token it prints at the
+/// credential's issuer. The command owns the long-lived credential, so a refresh
+/// token the issuer rotates is not stored anywhere by robot-token.
+fn from_exec(
+    cfg: &GetConfig,
+    ctx: &Context,
+    settings: &ExecSettings,
+    cred: Option<Credential>,
+) -> Result<Issued> {
+    let pick = |cli: &Vec<String>, file: Option<&Vec<String>>| match file {
+        Some(f) if cli.is_empty() => f.clone(),
+        _ => cli.clone(),
+    };
+    let scope = pick(&cfg.scope, cred.as_ref().map(|c| &c.scope));
+    let audience = pick(&cfg.audience, cred.as_ref().map(|c| &c.audience));
+    let exec_ctx = ExecContext {
+        issuer: cred.as_ref().and_then(|c| c.issuer.clone()),
+        scope: scope.clone(),
+        audience: audience.clone(),
+        minsecs: cfg.minsecs,
+        credential: cred.as_ref().map(|c| c.path.clone()),
+        outfile: Some(cfg.outfile.clone()),
+    };
+    let program = settings.program().to_string();
+    match exec::run(settings, &exec_ctx, ctx.deadline)? {
+        Printed::Access { token, expires_in } => {
+            tracing::info!(
+                "the exec command {program} printed an access token {token}{}",
+                expires_in
+                    .map(|s| format!(" (expires_in {s} s)"))
+                    .unwrap_or_default()
+            );
+            Ok(Issued {
+                access_token: token,
+                granted_scope: None,
+                requested_scope: scope,
+                from: format!("the exec command {program}"),
+            })
+        }
+        Printed::Refresh(rt) => {
+            let Some(cred) = cred.filter(|c| {
+                !c.client_id.is_empty() && (c.issuer.is_some() || c.token_endpoint.is_some())
+            }) else {
+                return Err(Error::config(format!(
+                    "the exec command {program} printed only a refresh token: set \"issuer\" and \"client_id\" \
+                     (and the client's secret) in the credential file to redeem it; the old token is kept"
+                )));
+            };
+            tracing::info!("the exec command {program} printed a refresh token {rt}: redeeming it");
+            let mut plan = plan_from_credential(cfg, cred);
+            plan.grant = Grant::RefreshToken(rt);
+            // Not ours to persist: the command keeps its own credential.
+            plan.credential = None;
+            plan.scope = scope;
+            plan.audience = audience;
+            redeem(plan, ctx)
+        }
     }
 }
 
@@ -202,6 +278,14 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
 
     // A new refresh token is safe on disk before anything else happens: the old one
     // is already dead at the issuer, and reusing it would revoke the whole family.
+    if let (Some(new_rt), None, Grant::RefreshToken(_)) =
+        (&resp.refresh_token, &plan.credential, &plan.grant)
+    {
+        tracing::info!(
+            "the issuer returned a refresh token {new_rt}; the exec command owns the credential, \
+             so robot-token does not store it"
+        );
+    }
     if let (Some(new_rt), Some(cred)) = (resp.refresh_token, plan.credential.as_mut()) {
         if cred.refresh_token.as_ref() != Some(&new_rt) {
             let old_fp = cred

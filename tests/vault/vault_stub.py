@@ -242,6 +242,10 @@ class State:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body
+    # waits for the client's delayed ACK (~40 ms per request), which real Vault
+    # (Go) never does.
+    disable_nagle_algorithm = True
     server_version = "vault-stub"
     sys_version = ""
 
