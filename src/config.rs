@@ -1,10 +1,11 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
+use crate::condor;
 use crate::credential::{ClientAuth, Subject};
 use crate::discovery;
 use crate::error::{Error, Result};
@@ -23,6 +24,8 @@ pub enum Source {
         client_id: String,
         secret_file: Option<PathBuf>,
     },
+    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
+    Exec(Box<crate::exec::ExecSettings>),
     /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
     /// (see `vault`). The settings typed; a credential file (`vault` section) may
     /// add the rest when the run needs it.
@@ -104,6 +107,8 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    /// `--condor`: what to hand HTCondor after a successful run.
+    pub condor: Option<condor::Mode>,
     pub private_key_file: Option<PathBuf>,
     pub kid: Option<String>,
     pub exchange: ExchangeOptions,
@@ -318,8 +323,10 @@ impl GetConfig {
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
+        let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
+        let condor = condor_mode(a, &source, &outfile)?;
         Ok(GetConfig {
-            outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
+            outfile,
             minsecs,
             source,
             token_endpoint: a.token_endpoint.clone(),
@@ -329,6 +336,7 @@ impl GetConfig {
             trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
+            condor,
             private_key_file: a.private_key_file.clone(),
             kid: a.kid.clone(),
             exchange: ExchangeOptions {
@@ -340,6 +348,59 @@ impl GetConfig {
             require_scope: words(&a.require_scope),
         })
     }
+}
+
+/// `--condor[=MODE]`, `--condor-service`, `--condor-handle`.
+fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<condor::Mode>> {
+    let Some(mode) = a.condor.as_deref() else {
+        if a.condor_service.is_some() || a.condor_handle.is_some() {
+            return Err(Error::usage(
+                "--condor-service and --condor-handle need --condor=credd",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(dir) = condor::in_idtokens_dir(outfile) {
+        return Err(Error::usage(format!(
+            "--condor: the token file {} is in {}, HTCondor's IDTOKENS directory, where a SciToken \
+             breaks IDTOKENS authentication: choose another --outfile",
+            outfile.display(),
+            dir.display()
+        )));
+    }
+    if mode != "credd" && (a.condor_service.is_some() || a.condor_handle.is_some()) {
+        return Err(Error::usage(format!(
+            "--condor-service and --condor-handle need --condor=credd, not --condor={mode}"
+        )));
+    }
+    Ok(Some(match mode {
+        "credd" => {
+            let Some(service) = a.condor_service.clone() else {
+                return Err(Error::usage(
+                    "--condor=credd needs --condor-service NAME (the name jobs give in \
+                     use_oauth_services; pick one no credmon claims)",
+                ));
+            };
+            condor::check_name("--condor-service", &service).map_err(Error::usage)?;
+            if let Some(h) = &a.condor_handle {
+                condor::check_name("--condor-handle", h).map_err(Error::usage)?;
+            }
+            condor::Mode::Credd {
+                service,
+                handle: a.condor_handle.clone(),
+            }
+        }
+        "vault-storer" => {
+            if matches!(source, Source::Client { .. }) {
+                return Err(Error::usage(
+                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab): \
+                     HTCondor's Vault credmon gets its tokens from Vault, not from a client secret",
+                ));
+            }
+            condor::Mode::VaultStorer
+        }
+        _ => condor::Mode::File,
+    }))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{io_reason, Error, Result};
+use crate::exec::ExecSettings;
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 
@@ -64,6 +65,8 @@ pub struct Credential {
     /// The private key for `private_key_jwt`, resolved against the file's directory.
     pub private_key_file: Option<PathBuf>,
     pub kid: Option<String>,
+    /// `"grant": "exec"`: how to run the command that obtains the token.
+    pub exec: Option<ExecSettings>,
 }
 
 /// The `"grant"` field of a credential file.
@@ -171,10 +174,28 @@ impl Credential {
                 }),
             }
         };
-        let client_id = string("client_id")?.ok_or_else(|| bad("missing \"client_id\"".into()))?;
+        // "grant": "exec": a command obtains the token; issuer and client are needed
+        // only to redeem a refresh token it prints, and are checked then.
+        let exec = match string("grant")?.as_deref() {
+            Some("exec") => {
+                let settings: ExecSettings = serde_json::from_value(Value::Object(raw.clone()))
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                settings
+                    .validate()
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                Some(settings)
+            }
+            _ => None,
+        };
+        let client_id = match string("client_id")? {
+            Some(id) => id,
+            // Empty: the exec command's refresh token cannot be redeemed (checked then).
+            None if exec.is_some() => String::new(),
+            None => return Err(bad("missing \"client_id\"".into())),
+        };
         let issuer = string("issuer")?;
         let token_endpoint = string("token_endpoint")?;
-        if issuer.is_none() && token_endpoint.is_none() {
+        if issuer.is_none() && token_endpoint.is_none() && exec.is_none() {
             return Err(bad("needs \"issuer\" or \"token_endpoint\"".into()));
         }
         let client_auth = match string("client_auth")? {
@@ -190,9 +211,10 @@ impl Credential {
             Some("refresh_token") => Some(CredGrant::RefreshToken),
             Some("client_credentials") => Some(CredGrant::ClientCredentials),
             Some("token_exchange") => Some(CredGrant::TokenExchange),
+            Some("exec") => None,
             Some(g) => {
                 return Err(bad(format!(
-                    "\"grant\" is {g:?}; expected \"refresh_token\", \"client_credentials\" or \"token_exchange\""
+                    "\"grant\" is {g:?}; expected \"refresh_token\", \"client_credentials\", \"token_exchange\" or \"exec\""
                 )))
             }
         };
@@ -231,6 +253,7 @@ impl Credential {
             refresh_token: string("refresh_token")?.map(Secret::new),
             scope: list("scope")?,
             audience: list("audience")?,
+            exec,
             raw,
         })
     }

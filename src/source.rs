@@ -13,6 +13,7 @@ use crate::config::{GetConfig, Source, VaultOptions};
 use crate::credential::{self, ClientAuth, CredGrant, Credential, Subject};
 use crate::error::{Error, Result, Tag};
 use crate::exchange;
+use crate::exec::{self, ExecContext, ExecSettings, Printed};
 use crate::http::Http;
 use crate::oauth::{self, Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
 use crate::secret::Secret;
@@ -56,9 +57,13 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
                 let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
                 return vault::obtain(&s, cfg.minsecs, ctx);
             }
-            let plan = plan_from_credential(cfg, Credential::parse(&data, &real)?)?;
-            redeem(plan, ctx)
+            let cred = Credential::parse(&data, &real)?;
+            if let Some(settings) = cred.exec.clone() {
+                return from_exec(cfg, ctx, &settings, Some(cred));
+            }
+            redeem(plan_from_credential(cfg, cred)?, ctx)
         }
+        Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
         Source::Vault(_) => match vault::Settings::resolve(cfg)? {
             Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
             None => Err(Error::usage("no Vault settings: give --vault-server")),
@@ -68,6 +73,66 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             client_id,
             secret_file,
         } => redeem(plan_from_options(cfg, issuer, client_id, secret_file)?, ctx),
+    }
+}
+
+/// The exec source: run the command; redeem a refresh token it prints at the
+/// credential's issuer. The command owns the long-lived credential, so a refresh
+/// token the issuer rotates is not stored anywhere by robot-token.
+fn from_exec(
+    cfg: &GetConfig,
+    ctx: &Context,
+    settings: &ExecSettings,
+    cred: Option<Credential>,
+) -> Result<Issued> {
+    let pick = |cli: &Vec<String>, file: Option<&Vec<String>>| match file {
+        Some(f) if cli.is_empty() => f.clone(),
+        _ => cli.clone(),
+    };
+    let scope = pick(&cfg.scope, cred.as_ref().map(|c| &c.scope));
+    let audience = pick(&cfg.audience, cred.as_ref().map(|c| &c.audience));
+    let exec_ctx = ExecContext {
+        issuer: cred.as_ref().and_then(|c| c.issuer.clone()),
+        scope: scope.clone(),
+        audience: audience.clone(),
+        minsecs: cfg.minsecs,
+        credential: cred.as_ref().map(|c| c.path.clone()),
+        outfile: Some(cfg.outfile.clone()),
+    };
+    let program = settings.program().to_string();
+    match exec::run(settings, &exec_ctx, ctx.deadline)? {
+        Printed::Access { token, expires_in } => {
+            tracing::info!(
+                "the exec command {program} printed an access token {token}{}",
+                expires_in
+                    .map(|s| format!(" (expires_in {s} s)"))
+                    .unwrap_or_default()
+            );
+            Ok(Issued {
+                access_token: token,
+                granted_scope: None,
+                requested_scope: scope,
+                from: format!("the exec command {program}"),
+            })
+        }
+        Printed::Refresh(rt) => {
+            let Some(cred) = cred.filter(|c| {
+                !c.client_id.is_empty() && (c.issuer.is_some() || c.token_endpoint.is_some())
+            }) else {
+                return Err(Error::config(format!(
+                    "the exec command {program} printed only a refresh token: set \"issuer\" and \"client_id\" \
+                     (and the client's secret) in the credential file to redeem it; the old token is kept"
+                )));
+            };
+            tracing::info!("the exec command {program} printed a refresh token {rt}: redeeming it");
+            let mut plan = plan_from_credential(cfg, cred)?;
+            plan.grant = Want::Ready(Grant::RefreshToken(rt));
+            // Not ours to persist: the command keeps its own credential.
+            plan.credential = None;
+            plan.scope = scope;
+            plan.audience = audience;
+            redeem(plan, ctx)
+        }
     }
 }
 
@@ -329,6 +394,10 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
                 ),
             }
         }
+        (Some(new_rt), None) if matches!(grant, Grant::RefreshToken(_)) => tracing::info!(
+            "the issuer returned a refresh token {new_rt}; the exec command owns the credential, \
+             so robot-token does not store it"
+        ),
         (Some(_), None) => tracing::info!(
             "the issuer returned a refresh token, but there is no credential file to keep it in (use -c FILE)"
         ),
