@@ -15,6 +15,13 @@ if [ "$need_npm" = 1 ]; then
   npm ci --prefix tests/peer --no-audit --no-fund --loglevel=error >&2
 fi
 
+# oidc-agent's real `oidc-token`, the exec source's test command (tests/exec.rs).
+if ! command -v oidc-token >/dev/null || ! command -v oidc-gen >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: oidc-agent is required (Debian: apt-get install oidc-agent-cli)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oidc-agent-cli >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oidc-agent-cli >/dev/null; }
+fi
+
 # The Kerberos/Vault peers (tests/vault): a real MIT KDC and the htvault-config
 # look-alike, which verifies SPNEGO with Debian's python3-gssapi (for /usr/bin/python3).
 krb_missing=()

@@ -237,7 +237,7 @@ impl Settings {
                     None => Ok(None),
                 }
             }
-            Source::Client { .. } => Ok(None),
+            Source::Client { .. } | Source::Exec(_) => Ok(None),
         }
     }
 
