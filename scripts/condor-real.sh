@@ -194,8 +194,9 @@ ping_write() {
         condor_ping -type schedd -verbose WRITE 2>&1
 }
 
+# As cron runs it: PATH=/usr/bin:/bin.
 robot_token() {
-    chroot "$ROOT" env -i PATH=/usr/bin:/bin:/usr/sbin HOME=/tmp/rt/home /tmp/rt/robot-token "$@"
+    chroot "$ROOT" env -i PATH=/usr/bin:/bin HOME=/tmp/rt/home /tmp/rt/robot-token "$@"
 }
 
 main() {
