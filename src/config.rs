@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
 use crate::credential::ClientAuth;
-use crate::discovery;
 use crate::error::{Error, Result};
 use crate::http::TrustOptions;
+use crate::output::OutputSpec;
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
@@ -84,7 +84,9 @@ impl VaultOptions {
 
 #[derive(Debug, Clone)]
 pub struct GetConfig {
-    pub outfile: PathBuf,
+    /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
+    /// discovery (decided by `output::targets`, which may read the credential).
+    pub outputs: Vec<OutputSpec>,
     pub minsecs: i64,
     pub source: Source,
     pub token_endpoint: Option<String>,
@@ -248,8 +250,14 @@ impl GetConfig {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
         let capath = capath_or_default(&a.capath);
+        let outputs = a
+            .outfile
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .collect::<Result<Vec<_>>>()?;
         Ok(GetConfig {
-            outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
+            outputs,
             minsecs,
             source,
             token_endpoint: a.token_endpoint.clone(),

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod keytab;
 pub mod logging;
 pub mod oauth;
+pub mod output;
 pub mod renew;
 pub mod scope;
 pub mod secret;
