@@ -255,6 +255,28 @@ pub struct GetArgs {
         help_heading = "Vault (htvault-config) with a Kerberos keytab"
     )]
     pub secret_path: Option<String>,
+
+    /// After each successful run, hand the token to HTCondor: file (the default for a
+    /// bare --condor: check the file and show how HTCondor finds it), credd (store it for
+    /// jobs' use_oauth_services), vault-storer (HTCondor's Vault credmon).
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_CONDOR",
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "file",
+        value_parser = ["file", "credd", "vault-storer"]
+    )]
+    pub condor: Option<String>,
+
+    /// --condor=credd: the service name jobs ask for (use_oauth_services = NAME).
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_SERVICE", value_name = "NAME")]
+    pub condor_service: Option<String>,
+
+    /// --condor=credd: a handle, for jobs that ask for NAME_HANDLE.
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_HANDLE", value_name = "H")]
+    pub condor_handle: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]

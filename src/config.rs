@@ -1,11 +1,13 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
+use crate::condor;
 use crate::credential::ClientAuth;
+use crate::discovery;
 use crate::error::{Error, Result};
 use crate::http::TrustOptions;
 use crate::output::OutputSpec;
@@ -87,6 +89,9 @@ pub struct GetConfig {
     /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
     /// discovery (decided by `output::targets`, which may read the credential).
     pub outputs: Vec<OutputSpec>,
+    /// The first token file: the first `-o`, else the WLCG discovery default. (With a
+    /// credential's `outputs` the run's real first file is in `renew::Outcome::files`.)
+    pub outfile: PathBuf,
     pub minsecs: i64,
     pub source: Source,
     pub token_endpoint: Option<String>,
@@ -96,6 +101,8 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    /// `--condor`: what to hand HTCondor after a successful run.
+    pub condor: Option<condor::Mode>,
 }
 
 /// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
@@ -256,8 +263,14 @@ impl GetConfig {
             .filter(|s| !s.is_empty())
             .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
             .collect::<Result<Vec<_>>>()?;
+        let outfile = outputs
+            .first()
+            .map(|o| o.path.clone())
+            .unwrap_or_else(discovery::token_file);
+        let condor = condor_mode(a, &source, &outfile)?;
         Ok(GetConfig {
             outputs,
+            outfile,
             minsecs,
             source,
             token_endpoint: a.token_endpoint.clone(),
@@ -270,8 +283,62 @@ impl GetConfig {
             },
             timeout,
             deadline,
+            condor,
         })
     }
+}
+
+/// `--condor[=MODE]`, `--condor-service`, `--condor-handle`.
+fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<condor::Mode>> {
+    let Some(mode) = a.condor.as_deref() else {
+        if a.condor_service.is_some() || a.condor_handle.is_some() {
+            return Err(Error::usage(
+                "--condor-service and --condor-handle need --condor=credd",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(dir) = condor::in_idtokens_dir(outfile) {
+        return Err(Error::usage(format!(
+            "--condor: the token file {} is in {}, HTCondor's IDTOKENS directory, where a SciToken \
+             breaks IDTOKENS authentication: choose another --outfile",
+            outfile.display(),
+            dir.display()
+        )));
+    }
+    if mode != "credd" && (a.condor_service.is_some() || a.condor_handle.is_some()) {
+        return Err(Error::usage(format!(
+            "--condor-service and --condor-handle need --condor=credd, not --condor={mode}"
+        )));
+    }
+    Ok(Some(match mode {
+        "credd" => {
+            let Some(service) = a.condor_service.clone() else {
+                return Err(Error::usage(
+                    "--condor=credd needs --condor-service NAME (the name jobs give in \
+                     use_oauth_services; pick one no credmon claims)",
+                ));
+            };
+            condor::check_name("--condor-service", &service).map_err(Error::usage)?;
+            if let Some(h) = &a.condor_handle {
+                condor::check_name("--condor-handle", h).map_err(Error::usage)?;
+            }
+            condor::Mode::Credd {
+                service,
+                handle: a.condor_handle.clone(),
+            }
+        }
+        "vault-storer" => {
+            if matches!(source, Source::Client { .. }) {
+                return Err(Error::usage(
+                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab): \
+                     HTCondor's Vault credmon gets its tokens from Vault, not from a client secret",
+                ));
+            }
+            condor::Mode::VaultStorer
+        }
+        _ => condor::Mode::File,
+    }))
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
 //! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
-//! `gssapi`) → `store` (atomic replace).
+//! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
+//! HTCondor).
 
 pub mod cli;
+pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
@@ -55,7 +57,17 @@ fn run(cli: &Cli) -> Result<Exit> {
     match &cli.command {
         Command::Get(args) => {
             let cfg = config::GetConfig::from_args(args)?;
-            renew::run(&cfg).map(|_| Exit::Ok)
+            let outcome = renew::run(&cfg)?;
+            // After a renewal or a reuse: the token file is fresh, and stays so
+            // whatever the hand-off does. The first token file is the one handed off.
+            if let Some(mode) = &cfg.condor {
+                let mut cfg = cfg.clone();
+                if let Some(first) = outcome.files.first() {
+                    cfg.outfile = first.clone();
+                }
+                condor::run(&cfg, mode)?;
+            }
+            Ok(Exit::Ok)
         }
         Command::Inspect(args) => inspect::run(args),
     }

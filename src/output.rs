@@ -13,7 +13,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::config::{GetConfig, Source};
-use crate::discovery;
 use crate::error::{Error, Result};
 use crate::store::{self, euid};
 
@@ -292,7 +291,7 @@ pub fn targets(cfg: &GetConfig) -> Result<Vec<Target>> {
             Source::File(f) => credential_outputs(f)?,
             _ => None,
         };
-        from_file.unwrap_or_else(|| vec![OutputSpec::plain(discovery::token_file())])
+        from_file.unwrap_or_else(|| vec![OutputSpec::plain(cfg.outfile.clone())])
     };
     let mut seen = std::collections::HashSet::new();
     for s in &specs {

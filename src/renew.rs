@@ -83,6 +83,8 @@ pub fn human_secs(s: i64) -> String {
 pub struct Outcome {
     pub renewed: bool,
     pub expires: i64,
+    /// The token files kept fresh, in the configured order.
+    pub files: Vec<PathBuf>,
 }
 
 /// Describe why a token file needs renewing.
@@ -161,6 +163,7 @@ fn settled(
         None => Ok(Outcome {
             renewed: false,
             expires,
+            files: targets.iter().map(|t| t.path.clone()).collect(),
         }),
     })
 }
@@ -309,6 +312,7 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         None => Ok(Outcome {
             renewed: true,
             expires: exp,
+            files: targets.iter().map(|t| t.path.clone()).collect(),
         }),
     }
 }
