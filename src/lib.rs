@@ -6,15 +6,18 @@
 //! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
 //! HTCondor).
 
+pub mod assertion;
 pub mod cli;
 pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
 pub mod exec;
 pub mod gssapi;
 pub mod http;
+pub mod init;
 pub mod inspect;
 pub mod keytab;
 pub mod logging;
@@ -70,6 +73,7 @@ fn run(cli: &Cli) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Inspect(args) => inspect::run(args),
+        Command::Init(args) => init::run(args).map(|_| Exit::Ok),
     }
 }
 

@@ -285,11 +285,9 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             cfg.minsecs
         );
     }
-    warn_narrowed(
-        &issued.requested_scope,
-        issued.granted_scope.as_deref(),
-        access.expose(),
-    );
+    let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
+    warn_narrowed(&issued.requested_scope, granted.as_deref());
+    check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
 
     // Every token file gets the new token, fresh ones too: after a renewal they all
     // hold the same token and expire together.
@@ -317,18 +315,17 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     }
 }
 
-/// Warn, without failing, when the issuer granted fewer scopes than asked for.
-fn warn_narrowed(requested: &[String], granted: Option<&str>, access: &str) {
-    if requested.is_empty() {
-        return;
+/// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
+pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<String>> {
+    match response_scope {
+        Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        None => token::decode(access).ok().map(|jwt| jwt.scopes()),
     }
-    let granted: Vec<String> = match granted {
-        Some(s) => s.split_whitespace().map(str::to_string).collect(),
-        None => match token::decode(access) {
-            Ok(jwt) => jwt.scopes(),
-            Err(_) => return,
-        },
-    };
+}
+
+/// Warn, without failing, when the issuer granted fewer scopes than asked for.
+pub fn warn_narrowed(requested: &[String], granted: Option<&[String]>) {
+    let Some(granted) = granted else { return };
     let missing: Vec<&str> = requested
         .iter()
         .filter(|s| !granted.contains(s))
@@ -347,6 +344,29 @@ fn warn_narrowed(requested: &[String], granted: Option<&str>, access: &str) {
             missing.join(" ")
         );
     }
+}
+
+/// `--require-scope`: a scope the issuer did not grant is an error a person must
+/// look at (exit 77); the new token is not installed.
+pub fn check_required(required: &[String], granted: Option<&[String]>, from: &str) -> Result<()> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let granted = granted.unwrap_or(&[]);
+    // WLCG matching: `storage.read:/` grants `storage.read:/data`.
+    let missing = crate::scope::missing(granted, required);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::perm(format!(
+        "{from} did not grant the required scope {} (granted: {}); the old token is kept: ask the issuer's admins for it, or drop --require-scope",
+        missing.join(" "),
+        if granted.is_empty() {
+            "nothing".to_string()
+        } else {
+            granted.join(" ")
+        }
+    )))
 }
 
 /// The exit code of a finished `get`.

@@ -343,6 +343,33 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
         target
     };
     check_target_by(target, other)?;
+    let tmp_path = write_temp(target, data, how)?;
+    let guard = TempGuard(Some(&tmp_path));
+    fs::rename(&tmp_path, target).map_err(|e| FileError::io(target, "replace", e))?;
+    std::mem::forget(guard);
+    sync_dir(target);
+    Ok(())
+}
+
+/// Atomically create `target` with `data`; fails with `AlreadyExists` if anything is
+/// at the path (a hard link never replaces, unlike a rename).
+pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
+    let tmp_path = write_temp(target, data, how)?;
+    let _guard = TempGuard(Some(&tmp_path));
+    fs::hard_link(&tmp_path, target).map_err(|e| FileError::io(target, "create", e))?;
+    sync_dir(target);
+    Ok(())
+}
+
+/// The rename or link is durable only once the directory is synced.
+fn sync_dir(target: &Path) {
+    if let Ok(d) = File::open(parent_dir(target)) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A private temp file beside `target` holding `data`, synced to disk.
+fn write_temp(target: &Path, data: &[u8], how: WriteMode) -> Result<PathBuf, FileError> {
     let dir = parent_dir(target);
     let prefix = temp_prefix(target);
     let mut tmp_path = PathBuf::new();
@@ -388,13 +415,8 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
     file.sync_all().map_err(|e| fail("fsync", e))?;
     drop(file);
     test_delay();
-    fs::rename(&tmp_path, target).map_err(|e| fail("replace", e))?;
     std::mem::forget(guard);
-    // The rename is durable only once the directory is synced.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    Ok(tmp_path)
 }
 
 /// For root: the real path of `dir`, after checking every directory from `/` down
