@@ -74,11 +74,12 @@ pub struct Tools {
 }
 
 impl Tools {
+    /// `$PATH`, then `/usr/sbin` and `/sbin`: packages put `condor_store_cred` in
+    /// `/usr/sbin`, which cron's default PATH (`/usr/bin:/bin`) lacks.
     pub fn from_env(timeout: Duration) -> Tools {
-        Tools {
-            path: std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            timeout,
-        }
+        let mut path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+        path.push(":/usr/sbin:/sbin");
+        Tools { path, timeout }
     }
 }
 
@@ -152,8 +153,13 @@ pub fn hand_off(handoff: &Handoff, token_file: &Path, tools: &Tools) -> Result<(
             warn_shadowed(token_file, &token);
             if tracing::enabled!(tracing::Level::INFO) {
                 let abs = store::absolute(token_file);
-                println!("export _CONDOR_SCITOKENS_FILE={}", shell_quote(&abs));
-                println!("scitokens_file = {}", abs.display());
+                // Not println!: a closed stdout must not panic.
+                let _ = writeln!(
+                    std::io::stdout(),
+                    "export _CONDOR_SCITOKENS_FILE={}\nscitokens_file = {}",
+                    shell_quote(&abs),
+                    abs.display()
+                );
             }
             Ok(())
         }
@@ -608,7 +614,7 @@ fn run_vault_storer(tools: &Tools, v: &VaultStorer, token_file: &Path) -> Result
     if !diff.is_empty() {
         let line = user_config_line(v);
         // The line alone on stdout, ready for `>> ~/.condor/user_config`.
-        println!("{line}");
+        let _ = writeln!(std::io::stdout(), "{line}");
         return Err(Error::config(format!(
             "HTCondor's SEC_CREDENTIAL_GETTOKEN_OPTS ({}) does not match robot-token's Vault \
              options ({}): its Vault credmon would fetch another robot's tokens; add this line to \
