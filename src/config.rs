@@ -1,25 +1,29 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
-use crate::credential::ClientAuth;
+use crate::condor;
+use crate::credential::{ClientAuth, Subject};
 use crate::discovery;
 use crate::error::{Error, Result};
+use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
+use crate::output::OutputSpec;
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A version-1 credential file.
     File(PathBuf),
-    /// client_credentials from options: issuer, client id and a secret file.
+    /// A client given by options: issuer, client id and a secret file or private
+    /// key; client_credentials, or a token exchange when a subject token is given.
     Client {
         issuer: Option<String>,
         client_id: String,
-        secret_file: PathBuf,
+        secret_file: Option<PathBuf>,
     },
     /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
     Exec(Box<crate::exec::ExecSettings>),
@@ -82,8 +86,23 @@ impl VaultOptions {
     }
 }
 
+/// Token-exchange settings from the command line (they override the credential's).
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeOptions {
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// Audience of the GitHub Actions identity token [default: the issuer URL].
+    pub ci_audience: Option<String>,
+}
+
 #[derive(Debug, Clone)]
 pub struct GetConfig {
+    /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
+    /// discovery (decided by `output::targets`, which may read the credential).
+    pub outputs: Vec<OutputSpec>,
+    /// The first token file: the first `-o`, else the WLCG discovery default. (With a
+    /// credential's `outputs` the run's real first file is in `renew::Outcome::files`.)
     pub outfile: PathBuf,
     pub minsecs: i64,
     pub source: Source,
@@ -94,6 +113,54 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    /// `--condor`: what to hand HTCondor after a successful run.
+    pub condor: Option<condor::Mode>,
+    pub private_key_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    pub exchange: ExchangeOptions,
+    /// Scopes that must be granted, or the run fails with exit 77.
+    pub require_scope: Vec<String>,
+}
+
+/// `--capath`, else `$X509_CERT_DIR`, else `/etc/grid-security/certificates` when it
+/// exists; plus `--cafile`.
+pub fn trust_options(capath: &Option<PathBuf>, cafile: &Option<PathBuf>) -> TrustOptions {
+    TrustOptions {
+        capath: capath_or_default(capath),
+        cafile: cafile.clone(),
+    }
+}
+
+/// The subject token source named by `--ci`, `--subject-token-file` or
+/// `--subject-token-env`.
+fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
+    let plain = match (&a.subject_token_file, &a.subject_token_env) {
+        (Some(f), _) => Some(Subject::File(f.clone())),
+        (None, Some(e)) => Some(Subject::Env(e.clone())),
+        (None, None) => None,
+    };
+    let ci = match a.ci.as_deref() {
+        None => return Ok(plain),
+        Some("github") => Ci::GitHub,
+        Some("gitlab") => Ci::GitLab,
+        _ => exchange::detect_ci().ok_or_else(|| {
+            Error::config(
+                "--ci auto: this is neither GitHub Actions (GITHUB_ACTIONS=true) nor GitLab CI (GITLAB_CI=true); name the system with --ci",
+            )
+        })?,
+    };
+    match ci {
+        Ci::GitHub if plain.is_some() => Err(Error::usage(
+            "--ci github gets the subject token from GitHub: drop --subject-token-file/--subject-token-env",
+        )),
+        Ci::GitHub => Ok(Some(Subject::GitHub)),
+        Ci::GitLab => match plain {
+            Some(s @ Subject::Env(_)) => Ok(Some(s)),
+            _ => Err(Error::usage(
+                "--ci gitlab needs --subject-token-env NAME: the job's id_tokens: variable",
+            )),
+        },
+    }
 }
 
 /// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
@@ -184,6 +251,7 @@ impl VerifyConfig {
 
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
+        let subject = subject_from_args(a)?;
         let vault = VaultOptions::from_args(a)?;
         let source = if vault.any() {
             if a.client_id.is_some() || a.client_secret_file.is_some() || a.issuer.is_some() {
@@ -198,12 +266,13 @@ impl GetConfig {
             }
             Source::Vault(vault)
         } else {
-            Self::oauth_source(a)?
+            Self::oauth_source(a, subject.is_some())?
         };
-        Self::finish(a, source)
+        Self::finish(a, source, subject)
     }
 
-    fn oauth_source(a: &GetArgs) -> Result<Source> {
+    fn oauth_source(a: &GetArgs, exchange: bool) -> Result<Source> {
+        let keyed = a.private_key_file.is_some();
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
             (Some(c), None, None) => Source::File(c.clone()),
             (Some(_), _, _) => {
@@ -211,7 +280,17 @@ impl GetConfig {
                     "--credential cannot be combined with --client-id or --client-secret-file: the credential file holds the client",
                 ))
             }
-            (None, Some(id), Some(secret)) => {
+            (None, Some(_), Some(_)) if keyed => {
+                return Err(Error::usage(
+                    "give --client-secret-file or --private-key-file, not both",
+                ))
+            }
+            (None, Some(id), secret) => {
+                if secret.is_none() && !keyed && !exchange {
+                    return Err(Error::usage(
+                        "--client-id needs --client-secret-file or --private-key-file for the client_credentials grant",
+                    ));
+                }
                 if a.issuer.is_none() && a.token_endpoint.is_none() {
                     return Err(Error::usage("--client-id needs --issuer (or --token-endpoint)"));
                 }
@@ -221,17 +300,20 @@ impl GetConfig {
                     secret_file: secret.clone(),
                 }
             }
-            (None, Some(_), None) => {
-                return Err(Error::usage(
-                    "--client-id needs --client-secret-file for the client_credentials grant",
-                ))
-            }
             (None, None, _) => {
                 return Err(Error::usage(
                     "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file, or --vault-server and --keytab",
                 ))
             }
         };
+        if a.client_auth.as_deref() == Some("private_key_jwt")
+            && !keyed
+            && matches!(source, Source::Client { .. })
+        {
+            return Err(Error::usage(
+                "--client-auth private_key_jwt needs --private-key-file",
+            ));
+        }
         if matches!(source, Source::File(_)) && a.issuer.is_some() {
             return Err(Error::usage(
                 "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
@@ -240,30 +322,101 @@ impl GetConfig {
         Ok(source)
     }
 
-    fn finish(a: &GetArgs, source: Source) -> Result<GetConfig> {
+    fn finish(a: &GetArgs, source: Source, subject: Option<Subject>) -> Result<GetConfig> {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
-        let capath = capath_or_default(&a.capath);
+        let outputs = a
+            .outfile
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let outfile = outputs
+            .first()
+            .map(|o| o.path.clone())
+            .unwrap_or_else(discovery::token_file);
+        let condor = condor_mode(a, &source, &outfile)?;
         Ok(GetConfig {
-            outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
+            outputs,
+            outfile,
             minsecs,
             source,
             token_endpoint: a.token_endpoint.clone(),
             client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
             scope: words(&a.scope),
             audience: words(&a.audience),
-            trust: TrustOptions {
-                capath,
-                cafile: a.cafile.clone(),
-            },
+            trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
+            condor,
+            private_key_file: a.private_key_file.clone(),
+            kid: a.kid.clone(),
+            exchange: ExchangeOptions {
+                subject,
+                subject_token_type: a.subject_token_type.clone(),
+                requested_token_type: a.requested_token_type.clone(),
+                ci_audience: a.ci_audience.clone(),
+            },
+            require_scope: words(&a.require_scope),
         })
     }
+}
+
+/// `--condor[=MODE]`, `--condor-service`, `--condor-handle`.
+fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<condor::Mode>> {
+    let Some(mode) = a.condor.as_deref() else {
+        if a.condor_service.is_some() || a.condor_handle.is_some() {
+            return Err(Error::usage(
+                "--condor-service and --condor-handle need --condor=credd",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(dir) = condor::in_idtokens_dir(outfile) {
+        return Err(Error::usage(format!(
+            "--condor: the token file {} is in {}, HTCondor's IDTOKENS directory, where a SciToken \
+             breaks IDTOKENS authentication: choose another --outfile",
+            outfile.display(),
+            dir.display()
+        )));
+    }
+    if mode != "credd" && (a.condor_service.is_some() || a.condor_handle.is_some()) {
+        return Err(Error::usage(format!(
+            "--condor-service and --condor-handle need --condor=credd, not --condor={mode}"
+        )));
+    }
+    Ok(Some(match mode {
+        "credd" => {
+            let Some(service) = a.condor_service.clone() else {
+                return Err(Error::usage(
+                    "--condor=credd needs --condor-service NAME (the name jobs give in \
+                     use_oauth_services; pick one no credmon claims)",
+                ));
+            };
+            condor::check_name("--condor-service", &service).map_err(Error::usage)?;
+            if let Some(h) = &a.condor_handle {
+                condor::check_name("--condor-handle", h).map_err(Error::usage)?;
+            }
+            condor::Mode::Credd {
+                service,
+                handle: a.condor_handle.clone(),
+            }
+        }
+        "vault-storer" => {
+            if matches!(source, Source::Client { .. }) {
+                return Err(Error::usage(
+                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab): \
+                     HTCondor's Vault credmon gets its tokens from Vault, not from a client secret",
+                ));
+            }
+            condor::Mode::VaultStorer
+        }
+        _ => condor::Mode::File,
+    }))
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@ pub enum ClientAuth {
     Post,
     /// A public client: client_id only.
     None,
+    /// A JWT signed with the client's private key (RFC 7523 client assertion).
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
@@ -35,6 +37,7 @@ impl ClientAuth {
             "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
             "post" | "client_secret_post" => Some(ClientAuth::Post),
             "none" => Some(ClientAuth::None),
+            "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -53,8 +56,36 @@ pub struct Credential {
     pub refresh_token: Option<Secret>,
     pub scope: Vec<String>,
     pub audience: Vec<String>,
+    /// `"grant"`: which grant to use when there is no refresh token.
+    pub grant: Option<CredGrant>,
+    /// Where a token exchange finds its subject token.
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// The private key for `private_key_jwt`, resolved against the file's directory.
+    pub private_key_file: Option<PathBuf>,
+    pub kid: Option<String>,
     /// `"grant": "exec"`: how to run the command that obtains the token.
     pub exec: Option<ExecSettings>,
+}
+
+/// The `"grant"` field of a credential file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredGrant {
+    RefreshToken,
+    ClientCredentials,
+    TokenExchange,
+}
+
+/// Where the subject token of a token exchange comes from. The token itself is read
+/// only when it is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    File(PathBuf),
+    /// The name of an environment variable (GitLab CI `id_tokens:`, a CI secret).
+    Env(String),
+    /// GitHub Actions' OIDC token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`).
+    GitHub,
 }
 
 impl std::fmt::Debug for Credential {
@@ -171,11 +202,48 @@ impl Credential {
             None => None,
             Some(s) => Some(ClientAuth::parse(&s).ok_or_else(|| {
                 bad(format!(
-                    "\"client_auth\" is {s:?}; expected \"basic\", \"post\" or \"none\""
+                    "\"client_auth\" is {s:?}; expected \"basic\", \"post\", \"private_key_jwt\" or \"none\""
                 ))
             })?),
         };
+        let grant = match string("grant")?.as_deref() {
+            None => None,
+            Some("refresh_token") => Some(CredGrant::RefreshToken),
+            Some("client_credentials") => Some(CredGrant::ClientCredentials),
+            Some("token_exchange") => Some(CredGrant::TokenExchange),
+            Some("exec") => None,
+            Some(g) => {
+                return Err(bad(format!(
+                    "\"grant\" is {g:?}; expected \"refresh_token\", \"client_credentials\", \"token_exchange\" or \"exec\""
+                )))
+            }
+        };
+        // Relative paths in the file mean relative to the file, not to cron's cwd.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: String| dir.join(p);
+        let subject = match (string("subject_token_file")?, string("subject_token_env")?) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "give \"subject_token_file\" or \"subject_token_env\", not both".into(),
+                ))
+            }
+            (Some(f), None) => Some(Subject::File(rel(f))),
+            (None, Some(e)) => Some(Subject::Env(e)),
+            (None, None) => None,
+        };
+        let private_key_file = string("private_key_file")?.map(rel);
+        if client_auth == Some(ClientAuth::PrivateKeyJwt) && private_key_file.is_none() {
+            return Err(bad(
+                "\"client_auth\": \"private_key_jwt\" needs \"private_key_file\"".into(),
+            ));
+        }
         Ok(Credential {
+            grant,
+            subject,
+            subject_token_type: string("subject_token_type")?,
+            requested_token_type: string("requested_token_type")?,
+            private_key_file,
+            kid: string("kid")?,
             path: path.to_path_buf(),
             issuer,
             token_endpoint,

@@ -3,20 +3,26 @@
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
 //! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
-//! `gssapi`) → `store` (atomic replace).
+//! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
+//! HTCondor).
 
+pub mod assertion;
 pub mod cli;
+pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
 pub mod exec;
 pub mod gssapi;
 pub mod http;
+pub mod init;
 pub mod inspect;
 pub mod keytab;
 pub mod logging;
 pub mod oauth;
+pub mod output;
 pub mod renew;
 pub mod scope;
 pub mod secret;
@@ -54,9 +60,20 @@ fn run(cli: &Cli) -> Result<Exit> {
     match &cli.command {
         Command::Get(args) => {
             let cfg = config::GetConfig::from_args(args)?;
-            renew::run(&cfg).map(|_| Exit::Ok)
+            let outcome = renew::run(&cfg)?;
+            // After a renewal or a reuse: the token file is fresh, and stays so
+            // whatever the hand-off does. The first token file is the one handed off.
+            if let Some(mode) = &cfg.condor {
+                let mut cfg = cfg.clone();
+                if let Some(first) = outcome.files.first() {
+                    cfg.outfile = first.clone();
+                }
+                condor::run(&cfg, mode)?;
+            }
+            Ok(Exit::Ok)
         }
         Command::Inspect(args) => inspect::run(args),
+        Command::Init(args) => init::run(args).map(|_| Exit::Ok),
     }
 }
 
