@@ -307,6 +307,14 @@ impl Settings {
         if token_ttl.is_zero() {
             return Err(Error::usage("--vault-token-ttl must be positive"));
         }
+        if token_minttl >= token_ttl {
+            // Every run would log in again (htgettoken refuses this too).
+            return Err(Error::usage(format!(
+                "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
+                crate::renew::human_secs(token_minttl.as_secs() as i64),
+                crate::renew::human_secs(token_ttl.as_secs() as i64)
+            )));
+        }
         Ok(Settings {
             server,
             host,

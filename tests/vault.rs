@@ -228,6 +228,9 @@ fn vault_token_ttl_is_honoured_and_short_leases_are_kept() {
     fs::remove_file(&s.out).unwrap();
     fs::remove_file(&s.vt).unwrap();
     let r = s.get(&["--vault-token-ttl", "3h"]);
+    assert_eq!(r.code, 64, "minttl 24h >= ttl 3h: {}", r.stderr);
+    assert!(r.stderr.contains("--vault-token-minttl"), "{}", r.stderr);
+    let r = s.get(&["--vault-token-ttl", "3h", "--vault-token-minttl", "1h"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(s.stub.stats()["last_create_ttl"], "10800s");
 }
