@@ -396,8 +396,9 @@ fn store_in_credd(
         )),
         Failure::Config(why) => Error::config(format!(
             "condor_store_cred refused to store the token for service {service} ({why}); the token \
-             file {file} is up to date; check the credd's configuration (ALLOW_WRITE, a credmon \
-             claiming {service}) and --condor-service"
+             file {file} is up to date; check the credd's configuration (ALLOW_WRITE, \
+             SEC_CREDENTIAL_DIRECTORY_OAUTH, a credmon claiming {service}), --condor-service, \
+             and that condor_store_cred is the one condor_version belongs to"
         )),
         Failure::Unknown => Error::config(format!(
             "condor_store_cred failed ({}); the token file {file} is up to date",
