@@ -61,9 +61,16 @@ Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 
 #[derive(Debug, Args, Clone)]
 #[command(after_long_help = EXAMPLES)]
 pub struct GetArgs {
-    /// Token file to keep fresh [default: WLCG discovery].
-    #[arg(short = 'o', long, env = "ROBOT_TOKEN_OUTFILE", value_name = "PATH")]
-    pub outfile: Option<PathBuf>,
+    /// Token file to keep fresh; repeatable: all are replaced from one renewal. As root,
+    /// PATH:owner=USER,group=GROUP,mode=0640 writes it for another user
+    /// [default: the credential's "outputs", else WLCG discovery].
+    #[arg(
+        short = 'o',
+        long,
+        env = "ROBOT_TOKEN_OUTFILE",
+        value_name = "PATH[:owner=U,group=G,mode=M]"
+    )]
+    pub outfile: Vec<String>,
 
     /// Renew when the token has less than this left: seconds, or a duration like 1h.
     #[arg(

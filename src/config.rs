@@ -11,6 +11,7 @@ use crate::discovery;
 use crate::error::{Error, Result};
 use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
+use crate::output::OutputSpec;
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
@@ -97,6 +98,11 @@ pub struct ExchangeOptions {
 
 #[derive(Debug, Clone)]
 pub struct GetConfig {
+    /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
+    /// discovery (decided by `output::targets`, which may read the credential).
+    pub outputs: Vec<OutputSpec>,
+    /// The first token file: the first `-o`, else the WLCG discovery default. (With a
+    /// credential's `outputs` the run's real first file is in `renew::Outcome::files`.)
     pub outfile: PathBuf,
     pub minsecs: i64,
     pub source: Source,
@@ -323,9 +329,19 @@ impl GetConfig {
         if timeout.is_zero() || deadline.is_zero() {
             return Err(Error::usage("--timeout and --deadline must be positive"));
         }
-        let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
+        let outputs = a
+            .outfile
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let outfile = outputs
+            .first()
+            .map(|o| o.path.clone())
+            .unwrap_or_else(discovery::token_file);
         let condor = condor_mode(a, &source, &outfile)?;
         Ok(GetConfig {
+            outputs,
             outfile,
             minsecs,
             source,

@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod keytab;
 pub mod logging;
 pub mod oauth;
+pub mod output;
 pub mod renew;
 pub mod scope;
 pub mod secret;
@@ -59,10 +60,14 @@ fn run(cli: &Cli) -> Result<Exit> {
     match &cli.command {
         Command::Get(args) => {
             let cfg = config::GetConfig::from_args(args)?;
-            renew::run(&cfg)?;
+            let outcome = renew::run(&cfg)?;
             // After a renewal or a reuse: the token file is fresh, and stays so
-            // whatever the hand-off does.
+            // whatever the hand-off does. The first token file is the one handed off.
             if let Some(mode) = &cfg.condor {
+                let mut cfg = cfg.clone();
+                if let Some(first) = outcome.files.first() {
+                    cfg.outfile = first.clone();
+                }
                 condor::run(&cfg, mode)?;
             }
             Ok(Exit::Ok)

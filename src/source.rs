@@ -36,10 +36,19 @@ pub struct Issued {
 /// What a source needs from the run besides its configuration.
 pub struct Context<'a> {
     pub http: &'a Http,
-    /// Lock already held for the token file: a credential with the same lock path
-    /// must not be locked twice.
-    pub token_lock: &'a Path,
+    /// Locks already held for the token files: a credential with one of these lock
+    /// paths must not be locked twice.
+    pub token_locks: &'a [PathBuf],
+    /// The first token file (for an exec command's context).
+    pub outfile: &'a Path,
     pub deadline: std::time::Instant,
+}
+
+impl Context<'_> {
+    /// Does this run already hold the lock at `path`?
+    pub fn holds(&self, path: &Path) -> bool {
+        self.token_locks.iter().any(|l| l == path)
+    }
 }
 
 /// Get a new access token from the configured source.
@@ -97,7 +106,7 @@ fn from_exec(
         audience: audience.clone(),
         minsecs: cfg.minsecs,
         credential: cred.as_ref().map(|c| c.path.clone()),
-        outfile: Some(cfg.outfile.clone()),
+        outfile: Some(ctx.outfile.to_path_buf()),
     };
     let program = settings.program().to_string();
     match exec::run(settings, &exec_ctx, ctx.deadline)? {
@@ -140,7 +149,7 @@ fn from_exec(
 fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
     let cred_lock_path =
         store::lock_path(real).map_err(|e| Error::write(format!("credential lock: {e}")))?;
-    if cred_lock_path == ctx.token_lock {
+    if ctx.holds(&cred_lock_path) {
         return Ok(None);
     }
     store::lock(&cred_lock_path, ctx.deadline)

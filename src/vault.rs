@@ -442,7 +442,7 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     // changes at Vault, and several token files may share one Vault token.
     let lock_path = store::lock_path(&s.token_file)
         .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    let _lock = if lock_path == ctx.token_lock {
+    let _lock = if ctx.holds(&lock_path) {
         None
     } else {
         Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
