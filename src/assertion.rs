@@ -163,4 +163,90 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert_ne!(a, random_jti().unwrap());
     }
+
+    fn key(name: &str, kid: Option<&str>) -> (tempfile::TempDir, SigningKey) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/peer/keys")
+            .join(name);
+        let p = dir.path().join(name);
+        std::fs::copy(&src, &p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let k = SigningKey::load(&p, kid.map(str::to_string)).unwrap();
+        (dir, k)
+    }
+
+    fn verify(k: &SigningKey, pub_pem: &str, jwt: &str) -> serde_json::Value {
+        use jsonwebtoken::{decode, decode_header, DecodingKey, Validation};
+        let pem = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/peer/keys")
+                .join(pub_pem),
+        )
+        .unwrap();
+        let dk = match k.algorithm() {
+            Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem).unwrap(),
+            _ => DecodingKey::from_ec_pem(&pem).unwrap(),
+        };
+        let mut v = Validation::new(k.algorithm());
+        v.set_audience(&["https://iam.example.org/token"]);
+        v.set_issuer(&["robot"]);
+        assert_eq!(decode_header(jwt).unwrap().kid, k.kid);
+        decode::<serde_json::Value>(jwt, &dk, &v).unwrap().claims
+    }
+
+    #[test]
+    fn assertions_are_signed_short_lived_and_unique() {
+        for (name, pub_pem, alg) in [
+            ("client-rsa.key.pem", "client-rsa.pub.pem", Algorithm::RS256),
+            ("client-ec.key.pem", "client-ec.pub.pem", Algorithm::ES256),
+        ] {
+            let (_d, k) = key(name, Some("kid-1"));
+            assert_eq!(k.algorithm(), alg);
+            let a = k
+                .assertion("robot", "https://iam.example.org/token")
+                .unwrap();
+            let b = k
+                .assertion("robot", "https://iam.example.org/token")
+                .unwrap();
+            let ca = verify(&k, pub_pem, a.expose());
+            let cb = verify(&k, pub_pem, b.expose());
+            assert_eq!(ca["sub"], "robot");
+            assert_eq!(
+                ca["exp"].as_i64().unwrap() - ca["iat"].as_i64().unwrap(),
+                ASSERTION_TTL
+            );
+            assert_ne!(ca["jti"], cb["jti"], "a fresh jti each time");
+            assert!(!format!("{k:?}").contains("PRIVATE"));
+        }
+    }
+
+    #[test]
+    fn unsafe_or_unusable_keys_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("k.pem");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/keys/client-rsa.key.pem"),
+            &p,
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            SigningKey::load(&p, None).unwrap_err().exit(),
+            crate::error::Exit::NoPerm
+        );
+        std::fs::write(&p, "not a key").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            SigningKey::load(&p, None).unwrap_err().exit(),
+            crate::error::Exit::Data
+        );
+        let missing = dir.path().join("nope.pem");
+        assert_eq!(
+            SigningKey::load(&missing, None).unwrap_err().exit(),
+            crate::error::Exit::Config
+        );
+    }
 }

@@ -422,6 +422,36 @@ mod tests {
     }
 
     #[test]
+    fn exchange_and_private_key_fields() {
+        let c = Credential::parse(
+            br#"{"version":1,"issuer":"https://x","client_id":"a","grant":"token_exchange",
+                "subject_token_file":"sub.jwt","subject_token_type":"urn:t","requested_token_type":"urn:r",
+                "client_auth":"private_key_jwt","private_key_file":"keys/k.pem","kid":"k1"}"#,
+            Path::new("/etc/robot/cred.json"),
+        )
+        .unwrap();
+        assert_eq!(c.grant, Some(CredGrant::TokenExchange));
+        assert_eq!(c.subject, Some(Subject::File("/etc/robot/sub.jwt".into())));
+        assert_eq!(c.private_key_file, Some("/etc/robot/keys/k.pem".into()));
+        assert_eq!(c.client_auth, Some(ClientAuth::PrivateKeyJwt));
+        assert_eq!(c.kid.as_deref(), Some("k1"));
+        assert_eq!(c.subject_token_type.as_deref(), Some("urn:t"));
+        let c = parse(
+            r#"{"version":1,"issuer":"https://x","client_id":"a","subject_token_env":"ID_TOKEN"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.subject, Some(Subject::Env("ID_TOKEN".into())));
+        for bad in [
+            r#"{"version":1,"issuer":"https://x","client_id":"a","grant":"magic"}"#,
+            r#"{"version":1,"issuer":"https://x","client_id":"a","subject_token_file":"f","subject_token_env":"E"}"#,
+            r#"{"version":1,"issuer":"https://x","client_id":"a","client_auth":"private_key_jwt"}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit(), crate::error::Exit::Data, "{bad}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let c = parse(
             r#"{"version":1,"issuer":"https://x","client_id":"a","client_secret":"TOPSECRET","refresh_token":"REFRESHME"}"#,

@@ -221,7 +221,10 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
             }
         }
     }
-    out.push('\n');
+    out.push_str(&format!(
+        "\nWaiting for approval (the code expires in {})...\n",
+        human_secs(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64)
+    ));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();

@@ -453,8 +453,12 @@ pub enum Poll {
 /// Poll the token endpoint once with a device code.
 pub fn poll_device(http: &Http, req: &TokenRequest) -> Result<Poll> {
     let reply = send_token_request(http, req)?;
+    classify_poll(&reply, req)
+}
+
+fn classify_poll(reply: &Reply, req: &TokenRequest) -> Result<Poll> {
     if reply.status == 200 {
-        return token_reply(&reply, req).map(Poll::Token);
+        return token_reply(reply, req).map(Poll::Token);
     }
     let code = serde_json::from_slice::<OAuthError>(&reply.body)
         .ok()
@@ -469,7 +473,7 @@ pub fn poll_device(http: &Http, req: &TokenRequest) -> Result<Poll> {
             "the device code expired before the login was approved (expired_token): nothing was written; run robot-token init again",
         )),
         _ if reply.status == 429 || reply.status >= 500 => Ok(Poll::Pending(reply.retry_after)),
-        _ => Err(error_reply(&reply, req.endpoint, req.grant)),
+        _ => Err(error_reply(reply, req.endpoint, req.grant)),
     }
 }
 
@@ -663,5 +667,91 @@ mod tests {
             &rt,
         );
         assert!(m.message().contains("bootstrap"), "{m}");
+    }
+
+    #[test]
+    fn device_polls_are_classified_per_rfc8628() {
+        let reply = |status, body: &str| Reply {
+            status,
+            body: body.as_bytes().to_vec(),
+            content_type: None,
+            retry_after: None,
+            location: None,
+        };
+        let client = Client {
+            id: "c".into(),
+            secret: None,
+            auth: ClientAuth::None,
+            key: None,
+        };
+        let grant = Grant::DeviceCode(Secret::new("dc"));
+        let req = TokenRequest {
+            endpoint: "https://x/token",
+            client: &client,
+            grant: &grant,
+            scope: &[],
+            audience: &[],
+        };
+        let poll = |r: Reply| classify_poll(&r, &req);
+        assert!(matches!(
+            poll(reply(400, r#"{"error":"authorization_pending"}"#)),
+            Ok(Poll::Pending(None))
+        ));
+        assert!(matches!(
+            poll(reply(400, r#"{"error":"slow_down"}"#)),
+            Ok(Poll::SlowDown)
+        ));
+        assert!(matches!(poll(reply(503, "<html>")), Ok(Poll::Pending(_))));
+        let denied = poll(reply(400, r#"{"error":"access_denied"}"#)).unwrap_err();
+        assert_eq!(denied.exit(), Exit::NoPerm);
+        assert!(denied.message().contains("denied"), "{denied}");
+        let expired = poll(reply(400, r#"{"error":"expired_token"}"#)).unwrap_err();
+        assert_eq!(expired.exit(), Exit::TempFail);
+        assert!(expired.message().contains("init again"), "{expired}");
+        let used = poll(reply(400, r#"{"error":"invalid_grant"}"#)).unwrap_err();
+        assert_eq!(used.exit(), Exit::NoPerm);
+        assert!(matches!(
+            poll(reply(
+                200,
+                r#"{"access_token":"a.b.c","refresh_token":"r"}"#
+            )),
+            Ok(Poll::Token(_))
+        ));
+        assert_eq!(poll(reply(200, "{")).unwrap_err().exit(), Exit::Data);
+    }
+
+    #[test]
+    fn device_authorization_parsing() {
+        let d = parse_device_authorization(
+            br#"{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://x/device",
+                "verification_uri_complete":"https://x/device?user_code=ABCD-EFGH","expires_in":600,"interval":5}"#,
+        )
+        .unwrap();
+        assert_eq!(d.user_code, "ABCD-EFGH");
+        assert_eq!((d.expires_in, d.interval), (Some(600), Some(5)));
+        // Google's spelling, numbers as strings, no interval.
+        let d = parse_device_authorization(
+            br#"{"device_code":"dc","user_code":"U","verification_url":"https://g/device","expires_in":"1800"}"#,
+        )
+        .unwrap();
+        assert_eq!(d.verification_uri, "https://g/device");
+        assert_eq!((d.expires_in, d.interval), (Some(1800), None));
+        for bad in [
+            &b""[..],
+            b"<html>",
+            br#"{"user_code":"U","verification_uri":"v"}"#,
+            br#"{"device_code":"d","verification_uri":"v"}"#,
+            br#"{"device_code":"d","user_code":"U"}"#,
+            br#"{"device_code":"d","user_code":"U","verification_uri":"v","interval":-1}"#,
+            br#"[1]"#,
+        ] {
+            assert!(parse_device_authorization(bad).is_err(), "{bad:?}");
+        }
+        // The device code never shows in Debug.
+        let d = parse_device_authorization(
+            br#"{"device_code":"SECRET-DEVICE-CODE","user_code":"U","verification_uri":"v"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{d:?}").contains("SECRET-DEVICE-CODE"));
     }
 }

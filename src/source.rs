@@ -380,6 +380,19 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
             if e.tag() != Some(Tag::LostResponse) && e.tag() != Some(Tag::RefreshRejected) {
                 clear_marker(&marker);
             }
+            // A refresh token that came from an exchange is renewed by exchanging again.
+            let from_exchange = plan
+                .credential
+                .as_ref()
+                .filter(|c| c.grant == Some(CredGrant::TokenExchange));
+            if let (Some(Tag::RefreshRejected), Some(c)) = (e.tag(), from_exchange) {
+                return Err(Error::perm(format!(
+                    "{}; or delete \"refresh_token\" from {} so that the next run exchanges the subject token again",
+                    e.message(),
+                    c.path.display()
+                ))
+                .tagged(Tag::RefreshRejected));
+            }
             return Err(e);
         }
         (Ok(r), _) => r,

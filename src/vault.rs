@@ -470,6 +470,20 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     issued_from(s, r, minsecs)
 }
 
+/// A Vault token file we may not use (exit 73, as for the token file), with the
+/// option that moves it.
+fn token_file_error(e: FileError) -> Error {
+    match e {
+        FileError::ForeignOwner { path, uid } => Error::write(format!(
+            "Vault token file {} is owned by {} (uid {uid}), not by you: have it removed, or \
+             give --vault-token-file a path you own",
+            path.display(),
+            store::user_name(uid)
+        )),
+        e => Error::write(format!("Vault token file: {e}")),
+    }
+}
+
 /// The cached Vault token, if it is valid for at least `token_minttl`.
 fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
     let data = match store::read_own(&s.token_file, MAX_VAULT_TOKEN_LEN) {
@@ -485,7 +499,7 @@ fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
             );
             return Ok(None);
         }
-        Err(e) => return Err(Error::write(format!("Vault token file: {e}"))),
+        Err(e) => return Err(token_file_error(e)),
     };
     let text = String::from_utf8_lossy(&data);
     let token = Secret::new(text.trim());
@@ -652,8 +666,7 @@ fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
     let mut bytes = Zeroizing::new(Vec::with_capacity(token.expose().len() + 1));
     bytes.extend_from_slice(token.expose().as_bytes());
     bytes.push(b'\n');
-    store::atomic_write(&s.token_file, &bytes, WriteMode::default())
-        .map_err(|e| Error::write(format!("Vault token file: {e}")))?;
+    store::atomic_write(&s.token_file, &bytes, WriteMode::default()).map_err(token_file_error)?;
     tracing::info!(
         "stored the Vault token {token} in {}",
         s.token_file.display()

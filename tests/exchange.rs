@@ -150,6 +150,25 @@ fn exchange_from_a_credential_narrows_scopes_and_keeps_the_refresh_token() {
         claims(&read(&out)).audiences(),
         vec!["https://fts.example.org"]
     );
+
+    // The family revoked (the spent token replayed): the message says how to go back
+    // to the exchange; the credential stays as it was.
+    let (status, _) = iss.refresh_status("robot-basic", "robot-basic-secret", &rt);
+    assert_eq!(status, 400);
+    let before = read(&cred);
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "100000", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred));
+    assert_one_line_error(&r, 77);
+    assert!(
+        r.stderr.contains("delete \"refresh_token\""),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&cred), before);
 }
 
 #[test]

@@ -168,6 +168,7 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
         &iss,
         "robot-basic",
         &[
+            "-vv",
             "--scope",
             "openid storage.read:/data storage.modify:/data/out compute.create",
             "--audience",
@@ -212,6 +213,18 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
     }
     assert!(lifetime(&tok) > 60);
 
+    // Nothing secret at -vv: no token, refresh token, client secret or device code.
+    let all = format!("{}{}", r.stdout, r.stderr);
+    for secret in [
+        tok.trim(),
+        c["refresh_token"].as_str().unwrap(),
+        "robot-basic-secret",
+    ] {
+        assert!(!all.contains(secret), "a secret leaked at -vv");
+    }
+    assert!(!all.contains("eyJ"), "a JWT leaked at -vv: {all}");
+    assert!(!all.contains("device_code="), "{all}");
+
     // Redeemed exactly once: a second poll of a used code revokes the grant, so the
     // refresh token still working proves there was none.
     let polls = grants(&iss, "device_code");
@@ -243,10 +256,11 @@ fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
 fn without_an_interval_polling_waits_the_default_five_seconds() {
     let iss = Issuer::start();
     let env = Env::new();
+    // A public client (client_auth none) this time.
     let flow = start(init_cmd(
         &env,
         &iss,
-        "robot-basic",
+        "robot-public",
         &["--scope", "storage.read:/"],
     ));
     // Approved well before the first poll is due (5 s): a client that did not wait
@@ -255,7 +269,16 @@ fn without_an_interval_polling_waits_the_default_five_seconds() {
     let r = flow.finish();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(grants(&iss, "device_code"), 1);
-    assert!(env.path("cred.json").exists());
+    let c = cred_json(&env.path("cred.json"));
+    assert_eq!(c["client_auth"], "none");
+    assert!(c.get("client_secret").is_none());
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "100000", "-o"])
+        .arg(env.path("bt"))
+        .arg("-c")
+        .arg(env.path("cred.json")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]

@@ -404,3 +404,62 @@ fn vault_options_are_validated() {
         .args(["get", "-o", "bt", "-a", "http://vault.example.org"]));
     assert_eq!(r.code, 78, "plain http off loopback: {}", r.stderr);
 }
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn missing_gssapi_library_says_what_to_install() {
+    let s = setup();
+    let old = s.write_old_token();
+    let r = run(s
+        .cmd()
+        .env(
+            "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
+            "libgssapi_krb5_absent.so.9",
+        )
+        .args(["get", "-o"])
+        .arg(&s.out)
+        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
+        .arg(s.kdc.robot_keytab())
+        .arg("--vault-token-file")
+        .arg(&s.vt));
+    s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
+    assert_eq!(s.stub.total_requests(), 0);
+}
+
+#[test]
+fn https_vault_with_a_test_ca() {
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let served = jwt(7200, "over-https");
+    let source = env.write_private("src.jwt", &served);
+    let stub = VaultStub::start_tls(&kdc, &source);
+    let get = |extra: &[&str]| {
+        run(env
+            .cmd()
+            .env("KRB5_CONFIG", kdc.krb5_config())
+            .args(["get", "-o", "bt", "--vault-token-file", "vt", "-i", "igwn"])
+            .args(["-a", &stub.server(), "-k"])
+            .arg(kdc.robot_keytab())
+            .args(extra))
+    };
+    // Without the CA the certificate is not trusted: configuration, nothing sent.
+    let r = get(&[]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    assert_eq!(stub.requests("login"), 0);
+    let r = get(&["--cafile", common::vault::test_ca().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&env.path("bt")), format!("{served}\n"));
+}
+
+#[test]
+fn vault_token_file_symlink_is_refused_and_its_target_kept() {
+    let s = setup();
+    let old = s.write_old_token();
+    let victim = s.env.write_private("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, &s.vt).unwrap();
+    let r = s.get(&[]);
+    s.assert_failed(&r, 73, &old, &["Vault token file", "symbolic link"]);
+    assert_eq!(read(&victim), "precious\n");
+    assert_eq!(s.stub.total_requests(), 0, "nothing sent");
+}
