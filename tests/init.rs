@@ -498,3 +498,31 @@ fn on_a_terminal_it_draws_a_qr_code() {
     );
     assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
 }
+
+#[test]
+fn a_server_error_while_polling_is_waited_out_and_bad_answers_write_nothing() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    // A 503 redeemed nothing: polling goes on, and the approval still lands.
+    iss.fault(json!({"kind": "status", "status": 503}));
+    let flow = start(init_cmd(&env, &iss, "robot-basic", &[]));
+    wait_ms(1500);
+    approve(&iss, &flow.user_code, false);
+    let r = flow.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(grants(&iss, "device_code") >= 2);
+    assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
+
+    // An answer that is not a token, and one without a refresh token: one line each,
+    // documented codes, nothing written.
+    for (fault, code) in [("truncated_json", 65), ("expired_jwt", 78)] {
+        let env = Env::new();
+        iss.fault(json!({"kind": fault}));
+        let r = run(&mut init_cmd(&env, &iss, "robot-basic", &[]));
+        assert_eq!(r.code, code, "{fault}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with("robot-token: error: "), "{}", r.stderr);
+        assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
+    }
+}
