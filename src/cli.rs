@@ -18,6 +18,14 @@ Examples:
       --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
       --audience https://storage.example.org -o /tmp/storage.token
 
+  # a CI job: exchange the job's OIDC identity token for a grid token
+  robot-token get --ci auto --issuer https://iam.example.org/ --client-id ci-robot \\
+      --client-secret-file ci.secret --scope storage.read:/data
+
+  # once, interactively: the first credential through the device flow
+  robot-token init --issuer https://iam.example.org/ --client-id robot \\
+      --scope storage.read:/ -c ~/.config/robot-token/robot.json
+
   # look inside the current token
   robot-token inspect";
 

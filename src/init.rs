@@ -356,11 +356,14 @@ fn render_credential(
         m.insert("audience".into(), json!(audience.join(" ")));
     }
     m.insert("refresh_token".into(), json!(refresh.expose()));
-    let mut out =
-        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default());
+    let mut out = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&m).unwrap_or_default());
     out.push(b'\n');
-    // The map's copies of the secrets are dropped here; serde_json does not zeroize
-    // them, which is why the process writes them out at once and exits.
+    // The output is Zeroizing; wipe the map's copies of the secrets too.
+    for key in ["client_secret", "refresh_token"] {
+        if let Some(Value::String(v)) = m.get_mut(key) {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
     out
 }
 
