@@ -526,3 +526,39 @@ fn a_server_error_while_polling_is_waited_out_and_bad_answers_write_nothing() {
         assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
     }
 }
+
+#[test]
+fn ctrl_c_during_the_writes_takes_effect_after_them() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    let mut c = init_cmd(&env, &iss, "robot-basic", &[]);
+    // test-hooks: each atomic write pauses between its temp file and the rename.
+    c.env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500");
+    let flow = start(c);
+    approve(&iss, &flow.user_code, false);
+    // Wait until the credential's temp file exists: the writes have begun.
+    let mut began = false;
+    for _ in 0..200 {
+        if only_temp_free_files(env.dir.path())
+            .iter()
+            .any(|n| n.starts_with(".cred.json.tmp."))
+        {
+            began = true;
+            break;
+        }
+        wait_ms(50);
+    }
+    assert!(began, "the credential write never started");
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(flow.child.id() as i32, libc::SIGINT) };
+    let mut child = flow.child;
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "Ctrl-C still ends it");
+    // Both files complete, no temp file left.
+    assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
+    assert!(lifetime(&read(&env.path("bt"))) > 60);
+    let names = only_temp_free_files(env.dir.path());
+    assert!(!names.iter().any(|n| n.contains(".tmp.")), "{names:?}");
+}
