@@ -118,13 +118,8 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
 
-    /// Key id (`kid`) to put in the client assertion's header.
-    #[arg(
-        long,
-        env = "ROBOT_TOKEN_KID",
-        value_name = "KID",
-        requires = "private_key_file"
-    )]
+    /// Key id (`kid`) to put in the client assertion's header [default: the credential's].
+    #[arg(long, env = "ROBOT_TOKEN_KID", value_name = "KID")]
     pub kid: Option<String>,
 
     /// Token exchange (RFC 8693): read the subject token from this file.
