@@ -449,7 +449,17 @@ impl Gssapi {
     /// Opens the system GSSAPI library (see [`LIBRARY_NAMES`]).
     pub fn load() -> Result<Gssapi, GssError> {
         let mut first_err: Option<String> = None;
-        for name in LIBRARY_NAMES {
+        // Test-only: name another library, to prove the message when it is missing.
+        #[cfg(feature = "test-hooks")]
+        let test_name = std::env::var("ROBOT_TOKEN_TEST_GSSAPI_LIBRARY").ok();
+        #[cfg(feature = "test-hooks")]
+        let names: Vec<&str> = match &test_name {
+            Some(n) => vec![n.as_str()],
+            None => LIBRARY_NAMES.to_vec(),
+        };
+        #[cfg(not(feature = "test-hooks"))]
+        let names = LIBRARY_NAMES;
+        for name in names {
             // SAFETY: loading runs the library's initialisers. This is the
             // system MIT Kerberos GSSAPI library, whose initialisers only set
             // up its own state (error tables, mutexes); it is the same library
@@ -552,12 +562,7 @@ impl Gssapi {
             "getting a Kerberos service ticket",
         )?;
         // The one SPNEGO call; the service ticket now comes from the cache.
-        let token = Zeroizing::new(self.init_token(
-            &cred,
-            &target,
-            &SPNEGO_MECH,
-            "creating the SPNEGO token",
-        )?);
+        let token = self.init_token(&cred, &target, &SPNEGO_MECH, "creating the SPNEGO token")?;
         // Asked last: before the first exchange a keytab-only credential may
         // not know its principal yet.
         let principal = self.cred_principal(&cred);
@@ -573,7 +578,7 @@ impl Gssapi {
         target: &Name<'_>,
         mech: &'static StaticOid,
         step: &'static str,
-    ) -> Result<Vec<u8>, GssError> {
+    ) -> Result<Zeroizing<Vec<u8>>, GssError> {
         let mut minor: OM_uint32 = 0;
         let mut ctx = Context {
             gss: self,
@@ -609,7 +614,7 @@ impl Gssapi {
         // GSS_S_CONTINUE_NEEDED because SPNEGO would next read the server's
         // NegTokenResp. The login endpoint takes this one token, so the
         // context is not continued; `ctx` and `out` are released on return.
-        let token = out.to_vec();
+        let token = Zeroizing::new(out.to_vec());
         if token.is_empty() {
             return Err(GssError::other(
                 step,

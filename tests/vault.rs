@@ -72,7 +72,16 @@ impl Setup {
 
     fn private_ccaches(&self) -> Vec<PathBuf> {
         fs::read_dir(self.env.path(".cache/robot-token/krb5"))
-            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .map(|d| {
+                d.map(|e| e.unwrap().path())
+                    .filter(|p| {
+                        p.file_name()
+                            .unwrap()
+                            .to_string_lossy()
+                            .starts_with("krb5cc_")
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -156,6 +165,10 @@ fn login_reuse_then_expiry_logs_in_again() {
         0
     );
     assert!(!s.kdc.default_ccache().exists(), "default ccache untouched");
+    // As htgettoken: rdns = false first in KRB5_CONFIG, the realm's file still read
+    // (the login above needed it).
+    let rdns = read(&s.env.path(".cache/robot-token/krb5/rdns.conf"));
+    assert!(rdns.contains("rdns = false"), "{rdns}");
 
     // 2. Token gone, Vault token still good: lookup-self and creds only, no KDC.
     fs::remove_file(&s.out).unwrap();
@@ -215,6 +228,9 @@ fn vault_token_ttl_is_honoured_and_short_leases_are_kept() {
     fs::remove_file(&s.out).unwrap();
     fs::remove_file(&s.vt).unwrap();
     let r = s.get(&["--vault-token-ttl", "3h"]);
+    assert_eq!(r.code, 64, "minttl 24h >= ttl 3h: {}", r.stderr);
+    assert!(r.stderr.contains("--vault-token-minttl"), "{}", r.stderr);
+    let r = s.get(&["--vault-token-ttl", "3h", "--vault-token-minttl", "1h"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(s.stub.stats()["last_create_ttl"], "10800s");
 }
@@ -363,7 +379,7 @@ fn debug_output_holds_no_token_vault_token_or_spnego_blob() {
     assert!(!all.contains("Negotiate "), "{all}");
     let longest = all
         .split(|c: char| c.is_whitespace() || "\"'(),;".contains(c))
-        .filter(|w| !w.starts_with("/tmp/") && !w.starts_with("http"))
+        .filter(|w| !w.contains("/tmp/") && !w.starts_with("http"))
         .map(str::len)
         .max()
         .unwrap_or(0);
@@ -403,4 +419,63 @@ fn vault_options_are_validated() {
         .cmd()
         .args(["get", "-o", "bt", "-a", "http://vault.example.org"]));
     assert_eq!(r.code, 78, "plain http off loopback: {}", r.stderr);
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn missing_gssapi_library_says_what_to_install() {
+    let s = setup();
+    let old = s.write_old_token();
+    let r = run(s
+        .cmd()
+        .env(
+            "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
+            "libgssapi_krb5_absent.so.9",
+        )
+        .args(["get", "-o"])
+        .arg(&s.out)
+        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
+        .arg(s.kdc.robot_keytab())
+        .arg("--vault-token-file")
+        .arg(&s.vt));
+    s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
+    assert_eq!(s.stub.total_requests(), 0);
+}
+
+#[test]
+fn https_vault_with_a_test_ca() {
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let served = jwt(7200, "over-https");
+    let source = env.write_private("src.jwt", &served);
+    let stub = VaultStub::start_tls(&kdc, &source);
+    let get = |extra: &[&str]| {
+        run(env
+            .cmd()
+            .env("KRB5_CONFIG", kdc.krb5_config())
+            .args(["get", "-o", "bt", "--vault-token-file", "vt", "-i", "igwn"])
+            .args(["-a", &stub.server(), "-k"])
+            .arg(kdc.robot_keytab())
+            .args(extra))
+    };
+    // Without the CA the certificate is not trusted: configuration, nothing sent.
+    let r = get(&[]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    assert_eq!(stub.requests("login"), 0);
+    let r = get(&["--cafile", common::vault::test_ca().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&env.path("bt")), format!("{served}\n"));
+}
+
+#[test]
+fn vault_token_file_symlink_is_refused_and_its_target_kept() {
+    let s = setup();
+    let old = s.write_old_token();
+    let victim = s.env.write_private("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, &s.vt).unwrap();
+    let r = s.get(&[]);
+    s.assert_failed(&r, 73, &old, &["Vault token file", "symbolic link"]);
+    assert_eq!(read(&victim), "precious\n");
+    assert_eq!(s.stub.total_requests(), 0, "nothing sent");
 }

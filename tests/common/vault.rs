@@ -104,11 +104,37 @@ pub struct VaultStub {
     child: Child,
     _stdin: Option<ChildStdin>,
     pub port: u16,
+    scheme: &'static str,
     agent: ureq::Agent,
+}
+
+/// The test CA of tests/peer/keys, whose `tls.pem` is valid for localhost.
+pub fn test_ca() -> PathBuf {
+    manifest_dir().join("tests/peer/keys/tls-ca.pem")
 }
 
 impl VaultStub {
     pub fn start(kdc: &Kdc, token_source: &Path, extra: &[&str]) -> VaultStub {
+        VaultStub::start_with(kdc, token_source, extra, false)
+    }
+
+    /// The stub over https, with the certificate of tests/peer/keys (see [`test_ca`]).
+    pub fn start_tls(kdc: &Kdc, token_source: &Path) -> VaultStub {
+        VaultStub::start_with(kdc, token_source, &[], true)
+    }
+
+    fn start_with(kdc: &Kdc, token_source: &Path, extra: &[&str], tls: bool) -> VaultStub {
+        let keys = manifest_dir().join("tests/peer/keys");
+        let tls_args: Vec<PathBuf> = if tls {
+            vec![
+                "--tls-cert".into(),
+                keys.join("tls.pem"),
+                "--tls-key".into(),
+                keys.join("tls.key.pem"),
+            ]
+        } else {
+            Vec::new()
+        };
         let py = Path::new("/usr/bin/python3");
         assert!(
             py.exists(),
@@ -124,6 +150,7 @@ impl VaultStub {
             .arg("--token-source")
             .arg(token_source)
             .args(extra)
+            .args(&tls_args)
             .env("KRB5_CONFIG", kdc.krb5_config())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -142,26 +169,40 @@ impl VaultStub {
         let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             panic!("the Vault stub did not start (apt-get install python3-gssapi): {line:?}")
         });
+        let mut config = ureq::Agent::config_builder().http_status_as_error(false);
+        if tls {
+            let pem = std::fs::read(test_ca()).unwrap();
+            let ca = ureq::tls::Certificate::from_pem(&pem).unwrap().to_owned();
+            config = config.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(vec![
+                        ca,
+                    ])))
+                    .build(),
+            );
+        }
         VaultStub {
             child,
             _stdin: stdin,
             port: ready["port"].as_u64().unwrap() as u16,
-            agent: ureq::Agent::config_builder()
-                .http_status_as_error(false)
-                .build()
-                .into(),
+            scheme: if tls { "https" } else { "http" },
+            agent: config.build().into(),
         }
     }
 
     /// The URL robot-token is given: the host must be `localhost`, the name of the
     /// stub's service principals (HTTP/localhost, host/localhost).
     pub fn server(&self) -> String {
-        format!("http://localhost:{}", self.port)
+        format!("{}://localhost:{}", self.scheme, self.port)
+    }
+
+    fn base(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     fn control(&self, path: &str, body: Value) {
         self.agent
-            .post(&format!("http://127.0.0.1:{}{path}", self.port))
+            .post(&format!("{}{path}", self.base()))
             .header("Content-Type", "application/json")
             .send(body.to_string())
             .unwrap();
@@ -170,7 +211,7 @@ impl VaultStub {
     pub fn stats(&self) -> Value {
         let mut r = self
             .agent
-            .get(&format!("http://127.0.0.1:{}/__stub/stats", self.port))
+            .get(&format!("{}/__stub/stats", self.base()))
             .call()
             .unwrap();
         serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap()
@@ -212,10 +253,7 @@ impl VaultStub {
     pub fn lookup(&self, vault_token: &str) -> (u16, i64) {
         let mut r = self
             .agent
-            .get(&format!(
-                "http://127.0.0.1:{}/v1/auth/token/lookup-self",
-                self.port
-            ))
+            .get(&format!("{}/v1/auth/token/lookup-self", self.base()))
             .header("X-Vault-Token", vault_token)
             .call()
             .unwrap();
