@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result};
-use crate::gssapi::{GssErrorKind, Gssapi};
+use crate::gssapi::GssErrorKind;
 use crate::http::{self, Body, Reply, Retry};
 use crate::keytab;
 use crate::secret::{self, Secret};
@@ -609,7 +609,7 @@ fn spnego(s: &Settings) -> Result<(Zeroizing<String>, Option<String>, PathBuf)> 
             bootstrap_hint(s)
         )));
     };
-    let gss = Gssapi::load().map_err(|e| Error::config(e.to_string()))?;
+    let gss = crate::gssapi::shared().map_err(|e| Error::config(e.to_string()))?;
     let ccache = s.kerberos_ccache()?;
     let who = s.principal.as_deref().unwrap_or("the keytab's principal");
     let mut last = None;
