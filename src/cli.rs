@@ -18,6 +18,14 @@ Examples:
       --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
       --audience https://storage.example.org -o /tmp/storage.token
 
+  # a CI job: exchange the job's OIDC identity token for a grid token
+  robot-token get --ci auto --issuer https://iam.example.org/ --client-id ci-robot \\
+      --client-secret-file ci.secret --scope storage.read:/data
+
+  # once, interactively: the first credential through the device flow
+  robot-token init --issuer https://iam.example.org/ --client-id robot \\
+      --scope storage.read:/ -c ~/.config/robot-token/robot.json
+
   # look inside the current token
   robot-token inspect";
 
@@ -111,13 +119,8 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
 
-    /// Key id (`kid`) to put in the client assertion's header.
-    #[arg(
-        long,
-        env = "ROBOT_TOKEN_KID",
-        value_name = "KID",
-        requires = "private_key_file"
-    )]
+    /// Key id (`kid`) to put in the client assertion's header [default: the credential's].
+    #[arg(long, env = "ROBOT_TOKEN_KID", value_name = "KID")]
     pub kid: Option<String>,
 
     /// Token exchange (RFC 8693): read the subject token from this file.
