@@ -54,7 +54,8 @@ Exit codes:
   65  unusable data: malformed credential file, a response that is not a token
   73  cannot write the token file or the credential file
   75  temporary failure: network, timeout, HTTP 5xx or 429; a later run may succeed
-  77  a person must act: the issuer rejected the credential, or unsafe permissions
+  77  a person must act: the issuer rejected the credential, a login was denied,
+      a --require-scope scope was not granted, or unsafe permissions
   78  configuration error: no token endpoint, unreadable CA path, ...";
 }
 

@@ -240,12 +240,17 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     if let Some(complete) = &da.verification_uri_complete {
         out.push_str("\nor open this link, which carries the code:\n\n");
         out.push_str(&format!("    {complete}\n"));
-        if terminal {
-            if let Some(qr) = qr_code(complete) {
-                out.push('\n');
-                out.push_str(&qr);
-                out.push('\n');
-            }
+    }
+    // The link with the code when there is one, else the page: a phone opens either.
+    let qr_target = da
+        .verification_uri_complete
+        .as_deref()
+        .unwrap_or(&da.verification_uri);
+    if terminal {
+        if let Some(qr) = qr_code(qr_target) {
+            out.push('\n');
+            out.push_str(&qr);
+            out.push('\n');
         }
     }
     out.push_str(&format!(
