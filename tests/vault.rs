@@ -280,6 +280,10 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
             "KRB5_KTNAME",
             format!("FILE:{}", s.kdc.robot_keytab().display()),
         )
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}", s.env.path("user-ccache").display()),
+        )
         .args(["get", "-o"])
         .arg(&s.out)
         .arg("-c")
@@ -287,6 +291,11 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&s.out), format!("{}\n", s.served));
     assert_eq!(s.stub.requests("login"), 1);
+    assert!(
+        !s.env.path("user-ccache").exists(),
+        "the user's KRB5CCNAME cache is never written"
+    );
+    assert_eq!(s.private_ccaches().len(), 1);
 }
 
 #[test]
