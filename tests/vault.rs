@@ -491,3 +491,14 @@ fn vault_token_file_symlink_is_refused_and_its_target_kept() {
     assert_eq!(read(&victim), "precious\n");
     assert_eq!(s.stub.total_requests(), 0, "nothing sent");
 }
+
+#[test]
+fn minsecs_beyond_what_vault_can_give_is_77() {
+    // The stub's token lives 2 h; htvault-config answers 400 "token expired" when it
+    // cannot satisfy minimum_seconds.
+    let s = setup();
+    let old = s.write_old_token();
+    let r = s.get(&["-m", "3h"]);
+    s.assert_failed(&r, 77, &old, &["10800 s", "lower --minsecs", "token expired"]);
+    assert_eq!(s.stub.stats()["last_minimum_seconds"], 10800);
+}
