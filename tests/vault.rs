@@ -296,6 +296,9 @@ fn vault_down_is_75_and_keeps_the_token() {
     let r = s.get(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     s.stub.stop();
+    // A fresh token needs no Vault: exit 0 (htgettoken and igwn-robot-get exit 1).
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let old = s.write_old_token();
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["Vault", "connection refused"]);
