@@ -397,6 +397,15 @@ pub struct InitArgs {
     )]
     pub audience: Vec<String>,
 
+    /// Write nothing (exit 77) unless the issuer grants this scope; repeatable.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_REQUIRE_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
+    pub require_scope: Vec<String>,
+
     /// Credential file to create (JSON, version 1, mode 0600).
     #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]
     pub credential: PathBuf,

@@ -146,6 +146,15 @@ pub fn run(a: &InitArgs) -> Result<()> {
     };
     let granted = renew::granted_scopes(resp.scope.as_deref(), access.expose());
     renew::warn_narrowed(&scope, granted.as_deref());
+    let required = words(&a.require_scope);
+    let missing = crate::scope::missing(granted.as_deref().unwrap_or(&[]), &required);
+    if !missing.is_empty() {
+        return Err(Error::perm(format!(
+            "{} did not grant the required scope {}; nothing was written: ask the issuer's admins for it, or drop --require-scope",
+            a.issuer,
+            missing.join(" ")
+        )));
+    }
 
     let cred = render_credential(a, &client, key_file.as_deref(), &scope, &audience, &refresh);
     let exp = token::expiry(access.expose()).map_err(|e| {

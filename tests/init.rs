@@ -562,3 +562,38 @@ fn ctrl_c_during_the_writes_takes_effect_after_them() {
     let names = only_temp_free_files(env.dir.path());
     assert!(!names.iter().any(|n| n.contains(".tmp.")), "{names:?}");
 }
+
+#[test]
+fn require_scope_writes_nothing_when_the_issuer_narrows() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    let flow = start(init_cmd(
+        &env,
+        &iss,
+        "robot-basic",
+        &[
+            "--scope",
+            "storage.read:/ forbidden.scope",
+            "--require-scope",
+            "storage.read:/data",
+            "--require-scope",
+            "forbidden.scope",
+        ],
+    ));
+    approve(&iss, &flow.user_code, false);
+    let r = flow.finish();
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("robot-token: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(errors[0].contains("forbidden.scope"), "{}", r.stderr);
+    assert!(
+        !errors[0].contains("storage.read:/data"),
+        "WLCG matching: / covers /data"
+    );
+    assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
+}
