@@ -499,6 +499,11 @@ fn minsecs_beyond_what_vault_can_give_is_77() {
     let s = setup();
     let old = s.write_old_token();
     let r = s.get(&["-m", "3h"]);
-    s.assert_failed(&r, 77, &old, &["10800 s", "lower --minsecs", "token expired"]);
+    s.assert_failed(
+        &r,
+        77,
+        &old,
+        &["10800 s", "lower --minsecs", "token expired"],
+    );
     assert_eq!(s.stub.stats()["last_minimum_seconds"], 10800);
 }
