@@ -35,6 +35,22 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    /// The profile this configuration comes from, for messages and hooks.
+    pub profile: Option<String>,
+    pub deploy_hook: Option<String>,
+    pub hook_timeout: Duration,
+    pub random_delay: Duration,
+}
+
+impl GetConfig {
+    /// The long-lived secret this configuration reads, beside which its state file
+    /// (last rotation, last run) lives.
+    pub fn credential_path(&self) -> &std::path::Path {
+        match &self.source {
+            Source::File(p) => p,
+            Source::Client { secret_file, .. } => secret_file,
+        }
+    }
 }
 
 /// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
@@ -107,8 +123,17 @@ impl GetConfig {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
-        if timeout.is_zero() || deadline.is_zero() {
-            return Err(Error::usage("--timeout and --deadline must be positive"));
+        let hook_timeout = duration_opt("hook-timeout", &a.hook_timeout)?;
+        let random_delay = duration_opt("random-delay", &a.random_delay)?;
+        let deploy_hook = match a.deploy_hook.as_deref().map(str::trim) {
+            Some("") => return Err(Error::usage("--deploy-hook is empty")),
+            Some(_) => a.deploy_hook.clone(),
+            None => None,
+        };
+        if timeout.is_zero() || deadline.is_zero() || hook_timeout.is_zero() {
+            return Err(Error::usage(
+                "--timeout, --deadline and --hook-timeout must be positive",
+            ));
         }
         let capath = a.capath.clone().or_else(|| {
             std::env::var_os("X509_CERT_DIR")
@@ -131,6 +156,10 @@ impl GetConfig {
             },
             timeout,
             deadline,
+            profile: None,
+            deploy_hook,
+            hook_timeout,
+            random_delay,
         })
     }
 }

@@ -246,6 +246,7 @@ impl Credential {
             Value::String(rt.expose().to_string()),
         );
         self.refresh_token = Some(rt);
+        crate::state::record_rotation(&self.path);
         Ok(())
     }
 }

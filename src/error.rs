@@ -49,13 +49,13 @@ impl Exit {
     pub const TABLE: &'static str = "\
 Exit codes:
    0  the token file holds a token with at least --minsecs left
-   1  (inspect) the token has expired
+   1  (inspect, status) a token has expired or is missing
   64  usage error
   65  unusable data: malformed credential file, a response that is not a token
   73  cannot write the token file or the credential file
-  75  temporary failure: network, timeout, HTTP 5xx or 429; a later run may succeed
+  75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook
   77  a person must act: the issuer rejected the credential, or unsafe permissions
-  78  configuration error: no token endpoint, unreadable CA path, ...";
+  78  configuration error: bad configuration file, no token endpoint, unreadable CA path, ...";
 }
 
 /// An error that ends the run: an exit code and one line that says what failed
