@@ -102,7 +102,7 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         let Some(cfg) = cfgs.get(i) else { break };
         let name = cfg.profile.as_deref().unwrap_or("-");
         let r = {
-            let _span = tracing::error_span!("profile", name).entered();
+            let _span = tracing::error_span!("profile", name = %name).entered();
             run_one(cfg)
         };
         if let Err(e) = &r {
