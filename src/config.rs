@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::GetArgs;
+use crate::cli::{GetArgs, InspectArgs};
 use crate::credential::ClientAuth;
 use crate::discovery;
 use crate::error::{Error, Result};
@@ -85,6 +85,60 @@ fn words(v: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// `--capath`, else `$X509_CERT_DIR`, else the grid CA directory when it exists.
+fn capath_or_default(explicit: &Option<PathBuf>) -> Option<PathBuf> {
+    explicit.clone().or_else(|| {
+        std::env::var_os("X509_CERT_DIR")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
+            .filter(|p| p.is_dir())
+    })
+}
+
+/// What `inspect --verify` checks and how it reaches the issuer.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    pub expect: crate::verify::Expect,
+    pub trust: TrustOptions,
+    pub timeout: Duration,
+}
+
+impl VerifyConfig {
+    /// `None` without --verify; the options that only --verify uses are refused then.
+    pub fn from_args(a: &InspectArgs) -> Result<Option<VerifyConfig>> {
+        if !a.verify {
+            let stray = [
+                ("--issuer", a.issuer.is_some()),
+                ("--audience", !a.audience.is_empty()),
+                ("--require-scope", !a.require_scope.is_empty()),
+            ];
+            if let Some((name, _)) = stray.iter().find(|(_, set)| *set) {
+                return Err(Error::usage(format!(
+                    "{name} is checked only with --verify: add --verify"
+                )));
+            }
+            return Ok(None);
+        }
+        let timeout = duration_opt("timeout", &a.timeout)?;
+        if timeout.is_zero() {
+            return Err(Error::usage("--timeout must be positive"));
+        }
+        Ok(Some(VerifyConfig {
+            expect: crate::verify::Expect {
+                issuer: a.issuer.clone(),
+                audience: words(&a.audience),
+                scopes: words(&a.require_scope),
+            },
+            trust: TrustOptions {
+                capath: capath_or_default(&a.capath),
+                cafile: a.cafile.clone(),
+            },
+            timeout,
+        }))
+    }
+}
+
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
@@ -135,13 +189,7 @@ impl GetConfig {
                 "--timeout, --deadline and --hook-timeout must be positive",
             ));
         }
-        let capath = a.capath.clone().or_else(|| {
-            std::env::var_os("X509_CERT_DIR")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .or_else(|| Some(PathBuf::from("/etc/grid-security/certificates")))
-                .filter(|p| p.is_dir())
-        });
+        let capath = capath_or_default(&a.capath);
         Ok(GetConfig {
             outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
             minsecs,

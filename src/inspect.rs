@@ -2,14 +2,18 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
 use crate::cli::InspectArgs;
+use crate::config::VerifyConfig;
 use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
+use crate::http::{self, Http};
 use crate::renew::human_secs;
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
+use crate::verify;
 
 fn read_source(args: &InspectArgs) -> Result<(String, String)> {
     let (what, data) = match args.file.as_deref() {
@@ -59,18 +63,39 @@ fn utc(t: i64) -> String {
 }
 
 pub fn run(args: &InspectArgs) -> Result<Exit> {
+    let verify_cfg = VerifyConfig::from_args(args)?;
     let (what, text) = read_source(args)?;
     let jwt = token::decode(&text).map_err(|e| Error::data(format!("{what}: {e}")))?;
     let now = token::now();
     let expires_in = jwt.exp().map(|e| e - now);
+    // Verification first (it may take the network), then one write of everything.
+    let verdict = verify_cfg.map(|c| {
+        http::check_trust(&c.trust)?;
+        let http = Http::new(c.trust.clone(), c.timeout, Instant::now() + c.timeout * 3);
+        verify::verify(&http, &text, &jwt, &c.expect, now)
+    });
     let mut out = std::io::stdout().lock();
     let mut body = String::new();
     if args.json {
-        let v = json!({
+        let mut v = json!({
             "header": Value::Object(jwt.header.clone()),
             "claims": Value::Object(jwt.claims.clone()),
             "expires_in": expires_in,
         });
+        if let Some(r) = &verdict {
+            v["verify"] = match r {
+                Ok(d) => json!({
+                    "valid": d.failed.is_empty() && d.expired_for.is_none(),
+                    "alg": d.alg,
+                    "kid": d.kid,
+                    "jwks_uri": d.jwks_uri,
+                    "expired": d.expired_for.is_some(),
+                    "failed": d.failed,
+                    "notes": d.notes,
+                }),
+                Err(e) => json!({"valid": false, "error": e.message()}),
+            };
+        }
         body.push_str(&serde_json::to_string_pretty(&v).unwrap_or_default());
         body.push('\n');
     } else {
@@ -89,11 +114,53 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
             Some(s) => body.push_str(&format!("expired {} ago\n", human_secs(-s))),
             None => body.push_str("no exp claim: never expires\n"),
         }
+        if let Some(Ok(d)) = &verdict {
+            if d.failed.is_empty() {
+                body.push_str(&format!(
+                    "signature: valid ({}, key {} from {})\n",
+                    d.alg,
+                    d.kid.as_deref().unwrap_or("without kid"),
+                    d.jwks_uri
+                ));
+                for n in &d.notes {
+                    body.push_str(&format!("note: {n}\n"));
+                }
+                if d.expired_for.is_none() {
+                    body.push_str("verified: signature, iss, exp, nbf");
+                    if let Some(c) = verify_checks(args) {
+                        body.push_str(&c);
+                    }
+                    body.push('\n');
+                }
+            }
+        }
     }
     // A closed pipe (inspect | head) is not an error.
     let _ = out.write_all(body.as_bytes());
-    Ok(match expires_in {
-        Some(s) if s <= 0 => Exit::Expired,
-        _ => Exit::Ok,
-    })
+    drop(out);
+    match verdict {
+        None => Ok(match expires_in {
+            Some(s) if s <= 0 => Exit::Expired,
+            _ => Exit::Ok,
+        }),
+        Some(Err(e)) => Err(e),
+        Some(Ok(d)) if !d.failed.is_empty() => Err(Error::perm(format!(
+            "{what}: token check failed: {}",
+            d.failed.join("; ")
+        ))),
+        // The signature and every other check hold; only the time is up.
+        Some(Ok(d)) if d.expired_for.is_some() => Ok(Exit::Expired),
+        Some(Ok(_)) => Ok(Exit::Ok),
+    }
+}
+
+fn verify_checks(args: &InspectArgs) -> Option<String> {
+    let mut s = String::new();
+    if !args.audience.is_empty() {
+        s.push_str(", aud");
+    }
+    if !args.require_scope.is_empty() {
+        s.push_str(", scope");
+    }
+    (!s.is_empty()).then_some(s)
 }

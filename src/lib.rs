@@ -19,11 +19,13 @@ pub mod monitor;
 pub mod oauth;
 pub mod profile;
 pub mod renew;
+pub mod scope;
 pub mod secret;
 pub mod source;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod verify;
 pub mod version;
 
 use std::process::ExitCode;
