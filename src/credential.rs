@@ -246,7 +246,6 @@ impl Credential {
             Value::String(rt.expose().to_string()),
         );
         self.refresh_token = Some(rt);
-        crate::state::record_rotation(&self.path);
         Ok(())
     }
 }

@@ -7,9 +7,10 @@
 //! names each failure. Everything a configuration file can get wrong (syntax, keys,
 //! values, two profiles on one token file) is found before any network traffic.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::ArgMatches;
 
@@ -62,6 +63,7 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
+    let started = SystemTime::now();
     let r = renew::run(cfg).and_then(|o| match (&cfg.deploy_hook, o.renewed) {
         (Some(cmd), true) => hook::run(
             cmd,
@@ -87,9 +89,23 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
             &cfg.outfile,
             cfg.profile.as_deref(),
             note,
+            rewritten_since(cfg.credential_path(), started),
         );
     }
     r
+}
+
+/// When the credential file was rewritten (a rotated refresh token is saved by an
+/// atomic replace), if that was after `since`. Found by one stat after the run, so the
+/// renewal itself, under its locks, does no extra write.
+fn rewritten_since(credential: &Path, since: SystemTime) -> Option<i64> {
+    let m = std::fs::metadata(credential).ok()?.modified().ok()?;
+    if m < since {
+        return None;
+    }
+    m.duration_since(UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs() as i64)
 }
 
 /// Run every configuration, `jobs` at a time; report each failure and a summary.

@@ -109,25 +109,23 @@ fn update(credential: &Path, change: impl FnOnce(&mut Map<String, Value>)) {
     }
 }
 
-/// Record that the credential's refresh token was just replaced.
-pub fn record_rotation(credential: &Path) {
-    update(credential, |m| {
-        m.insert("rotated_at".into(), json!(token::now()));
-    });
-}
-
-/// Record how a renewal attempt ended.
+/// Record how a renewal attempt ended, and when the credential was rewritten (a
+/// rotated refresh token) if that happened during it.
 pub fn record_run(
     credential: &Path,
     token_file: &Path,
     profile: Option<&str>,
     result: std::result::Result<i64, &Error>,
+    rotated_at: Option<i64>,
 ) {
     let (exit, message, expires) = match result {
         Ok(exp) => (0, None, Some(exp)),
         Err(e) => (e.exit().code(), Some(e.message().to_string()), None),
     };
     update(credential, |m| {
+        if let Some(t) = rotated_at {
+            m.insert("rotated_at".into(), json!(t));
+        }
         let runs = m.entry("runs").or_insert_with(|| Value::Object(Map::new()));
         if !runs.is_object() {
             *runs = Value::Object(Map::new());

@@ -28,11 +28,13 @@ fn normalised(env: &Env, iss: &Issuer, text: &str) -> String {
         (r"(\d+d )?(\d+h )?(\d+m )?\d+s\b", "[DURATION]"),
     ];
     for (re, with) in rules {
-        s = regex::Regex::new(re).unwrap().replace_all(&s, with).into_owned();
+        s = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&s, with)
+            .into_owned();
     }
     s
 }
-
 
 /// Two profiles: one renewed, one whose credential the issuer rejects.
 fn fleet(iss: &Issuer, env: &Env) -> PathBuf {
@@ -57,7 +59,11 @@ fn status_shows_every_profile_with_its_last_run() {
     let iss = Issuer::start();
     let env = Env::new();
     let c = fleet(&iss, &env);
-    let r = run(env.cmd().args(["status", "--config"]).arg(&c).env("TZ", "UTC"));
+    let r = run(env
+        .cmd()
+        .args(["status", "--config"])
+        .arg(&c)
+        .env("TZ", "UTC"));
     assert_eq!(r.code, 1, "a missing token: {}", r.stderr);
     insta::assert_snapshot!("status", normalised(&env, &iss, &r.stdout));
 
@@ -98,28 +104,60 @@ fn check_is_a_monitoring_plugin() {
     // 1 h left: WARNING under 2 h; missing: CRITICAL; the worst wins.
     let r = run(env
         .cmd()
-        .args(["check", "--all", "--warning", "2h", "--critical", "30m", "--config"])
+        .args([
+            "check",
+            "--all",
+            "--warning",
+            "2h",
+            "--critical",
+            "30m",
+            "--config",
+        ])
         .arg(&c));
     assert_eq!(r.code, 2, "{}", r.stdout);
     insta::assert_snapshot!("check_all", normalised(&env, &iss, &r.stdout));
 
-    let r = run(env
-        .cmd()
-        .args(["check", "storage.token", "--warning", "10m", "--critical", "5m"]));
+    let r = run(env.cmd().args([
+        "check",
+        "storage.token",
+        "--warning",
+        "10m",
+        "--critical",
+        "5m",
+    ]));
     assert_eq!(r.code, 0, "{}", r.stdout);
     insta::assert_snapshot!("check_ok", normalised(&env, &iss, &r.stdout));
 
     let r = run(env
         .cmd()
-        .args(["check", "--profile", "storage", "-w", "2h", "-c", "30m", "--config"])
+        .args([
+            "check",
+            "--profile",
+            "storage",
+            "-w",
+            "2h",
+            "-c",
+            "30m",
+            "--config",
+        ])
         .arg(&c));
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stdout.starts_with("ROBOT-TOKEN WARNING - storage valid for "), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("ROBOT-TOKEN WARNING - storage valid for "),
+        "{}",
+        r.stdout
+    );
 
     std::fs::write(env.path("old.token"), iss.mint_expired()).unwrap();
     let r = run(env.cmd().args(["check", "old.token"]));
     assert_eq!(r.code, 2, "{}", r.stdout);
-    assert!(r.stdout.starts_with("ROBOT-TOKEN CRITICAL - old.token expired "), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("ROBOT-TOKEN CRITICAL - old.token expired "),
+        "{}",
+        r.stdout
+    );
 
     // Usage and configuration problems are UNKNOWN, on one line.
     for args in [
@@ -129,7 +167,11 @@ fn check_is_a_monitoring_plugin() {
     ] {
         let r = run(env.cmd().args(&args));
         assert_eq!(r.code, 3, "{args:?}: {}", r.stdout);
-        assert!(r.stdout.starts_with("ROBOT-TOKEN UNKNOWN - "), "{}", r.stdout);
+        assert!(
+            r.stdout.starts_with("ROBOT-TOKEN UNKNOWN - "),
+            "{}",
+            r.stdout
+        );
         assert_eq!(r.stdout.lines().count(), 1);
     }
 }

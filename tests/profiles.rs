@@ -58,10 +58,8 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     assert_eq!(iss_of(&env.path("alpha.token")), a.url);
     assert_eq!(iss_of(&env.path("beta.token")), b.url);
     assert_eq!((a.requests("token"), b.requests("token")), (1, 1));
-    let jwt = robot_token::token::decode(robot_token::token::trim(&read(&env.path(
-        "beta.token",
-    ))))
-    .unwrap();
+    let jwt = robot_token::token::decode(robot_token::token::trim(&read(&env.path("beta.token"))))
+        .unwrap();
     assert_eq!(jwt.audiences(), vec!["https://storage.example.org"]);
 
     // Second run: everything fresh, no request, a log line per profile at -v.
@@ -85,7 +83,13 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
     let env = Env::new();
     let (rt, _) = iss.mint("robot-basic", SCOPE, None);
     let good = cred(&env, "good.json", &iss, "robot-basic", Some(&rt));
-    let revoked = cred(&env, "revoked.json", &iss, "robot-basic", Some("not-a-refresh-token"));
+    let revoked = cred(
+        &env,
+        "revoked.json",
+        &iss,
+        "robot-basic",
+        Some("not-a-refresh-token"),
+    );
     let secret = env.write_private("secret", "robot-basic-secret\n");
     let c = config(
         &env,
@@ -96,19 +100,30 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
              [profile.revoked]\ncredential = {revoked:?}\noutfile = \"revoked.token\"\n"
         ),
     );
-    let r = run(env.cmd().args(["get", "--all", "--jobs", "2", "--config"]).arg(&c));
-    assert_eq!(r.code, 77, "a person must act outranks a temporary failure: {}", r.stderr);
+    let r = run(env
+        .cmd()
+        .args(["get", "--all", "--jobs", "2", "--config"])
+        .arg(&c));
+    assert_eq!(
+        r.code, 77,
+        "a person must act outranks a temporary failure: {}",
+        r.stderr
+    );
     assert!(lifetime(&read(&env.path("good.token"))) > 3000);
     assert!(!env.path("down.token").exists() && !env.path("revoked.token").exists());
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{}", r.stderr);
     assert!(
-        lines.iter().any(|l| l.starts_with("robot-token: error: profile down: ")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("robot-token: error: profile down: ")),
         "{}",
         r.stderr
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("robot-token: error: profile revoked: ")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("robot-token: error: profile revoked: ")),
         "{}",
         r.stderr
     );
@@ -136,7 +151,8 @@ fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(
-        r.stderr.contains("config.toml:5: profiles one (line 1) and two both write the token file"),
+        r.stderr
+            .contains("config.toml:5: profiles one (line 1) and two both write the token file"),
         "{}",
         r.stderr
     );
@@ -149,27 +165,52 @@ fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
 fn config_errors_name_file_line_and_key() {
     let env = Env::new();
     for (text, want) in [
-        ("[profile.a]\ncredential = \"c.json\"\noutfil = \"x\"\n", "config.toml:3: profile a: unknown key \"outfil\""),
-        ("[profile.a]\ncredential = \"c.json\"\nminsecs = \"soon\"\n", "config.toml:3: profile a, key minsecs: --minsecs: \"soon\" is not a duration"),
-        ("[profile.a]\ncredential = \"c.json\"\njobs = 3\n", "config.toml:3: profile a: unknown key \"jobs\""),
-        ("[profile.a]\ncredential = [\"c.json\", \"d.json\"]\n", "config.toml:2: profile a, key credential: "),
-        ("[profile.a]\ncredential = \"c.json\"\n[profile.a]\n", "config.toml:3: invalid TOML"),
+        (
+            "[profile.a]\ncredential = \"c.json\"\noutfil = \"x\"\n",
+            "config.toml:3: profile a: unknown key \"outfil\"",
+        ),
+        (
+            "[profile.a]\ncredential = \"c.json\"\nminsecs = \"soon\"\n",
+            "config.toml:3: profile a, key minsecs: --minsecs: \"soon\" is not a duration",
+        ),
+        (
+            "[profile.a]\ncredential = \"c.json\"\njobs = 3\n",
+            "config.toml:3: profile a: unknown key \"jobs\"",
+        ),
+        (
+            "[profile.a]\ncredential = [\"c.json\", \"d.json\"]\n",
+            "config.toml:2: profile a, key credential: ",
+        ),
+        (
+            "[profile.a]\ncredential = \"c.json\"\n[profile.a]\n",
+            "config.toml:3: invalid TOML",
+        ),
     ] {
         let c = config(&env, text);
         let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
         assert_eq!(r.code, 78, "{text}: {}", r.stderr);
         let line = r.stderr.trim_end();
         assert!(
-            line.starts_with(&format!("robot-token: error: {}", want.replace("config.toml", &c.display().to_string()))),
+            line.starts_with(&format!(
+                "robot-token: error: {}",
+                want.replace("config.toml", &c.display().to_string())
+            )),
             "{text}: {line}"
         );
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     }
     // A profile that is not there, and a config file others may write.
     let c = config(&env, "[profile.a]\ncredential = \"c.json\"\n");
-    let r = run(env.cmd().args(["get", "--profile", "b", "--config"]).arg(&c));
+    let r = run(env
+        .cmd()
+        .args(["get", "--profile", "b", "--config"])
+        .arg(&c));
     assert_eq!(r.code, 78);
-    assert!(r.stderr.contains("no profile \"b\" (profiles: a)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("no profile \"b\" (profiles: a)"),
+        "{}",
+        r.stderr
+    );
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&c, fs::Permissions::from_mode(0o666)).unwrap();
     let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
@@ -202,7 +243,10 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
 
     // Fresh for profile a's minsecs (60 s), not for the 2 h typed on the command line.
     iss.reset();
-    let r = run(env.cmd().args(["get", "--profile", "a", "--config"]).arg(&c));
+    let r = run(env
+        .cmd()
+        .args(["get", "--profile", "a", "--config"])
+        .arg(&c));
     assert_eq!((r.code, iss.requests("token")), (0, 0), "{}", r.stderr);
     let r = run(env
         .cmd()
@@ -225,9 +269,13 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
     let (rt, _) = iss.mint("robot-basic", SCOPE, None);
     let cr = cred(&env, "shared.json", &iss, "robot-basic", Some(&rt));
     let mut text = String::new();
-    for (i, aud) in ["https://a.example.org", "https://b.example.org", "https://c.example.org"]
-        .iter()
-        .enumerate()
+    for (i, aud) in [
+        "https://a.example.org",
+        "https://b.example.org",
+        "https://c.example.org",
+    ]
+    .iter()
+    .enumerate()
     {
         text.push_str(&format!(
             "[profile.p{i}]\ncredential = {cr:?}\noutfile = \"p{i}.token\"\naudience = {aud:?}\n"
@@ -235,12 +283,19 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
     }
     let c = config(&env, &text);
     iss.reset();
-    let r = run(env.cmd().args(["get", "--all", "--jobs", "3", "--config"]).arg(&c));
+    let r = run(env
+        .cmd()
+        .args(["get", "--all", "--jobs", "3", "--config"])
+        .arg(&c));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 3);
-    for (i, aud) in ["https://a.example.org", "https://b.example.org", "https://c.example.org"]
-        .iter()
-        .enumerate()
+    for (i, aud) in [
+        "https://a.example.org",
+        "https://b.example.org",
+        "https://c.example.org",
+    ]
+    .iter()
+    .enumerate()
     {
         let p = env.path(&format!("p{i}.token"));
         let jwt = robot_token::token::decode(robot_token::token::trim(&read(&p))).unwrap();
@@ -265,9 +320,14 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
     let hook = "printf '%s|%s|%s' \"$ROBOT_TOKEN_FILE\" \"$ROBOT_TOKEN_PROFILE\" \"$ROBOT_TOKEN_EXPIRES_AT\" > hook.out; env > hook.env; echo \"$@\" > hook.argv";
     let c = config(
         &env,
-        &format!("[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\ndeploy_hook = {hook:?}\n"),
+        &format!(
+            "[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\ndeploy_hook = {hook:?}\n"
+        ),
     );
-    let r = run(env.cmd().args(["get", "--profile", "web", "--config"]).arg(&c));
+    let r = run(env
+        .cmd()
+        .args(["get", "--profile", "web", "--config"])
+        .arg(&c));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let token = read(&env.path("web.token"));
     let exp = robot_token::token::expiry(robot_token::token::trim(&token)).unwrap();
@@ -276,15 +336,28 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
     // Never the token, nor the refresh token, in the hook's environment or argv.
     let hook_env = read(&env.path("hook.env"));
     let new_rt: serde_json::Value = serde_json::from_str(&read(&cr)).unwrap();
-    for secret in [robot_token::token::trim(&token), &rt, new_rt["refresh_token"].as_str().unwrap()] {
-        assert!(!hook_env.contains(secret), "a secret reached the hook's environment");
+    for secret in [
+        robot_token::token::trim(&token),
+        &rt,
+        new_rt["refresh_token"].as_str().unwrap(),
+    ] {
+        assert!(
+            !hook_env.contains(secret),
+            "a secret reached the hook's environment"
+        );
         assert!(!read(&env.path("hook.argv")).contains(secret));
     }
-    assert!(hook_env.contains("BEARER_TOKEN_FILE=web.token"), "{hook_env}");
+    assert!(
+        hook_env.contains("BEARER_TOKEN_FILE=web.token"),
+        "{hook_env}"
+    );
 
     // A no-op run does not run the hook.
     fs::remove_file(env.path("hook.out")).unwrap();
-    let r = run(env.cmd().args(["get", "--profile", "web", "--config"]).arg(&c));
+    let r = run(env
+        .cmd()
+        .args(["get", "--profile", "web", "--config"])
+        .arg(&c));
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!env.path("hook.out").exists(), "hook ran after a no-op");
 
@@ -305,8 +378,16 @@ fn failing_or_hanging_hook_is_reported_and_the_new_token_stays() {
     let env = Env::new();
     let cr = cred(&env, "c.json", &iss, "robot-basic", None);
     for (hook, timeout, want) in [
-        ("echo hook says hi >&2; exit 3", "1m", "deploy hook `echo hook says hi >&2; exit 3` failed with exit status 3"),
-        ("sleep 60", "1s", "deploy hook `sleep 60` did not finish within 1 s and was killed"),
+        (
+            "echo hook says hi >&2; exit 3",
+            "1m",
+            "deploy hook `echo hook says hi >&2; exit 3` failed with exit status 3",
+        ),
+        (
+            "sleep 60",
+            "1s",
+            "deploy hook `sleep 60` did not finish within 1 s and was killed",
+        ),
     ] {
         let out = env.path("bt");
         let _ = fs::remove_file(&out);

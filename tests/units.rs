@@ -32,7 +32,9 @@ fn verify(user: bool, files: &[&str]) {
         .env("XDG_RUNTIME_DIR", &runtime)
         .current_dir(env.dir.path())
         .output()
-        .expect("systemd-analyze is missing: run scripts/install-peers.sh (Debian package systemd)");
+        .expect(
+            "systemd-analyze is missing: run scripts/install-peers.sh (Debian package systemd)",
+        );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{files:?}: {stderr}");
     assert_eq!(stderr, "", "{files:?}: warnings");
@@ -51,12 +53,19 @@ fn system_units_verify() {
         assert!(unit.lines().any(|l| l.starts_with(needed)), "{needed}");
     }
     let timer = read(&manifest_dir().join("cron/robot-token.timer"));
-    for needed in ["OnCalendar=hourly", "RandomizedDelaySec=", "Persistent=true"] {
+    for needed in [
+        "OnCalendar=hourly",
+        "RandomizedDelaySec=",
+        "Persistent=true",
+    ] {
         assert!(timer.lines().any(|l| l.starts_with(needed)), "{needed}");
     }
 }
 
 #[test]
 fn user_units_verify() {
-    verify(true, &["user/robot-token.service", "user/robot-token.timer"]);
+    verify(
+        true,
+        &["user/robot-token.service", "user/robot-token.timer"],
+    );
 }
