@@ -9,11 +9,11 @@ cd "$(dirname "$0")/.."
 n=${N:-1000}
 budget_ms=${BUDGET_MS:-50}
 command -v hyperfine >/dev/null || apt-get install -y -qq hyperfine >/dev/null
-cargo build --release --locked --quiet
+[ "${NO_BUILD:-0}" = 1 ] || cargo build --release --locked --quiet
 bin=$PWD/target/release/robot-token
 work=$(mktemp -d /tmp/robot-token-fleet.XXXXXX)
 chmod 700 "$work"
-trap 'rm -rf "$work"' EXIT
+[ "${KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT; echo "work: $work"
 
 python3 - "$work" "$n" <<'PY'
 import base64, json, os, sys, time

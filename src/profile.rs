@@ -304,21 +304,14 @@ impl ConfigFile {
     /// Turn a profile into what `get` runs with: its argument list plus whatever was
     /// typed on the command line (`cli`, the matches of `get`), through clap and
     /// `GetConfig::from_args`. Errors name the file, the line and the key.
-    pub fn resolve(
+    fn resolve(
         &self,
         profile: &Profile,
-        cli: Option<&ArgMatches>,
+        typed: &Typed,
         parser: &mut clap::Command,
+        opts: &[OptionInfo],
     ) -> Result<GetConfig> {
-        let opts = options();
-        let typed: Vec<&OptionInfo> = match cli {
-            Some(m) => opts
-                .iter()
-                .filter(|o| m.value_source(&o.id) == Some(ValueSource::CommandLine))
-                .collect(),
-            None => Vec::new(),
-        };
-        let is_typed = |id: &str| typed.iter().any(|o| o.id == id);
+        let is_typed = |id: &str| typed.ids.iter().any(|t| t == id);
         let in_profile = |id: &str| profile.entries.iter().any(|e| e.id == id);
         let mut argv: Vec<OsString> = Vec::new();
         let mut used: Vec<&Entry> = Vec::new();
@@ -334,19 +327,7 @@ impl ConfigFile {
                 used.push(e);
             }
         }
-        if let Some(m) = cli {
-            for o in &typed {
-                if o.takes_value {
-                    for raw in m.get_raw(&o.id).into_iter().flatten() {
-                        let mut a = OsString::from(format!("--{}=", o.long));
-                        a.push(raw);
-                        argv.push(a);
-                    }
-                } else if m.get_flag(&o.id) {
-                    argv.push(OsString::from(format!("--{}", o.long)));
-                }
-            }
-        }
+        argv.extend(typed.argv.iter().cloned());
         let here = |e: Option<&&Entry>| match e {
             Some(e) => format!(
                 "{}: profile {}, key {}",
@@ -394,12 +375,16 @@ impl ConfigFile {
         which: &[&Profile],
         cli: Option<&ArgMatches>,
     ) -> Result<Vec<GetConfig>> {
+        // Built once: 1,000 profiles must resolve in a few milliseconds.
         let mut parser = profile_command();
+        let opts = options();
+        let typed = Typed::new(&opts, cli);
+        let mut dirs = HashMap::new();
         let mut out = Vec::with_capacity(which.len());
         let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(which.len());
         for (i, p) in which.iter().enumerate() {
-            let cfg = self.resolve(p, cli, &mut parser)?;
-            let key = same_file_key(&cfg.outfile);
+            let cfg = self.resolve(p, &typed, &mut parser, &opts)?;
+            let key = same_file_key(&cfg.outfile, &mut dirs);
             if let Some(&j) = seen.get(&key) {
                 let first = which[j];
                 return Err(self.error(
@@ -420,14 +405,50 @@ impl ConfigFile {
     }
 }
 
-/// A token file path made comparable: absolute, its directory's symlinks resolved.
-fn same_file_key(p: &Path) -> PathBuf {
+/// The get options typed on the command line, which override every profile.
+struct Typed {
+    ids: Vec<String>,
+    argv: Vec<OsString>,
+}
+
+impl Typed {
+    fn new(opts: &[OptionInfo], cli: Option<&ArgMatches>) -> Typed {
+        let mut t = Typed {
+            ids: Vec::new(),
+            argv: Vec::new(),
+        };
+        let Some(m) = cli else { return t };
+        for o in opts {
+            if m.value_source(&o.id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            t.ids.push(o.id.clone());
+            if o.takes_value {
+                for raw in m.get_raw(&o.id).into_iter().flatten() {
+                    let mut a = OsString::from(format!("--{}=", o.long));
+                    a.push(raw);
+                    t.argv.push(a);
+                }
+            } else if m.get_flag(&o.id) {
+                t.argv.push(OsString::from(format!("--{}", o.long)));
+            }
+        }
+        t
+    }
+}
+
+/// A token file path made comparable: absolute, its directory's symlinks resolved
+/// (once per directory: profiles tend to share a few).
+fn same_file_key(p: &Path, dirs: &mut HashMap<PathBuf, PathBuf>) -> PathBuf {
     let abs = store::absolute(p);
     let normal: PathBuf = abs.components().collect();
     match (normal.parent(), normal.file_name()) {
-        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
-            .map(|d| d.join(name))
-            .unwrap_or(normal),
+        (Some(dir), Some(name)) => {
+            let real = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
+                std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+            });
+            real.join(name)
+        }
         _ => normal,
     }
 }

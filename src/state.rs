@@ -97,6 +97,8 @@ fn update(credential: &Path, change: impl FnOnce(&mut Map<String, Value>)) {
     let result = (|| {
         let lock_path = store::sidecar_path(&p, "lock")?;
         let _lock = store::lock(&lock_path, Instant::now() + Duration::from_secs(10))?;
+        // A run killed while writing the state left its temp file: ours to remove.
+        store::remove_stale_temps(&p);
         let mut m = load(&p);
         m.insert("version".into(), json!(1));
         change(&mut m);
