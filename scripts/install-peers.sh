@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and the demo run against, on a fresh machine:
-# the oidc-provider test issuer (npm, from the lockfile). Idempotent and quick when
+# the oidc-provider test issuer (npm, from the lockfile) and the Kerberos/Vault peers
+# (Debian packages). Idempotent and quick when
 # everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,27 @@ if [ "$need_npm" = 1 ]; then
   npm ci --prefix tests/peer --no-audit --no-fund --loglevel=error >&2
 fi
 
+# oidc-agent's real `oidc-token`, the exec source's test command (tests/exec.rs).
+if ! command -v oidc-token >/dev/null || ! command -v oidc-gen >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: oidc-agent is required (Debian: apt-get install oidc-agent-cli)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oidc-agent-cli >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq oidc-agent-cli >/dev/null; }
+fi
+
+# The Kerberos/Vault peers (tests/vault): a real MIT KDC and the htvault-config
+# look-alike, which verifies SPNEGO with Debian's python3-gssapi (for /usr/bin/python3).
+krb_missing=()
+for cmd in /usr/sbin/krb5kdc /usr/sbin/kadmin.local /usr/bin/kinit /usr/bin/curl; do
+  [ -x "$cmd" ] || krb_missing+=("$cmd")
+done
+/usr/bin/python3 -c 'import gssapi' 2>/dev/null || krb_missing+=(python3-gssapi)
+if [ ${#krb_missing[@]} -gt 0 ]; then
+  command -v apt-get >/dev/null || { echo "install-peers: missing ${krb_missing[*]}: install krb5-kdc krb5-admin-server krb5-user python3-gssapi curl" >&2; exit 1; }
+  echo "install-peers: installing the Kerberos test peers (missing: ${krb_missing[*]})" >&2
+  # krb5-config asks for a default realm; the tests never use /etc/krb5.conf.
+  krb_pkgs=(krb5-kdc krb5-admin-server krb5-user python3-gssapi curl)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null; }
 # systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).
 if ! command -v systemd-analyze >/dev/null; then
   command -v apt-get >/dev/null || { echo "install-peers: systemd-analyze is required (package systemd)" >&2; exit 1; }

@@ -19,6 +19,7 @@ PROPTEST_CASES=100000 cargo test --release --locked --test parsers 2>&1 | grep -
 echo "== coverage-guided fuzzing: ${secs}s per target"
 command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 for t in jwt credential token_response discovery; do
+  echo "-- fuzz target $t"
   # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=512 -max_len=65536 2>&1 \
     | grep -E "^#[0-9]+.*(DONE|pulse)|SUMMARY|ERROR|crash-" | tail -2

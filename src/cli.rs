@@ -93,6 +93,9 @@ pub enum Command {
     /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     #[command(after_help = CHECK_HELP)]
     Check(CheckArgs),
+    /// Get a robot's first credential: a person approves a device login once (RFC 8628).
+    #[command(after_help = INIT_HELP)]
+    Init(Box<InitArgs>),
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -195,9 +198,16 @@ Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 
 #[derive(Debug, Args, Clone)]
 #[command(after_long_help = EXAMPLES)]
 pub struct GetArgs {
-    /// Token file to keep fresh [default: WLCG discovery].
-    #[arg(short = 'o', long, env = "ROBOT_TOKEN_OUTFILE", value_name = "PATH")]
-    pub outfile: Option<PathBuf>,
+    /// Token file to keep fresh; repeatable: all are replaced from one renewal. As root,
+    /// PATH:owner=USER,group=GROUP,mode=0640 writes it for another user
+    /// [default: the credential's "outputs", else WLCG discovery].
+    #[arg(
+        short = 'o',
+        long,
+        env = "ROBOT_TOKEN_OUTFILE",
+        value_name = "PATH[:owner=U,group=G,mode=M]"
+    )]
+    pub outfile: Vec<String>,
 
     /// Renew when the token has less than this left: seconds, or a duration like 1h.
     #[arg(
@@ -229,9 +239,60 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_CLIENT_SECRET_FILE", value_name = "FILE")]
     pub client_secret_file: Option<PathBuf>,
 
-    /// How the client authenticates: basic or post [default: the credential's, else basic].
-    #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post"], value_name = "METHOD")]
+    /// How the client authenticates: basic, post or private_key_jwt [default: the credential's, else basic].
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt"], value_name = "METHOD")]
     pub client_auth: Option<String>,
+
+    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt client authentication.
+    #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
+    pub private_key_file: Option<PathBuf>,
+
+    /// Key id (`kid`) to put in the client assertion's header.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_KID",
+        value_name = "KID",
+        requires = "private_key_file"
+    )]
+    pub kid: Option<String>,
+
+    /// Token exchange (RFC 8693): read the subject token from this file.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_SUBJECT_TOKEN_FILE",
+        value_name = "FILE",
+        conflicts_with = "subject_token_env"
+    )]
+    pub subject_token_file: Option<PathBuf>,
+
+    /// Token exchange (RFC 8693): read the subject token from this environment variable.
+    #[arg(long, env = "ROBOT_TOKEN_SUBJECT_TOKEN_ENV", value_name = "NAME")]
+    pub subject_token_env: Option<String>,
+
+    /// subject_token_type of the exchange [default: urn:ietf:params:oauth:token-type:jwt].
+    #[arg(long, env = "ROBOT_TOKEN_SUBJECT_TOKEN_TYPE", value_name = "URN")]
+    pub subject_token_type: Option<String>,
+
+    /// requested_token_type of the exchange [default: none sent].
+    #[arg(long, env = "ROBOT_TOKEN_REQUESTED_TOKEN_TYPE", value_name = "URN")]
+    pub requested_token_type: Option<String>,
+
+    /// Exchange the CI job's OIDC identity token: github, gitlab (with --subject-token-env) or auto.
+    #[arg(long, env = "ROBOT_TOKEN_CI", value_parser = ["github", "gitlab", "auto"], value_name = "SYSTEM")]
+    pub ci: Option<String>,
+
+    /// Audience of the GitHub Actions identity token [default: the issuer URL].
+    #[arg(long, env = "ROBOT_TOKEN_CI_AUDIENCE", value_name = "A")]
+    pub ci_audience: Option<String>,
+
+    /// Fail (exit 77, old token kept) unless the issuer grants this scope; repeatable.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_REQUIRE_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
+    pub require_scope: Vec<String>,
 
     /// Scope to request; repeatable, or space-separated. Overrides the credential's.
     #[arg(
@@ -300,6 +361,230 @@ pub struct GetArgs {
         value_name = "DURATION"
     )]
     pub random_delay: String,
+    /// htvault-config (Vault) server: HOST[:PORT] or URL; https:// and :8200 are added when missing.
+    #[arg(
+        short = 'a',
+        long,
+        visible_alias = "vaultserver",
+        env = "ROBOT_TOKEN_VAULT_SERVER",
+        value_name = "HOST[:PORT]",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_server: Option<String>,
+
+    /// Issuer name configured in Vault [default: default].
+    #[arg(
+        short = 'i',
+        long,
+        env = "ROBOT_TOKEN_ISSUER_NAME",
+        value_name = "NAME",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub issuer_name: Option<String>,
+
+    /// Vault role [default: the principal before the first '/', else default].
+    #[arg(
+        short = 'r',
+        long,
+        env = "ROBOT_TOKEN_ROLE",
+        value_name = "ROLE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub role: Option<String>,
+
+    /// Key of the credential in Vault [default: the principal before '@'].
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_CREDKEY",
+        value_name = "KEY",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub credkey: Option<String>,
+
+    /// Kerberos keytab of the robot (mode 0600) [default: $KRB5_KTNAME].
+    #[arg(
+        short = 'k',
+        long,
+        env = "ROBOT_TOKEN_KEYTAB",
+        value_name = "FILE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub keytab: Option<PathBuf>,
+
+    /// Kerberos principal [default: the keytab's first, with the keytab's realm].
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_PRINCIPAL",
+        value_name = "PRINCIPAL",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub principal: Option<String>,
+
+    /// Where the Vault token is cached [default: /tmp/vt_u<euid>].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenfile",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_FILE",
+        value_name = "PATH",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// Log in again when the cached Vault token has less than this left [default: 24h].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenminttl",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_MINTTL",
+        value_name = "DURATION",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_minttl: Option<String>,
+
+    /// Longest life of a stored Vault token; longer logins are exchanged for a shorter one [default: 7d].
+    #[arg(
+        long,
+        visible_alias = "vaulttokenttl",
+        env = "ROBOT_TOKEN_VAULT_TOKEN_TTL",
+        value_name = "DURATION",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub vault_token_ttl: Option<String>,
+
+    /// Vault path of the Kerberos login [default: auth/kerberos-%issuer_%role].
+    #[arg(
+        long,
+        visible_alias = "kerbpath",
+        env = "ROBOT_TOKEN_KERBEROS_PATH",
+        value_name = "TEMPLATE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub kerberos_path: Option<String>,
+
+    /// Vault path of the token [default: secret/oauth/creds/%issuer/%credkey:%role].
+    #[arg(
+        long,
+        visible_alias = "secretpath",
+        env = "ROBOT_TOKEN_SECRET_PATH",
+        value_name = "TEMPLATE",
+        help_heading = "Vault (htvault-config) with a Kerberos keytab"
+    )]
+    pub secret_path: Option<String>,
+
+    /// After each successful run, hand the token to HTCondor: file (the default for a
+    /// bare --condor: check the file and show how HTCondor finds it), credd (store it for
+    /// jobs' use_oauth_services), vault-storer (HTCondor's Vault credmon).
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_CONDOR",
+        value_name = "MODE",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "file",
+        value_parser = ["file", "credd", "vault-storer"]
+    )]
+    pub condor: Option<String>,
+
+    /// --condor=credd: the service name jobs ask for (use_oauth_services = NAME).
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_SERVICE", value_name = "NAME")]
+    pub condor_service: Option<String>,
+
+    /// --condor=credd: a handle, for jobs that ask for NAME_HANDLE.
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_HANDLE", value_name = "H")]
+    pub condor_handle: Option<String>,
+}
+
+const INIT_HELP: &str = "Prints the verification URL and a user code (and, on a terminal, a QR code); \
+a person opens it, logs in and approves. robot-token polls the issuer meanwhile, then writes the credential \
+file (mode 0600) that `robot-token get -c FILE` renews from, and the first token.\n\n\
+Exit codes: 0 ok, 64 usage (also: no terminal without --no-tty), 73 cannot write, \
+75 temporary failure or the code expired before approval (run init again), 77 the login was denied, 78 configuration.";
+
+#[derive(Debug, Args, Clone)]
+pub struct InitArgs {
+    /// Issuer URL (its discovery document names the device authorization endpoint).
+    #[arg(long, env = "ROBOT_TOKEN_ISSUER", value_name = "URL")]
+    pub issuer: String,
+
+    /// OAuth2 client id registered for the device flow.
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_ID", value_name = "ID")]
+    pub client_id: String,
+
+    /// File holding the client secret (mode 0600); it is copied into the credential.
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_SECRET_FILE", value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+
+    /// How the client authenticates: basic, post, private_key_jwt or none [default: basic with a secret, private_key_jwt with a key, else none].
+    #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt", "none"], value_name = "METHOD")]
+    pub client_auth: Option<String>,
+
+    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt; the credential names it.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_PRIVATE_KEY_FILE",
+        value_name = "FILE",
+        conflicts_with = "client_secret_file"
+    )]
+    pub private_key_file: Option<PathBuf>,
+
+    /// Key id (`kid`) for the client assertion's header.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_KID",
+        value_name = "KID",
+        requires = "private_key_file"
+    )]
+    pub kid: Option<String>,
+
+    /// Scope to request; repeatable, or space-separated. offline_access is added.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
+    pub scope: Vec<String>,
+
+    /// Audience to request; repeatable, or space-separated.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_AUDIENCE",
+        value_delimiter = ' ',
+        value_name = "A"
+    )]
+    pub audience: Vec<String>,
+
+    /// Credential file to create (JSON, version 1, mode 0600).
+    #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]
+    pub credential: PathBuf,
+
+    /// Token file for the first access token [default: WLCG discovery].
+    #[arg(short = 'o', long, env = "ROBOT_TOKEN_OUTFILE", value_name = "PATH")]
+    pub outfile: Option<PathBuf>,
+
+    /// Replace an existing credential file.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Run without a terminal (print the code for someone else to approve).
+    #[arg(long)]
+    pub no_tty: bool,
+
+    /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
+    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// PEM file of CA certificates trusted on top of the system store.
+    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+
+    /// Timeout of each network request.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_TIMEOUT",
+        default_value = "30s",
+        value_name = "DURATION"
+    )]
+    pub timeout: String,
 }
 
 #[derive(Debug, Args, Clone)]

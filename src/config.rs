@@ -1,30 +1,108 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
-use crate::credential::ClientAuth;
+use crate::condor;
+use crate::credential::{ClientAuth, Subject};
 use crate::discovery;
 use crate::error::{Error, Result};
+use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
+use crate::output::OutputSpec;
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A version-1 credential file.
     File(PathBuf),
-    /// client_credentials from options: issuer, client id and a secret file.
+    /// A client given by options: issuer, client id and a secret file or private
+    /// key; client_credentials, or a token exchange when a subject token is given.
     Client {
         issuer: Option<String>,
         client_id: String,
-        secret_file: PathBuf,
+        secret_file: Option<PathBuf>,
     },
+    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
+    Exec(Box<crate::exec::ExecSettings>),
+    /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
+    /// (see `vault`). The settings typed; a credential file (`vault` section) may
+    /// add the rest when the run needs it.
+    Vault(VaultOptions),
+}
+
+/// The Vault settings as given on the command line (or the environment). Every field
+/// is optional here: `vault::Settings::resolve` merges them over the credential
+/// file's `vault` section and applies the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VaultOptions {
+    pub server: Option<String>,
+    pub issuer_name: Option<String>,
+    pub role: Option<String>,
+    pub credkey: Option<String>,
+    pub keytab: Option<PathBuf>,
+    pub principal: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub token_minttl: Option<Duration>,
+    pub token_ttl: Option<Duration>,
+    pub kerberos_path: Option<String>,
+    pub secret_path: Option<String>,
+    /// A credential file whose `vault` section holds settings not typed.
+    pub credential: Option<PathBuf>,
+}
+
+impl VaultOptions {
+    fn from_args(a: &GetArgs) -> Result<VaultOptions> {
+        let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
+            v.as_deref().map(|v| duration_opt(name, v)).transpose()
+        };
+        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        Ok(VaultOptions {
+            server: nonempty(&a.vault_server),
+            issuer_name: nonempty(&a.issuer_name),
+            role: nonempty(&a.role),
+            credkey: nonempty(&a.credkey),
+            keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
+            principal: nonempty(&a.principal),
+            token_file: a.vault_token_file.clone(),
+            token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
+            token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
+            kerberos_path: nonempty(&a.kerberos_path),
+            secret_path: nonempty(&a.secret_path),
+            credential: a.credential.clone(),
+        })
+    }
+
+    /// Was any Vault option given (other than the credential file)?
+    fn any(&self) -> bool {
+        let VaultOptions { credential, .. } = self;
+        *self
+            != VaultOptions {
+                credential: credential.clone(),
+                ..VaultOptions::default()
+            }
+    }
+}
+
+/// Token-exchange settings from the command line (they override the credential's).
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeOptions {
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// Audience of the GitHub Actions identity token [default: the issuer URL].
+    pub ci_audience: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub struct GetConfig {
+    /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
+    /// discovery (decided by `output::targets`, which may read the credential).
+    pub outputs: Vec<OutputSpec>,
+    /// The first token file: the first `-o`, else the WLCG discovery default. (With a
+    /// credential's `outputs` the run's real first file is in `renew::Outcome::files`.)
     pub outfile: PathBuf,
     pub minsecs: i64,
     pub source: Source,
@@ -40,16 +118,84 @@ pub struct GetConfig {
     pub deploy_hook: Option<String>,
     pub hook_timeout: Duration,
     pub random_delay: Duration,
+    /// `--condor`: what to hand HTCondor after a successful run.
+    pub condor: Option<condor::Mode>,
+    pub private_key_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    pub exchange: ExchangeOptions,
+    /// Scopes that must be granted, or the run fails with exit 77.
+    pub require_scope: Vec<String>,
 }
 
 impl GetConfig {
     /// The long-lived secret this configuration reads, beside which its state file
-    /// (last rotation, last run) lives.
+    /// (last rotation, last run) lives; the token file when there is none (exec).
     pub fn credential_path(&self) -> &std::path::Path {
         match &self.source {
             Source::File(p) => p,
-            Source::Client { secret_file, .. } => secret_file,
+            Source::Client {
+                secret_file: Some(s),
+                ..
+            } => s,
+            Source::Client {
+                secret_file: None, ..
+            } => self.private_key_file.as_deref().unwrap_or(&self.outfile),
+            Source::Exec(_) => &self.outfile,
+            Source::Vault(v) => v
+                .credential
+                .as_deref()
+                .or(v.keytab.as_deref())
+                .unwrap_or(&self.outfile),
         }
+    }
+
+    /// The credential file whose rewrite means a rotated refresh token.
+    pub fn rotating_credential(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            Source::File(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// `--capath`, else `$X509_CERT_DIR`, else `/etc/grid-security/certificates` when it
+/// exists; plus `--cafile`.
+pub fn trust_options(capath: &Option<PathBuf>, cafile: &Option<PathBuf>) -> TrustOptions {
+    TrustOptions {
+        capath: capath_or_default(capath),
+        cafile: cafile.clone(),
+    }
+}
+
+/// The subject token source named by `--ci`, `--subject-token-file` or
+/// `--subject-token-env`.
+fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
+    let plain = match (&a.subject_token_file, &a.subject_token_env) {
+        (Some(f), _) => Some(Subject::File(f.clone())),
+        (None, Some(e)) => Some(Subject::Env(e.clone())),
+        (None, None) => None,
+    };
+    let ci = match a.ci.as_deref() {
+        None => return Ok(plain),
+        Some("github") => Ci::GitHub,
+        Some("gitlab") => Ci::GitLab,
+        _ => exchange::detect_ci().ok_or_else(|| {
+            Error::config(
+                "--ci auto: this is neither GitHub Actions (GITHUB_ACTIONS=true) nor GitLab CI (GITLAB_CI=true); name the system with --ci",
+            )
+        })?,
+    };
+    match ci {
+        Ci::GitHub if plain.is_some() => Err(Error::usage(
+            "--ci github gets the subject token from GitHub: drop --subject-token-file/--subject-token-env",
+        )),
+        Ci::GitHub => Ok(Some(Subject::GitHub)),
+        Ci::GitLab => match plain {
+            Some(s @ Subject::Env(_)) => Ok(Some(s)),
+            _ => Err(Error::usage(
+                "--ci gitlab needs --subject-token-env NAME: the job's id_tokens: variable",
+            )),
+        },
     }
 }
 
@@ -141,6 +287,28 @@ impl VerifyConfig {
 
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
+        let subject = subject_from_args(a)?;
+        let vault = VaultOptions::from_args(a)?;
+        let source = if vault.any() {
+            if a.client_id.is_some() || a.client_secret_file.is_some() || a.issuer.is_some() {
+                return Err(Error::usage(
+                    "Vault options (--vault-server, ...) cannot be combined with --issuer, --client-id or --client-secret-file",
+                ));
+            }
+            if vault.server.is_none() && vault.credential.is_none() {
+                return Err(Error::usage(
+                    "Vault options need --vault-server (or -c FILE with a \"vault\" section)",
+                ));
+            }
+            Source::Vault(vault)
+        } else {
+            Self::oauth_source(a, subject.is_some())?
+        };
+        Self::finish(a, source, subject)
+    }
+
+    fn oauth_source(a: &GetArgs, exchange: bool) -> Result<Source> {
+        let keyed = a.private_key_file.is_some();
         let source = match (&a.credential, &a.client_id, &a.client_secret_file) {
             (Some(c), None, None) => Source::File(c.clone()),
             (Some(_), _, _) => {
@@ -148,7 +316,17 @@ impl GetConfig {
                     "--credential cannot be combined with --client-id or --client-secret-file: the credential file holds the client",
                 ))
             }
-            (None, Some(id), Some(secret)) => {
+            (None, Some(_), Some(_)) if keyed => {
+                return Err(Error::usage(
+                    "give --client-secret-file or --private-key-file, not both",
+                ))
+            }
+            (None, Some(id), secret) => {
+                if secret.is_none() && !keyed && !exchange {
+                    return Err(Error::usage(
+                        "--client-id needs --client-secret-file or --private-key-file for the client_credentials grant",
+                    ));
+                }
                 if a.issuer.is_none() && a.token_endpoint.is_none() {
                     return Err(Error::usage("--client-id needs --issuer (or --token-endpoint)"));
                 }
@@ -158,22 +336,29 @@ impl GetConfig {
                     secret_file: secret.clone(),
                 }
             }
-            (None, Some(_), None) => {
-                return Err(Error::usage(
-                    "--client-id needs --client-secret-file for the client_credentials grant",
-                ))
-            }
             (None, None, _) => {
                 return Err(Error::usage(
-                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file",
+                    "no credential: give -c FILE (or ROBOT_TOKEN_CREDENTIAL), or --issuer, --client-id and --client-secret-file, or --vault-server and --keytab",
                 ))
             }
         };
+        if a.client_auth.as_deref() == Some("private_key_jwt")
+            && !keyed
+            && matches!(source, Source::Client { .. })
+        {
+            return Err(Error::usage(
+                "--client-auth private_key_jwt needs --private-key-file",
+            ));
+        }
         if matches!(source, Source::File(_)) && a.issuer.is_some() {
             return Err(Error::usage(
                 "--issuer cannot be combined with --credential: set \"issuer\" in the credential file",
             ));
         }
+        Ok(source)
+    }
+
+    fn finish(a: &GetArgs, source: Source, subject: Option<Subject>) -> Result<GetConfig> {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
@@ -189,27 +374,98 @@ impl GetConfig {
                 "--timeout, --deadline and --hook-timeout must be positive",
             ));
         }
-        let capath = capath_or_default(&a.capath);
+        let outputs = a
+            .outfile
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        let outfile = outputs
+            .first()
+            .map(|o| o.path.clone())
+            .unwrap_or_else(discovery::token_file);
+        let condor = condor_mode(a, &source, &outfile)?;
         Ok(GetConfig {
-            outfile: a.outfile.clone().unwrap_or_else(discovery::token_file),
+            outputs,
+            outfile,
             minsecs,
             source,
             token_endpoint: a.token_endpoint.clone(),
             client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
             scope: words(&a.scope),
             audience: words(&a.audience),
-            trust: TrustOptions {
-                capath,
-                cafile: a.cafile.clone(),
-            },
+            trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
             profile: None,
             deploy_hook,
             hook_timeout,
             random_delay,
+            condor,
+            private_key_file: a.private_key_file.clone(),
+            kid: a.kid.clone(),
+            exchange: ExchangeOptions {
+                subject,
+                subject_token_type: a.subject_token_type.clone(),
+                requested_token_type: a.requested_token_type.clone(),
+                ci_audience: a.ci_audience.clone(),
+            },
+            require_scope: words(&a.require_scope),
         })
     }
+}
+
+/// `--condor[=MODE]`, `--condor-service`, `--condor-handle`.
+fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<condor::Mode>> {
+    let Some(mode) = a.condor.as_deref() else {
+        if a.condor_service.is_some() || a.condor_handle.is_some() {
+            return Err(Error::usage(
+                "--condor-service and --condor-handle need --condor=credd",
+            ));
+        }
+        return Ok(None);
+    };
+    if let Some(dir) = condor::in_idtokens_dir(outfile) {
+        return Err(Error::usage(format!(
+            "--condor: the token file {} is in {}, HTCondor's IDTOKENS directory, where a SciToken \
+             breaks IDTOKENS authentication: choose another --outfile",
+            outfile.display(),
+            dir.display()
+        )));
+    }
+    if mode != "credd" && (a.condor_service.is_some() || a.condor_handle.is_some()) {
+        return Err(Error::usage(format!(
+            "--condor-service and --condor-handle need --condor=credd, not --condor={mode}"
+        )));
+    }
+    Ok(Some(match mode {
+        "credd" => {
+            let Some(service) = a.condor_service.clone() else {
+                return Err(Error::usage(
+                    "--condor=credd needs --condor-service NAME (the name jobs give in \
+                     use_oauth_services; pick one no credmon claims)",
+                ));
+            };
+            condor::check_name("--condor-service", &service).map_err(Error::usage)?;
+            if let Some(h) = &a.condor_handle {
+                condor::check_name("--condor-handle", h).map_err(Error::usage)?;
+            }
+            condor::Mode::Credd {
+                service,
+                handle: a.condor_handle.clone(),
+            }
+        }
+        "vault-storer" => {
+            if matches!(source, Source::Client { .. }) {
+                return Err(Error::usage(
+                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab): \
+                     HTCondor's Vault credmon gets its tokens from Vault, not from a client secret",
+                ));
+            }
+            condor::Mode::VaultStorer
+        }
+        _ => condor::Mode::File,
+    }))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::error::{io_reason, Error, Result};
+use crate::exec::ExecSettings;
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 
@@ -26,6 +27,8 @@ pub enum ClientAuth {
     Post,
     /// A public client: client_id only.
     None,
+    /// A JWT signed with the client's private key (RFC 7523 client assertion).
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
@@ -34,6 +37,7 @@ impl ClientAuth {
             "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
             "post" | "client_secret_post" => Some(ClientAuth::Post),
             "none" => Some(ClientAuth::None),
+            "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -52,6 +56,36 @@ pub struct Credential {
     pub refresh_token: Option<Secret>,
     pub scope: Vec<String>,
     pub audience: Vec<String>,
+    /// `"grant"`: which grant to use when there is no refresh token.
+    pub grant: Option<CredGrant>,
+    /// Where a token exchange finds its subject token.
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// The private key for `private_key_jwt`, resolved against the file's directory.
+    pub private_key_file: Option<PathBuf>,
+    pub kid: Option<String>,
+    /// `"grant": "exec"`: how to run the command that obtains the token.
+    pub exec: Option<ExecSettings>,
+}
+
+/// The `"grant"` field of a credential file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CredGrant {
+    RefreshToken,
+    ClientCredentials,
+    TokenExchange,
+}
+
+/// Where the subject token of a token exchange comes from. The token itself is read
+/// only when it is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    File(PathBuf),
+    /// The name of an environment variable (GitLab CI `id_tokens:`, a CI secret).
+    Env(String),
+    /// GitHub Actions' OIDC token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`).
+    GitHub,
 }
 
 impl std::fmt::Debug for Credential {
@@ -96,57 +130,7 @@ pub fn string_list(v: &Value) -> Option<Vec<String>> {
 impl Credential {
     /// Read and check a credential file: owned by the caller, no group or other bits.
     pub fn load(path: &Path) -> Result<Credential> {
-        let real = fs::canonicalize(path).map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(&real)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        let meta = file.metadata().map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                real.display(),
-                io_reason(&e)
-            ))
-        })?;
-        if !meta.is_file() {
-            return Err(Error::config(format!(
-                "credential file {} is not a regular file",
-                real.display()
-            )));
-        }
-        store::check_private(&real, &meta).map_err(|e| match e {
-            FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
-            _ => Error::perm(format!("unsafe credential file: {e}")),
-        })?;
-        let mut data = Vec::new();
-        file.take(MAX_CREDENTIAL_LEN as u64 + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot read credential file {}: {}",
-                    real.display(),
-                    io_reason(&e)
-                ))
-            })?;
-        if data.len() > MAX_CREDENTIAL_LEN {
-            return Err(Error::data(format!(
-                "credential file {} is larger than 1 MiB",
-                real.display()
-            )));
-        }
+        let (real, data) = read_file(path)?;
         Credential::parse(&data, &real)
     }
 
@@ -190,21 +174,76 @@ impl Credential {
                 }),
             }
         };
-        let client_id = string("client_id")?.ok_or_else(|| bad("missing \"client_id\"".into()))?;
+        // "grant": "exec": a command obtains the token; issuer and client are needed
+        // only to redeem a refresh token it prints, and are checked then.
+        let exec = match string("grant")?.as_deref() {
+            Some("exec") => {
+                let settings: ExecSettings = serde_json::from_value(Value::Object(raw.clone()))
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                settings
+                    .validate()
+                    .map_err(|e| bad(format!("exec grant: {e}")))?;
+                Some(settings)
+            }
+            _ => None,
+        };
+        let client_id = match string("client_id")? {
+            Some(id) => id,
+            // Empty: the exec command's refresh token cannot be redeemed (checked then).
+            None if exec.is_some() => String::new(),
+            None => return Err(bad("missing \"client_id\"".into())),
+        };
         let issuer = string("issuer")?;
         let token_endpoint = string("token_endpoint")?;
-        if issuer.is_none() && token_endpoint.is_none() {
+        if issuer.is_none() && token_endpoint.is_none() && exec.is_none() {
             return Err(bad("needs \"issuer\" or \"token_endpoint\"".into()));
         }
         let client_auth = match string("client_auth")? {
             None => None,
             Some(s) => Some(ClientAuth::parse(&s).ok_or_else(|| {
                 bad(format!(
-                    "\"client_auth\" is {s:?}; expected \"basic\", \"post\" or \"none\""
+                    "\"client_auth\" is {s:?}; expected \"basic\", \"post\", \"private_key_jwt\" or \"none\""
                 ))
             })?),
         };
+        let grant = match string("grant")?.as_deref() {
+            None => None,
+            Some("refresh_token") => Some(CredGrant::RefreshToken),
+            Some("client_credentials") => Some(CredGrant::ClientCredentials),
+            Some("token_exchange") => Some(CredGrant::TokenExchange),
+            Some("exec") => None,
+            Some(g) => {
+                return Err(bad(format!(
+                    "\"grant\" is {g:?}; expected \"refresh_token\", \"client_credentials\", \"token_exchange\" or \"exec\""
+                )))
+            }
+        };
+        // Relative paths in the file mean relative to the file, not to cron's cwd.
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: String| dir.join(p);
+        let subject = match (string("subject_token_file")?, string("subject_token_env")?) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "give \"subject_token_file\" or \"subject_token_env\", not both".into(),
+                ))
+            }
+            (Some(f), None) => Some(Subject::File(rel(f))),
+            (None, Some(e)) => Some(Subject::Env(e)),
+            (None, None) => None,
+        };
+        let private_key_file = string("private_key_file")?.map(rel);
+        if client_auth == Some(ClientAuth::PrivateKeyJwt) && private_key_file.is_none() {
+            return Err(bad(
+                "\"client_auth\": \"private_key_jwt\" needs \"private_key_file\"".into(),
+            ));
+        }
         Ok(Credential {
+            grant,
+            subject,
+            subject_token_type: string("subject_token_type")?,
+            requested_token_type: string("requested_token_type")?,
+            private_key_file,
+            kid: string("kid")?,
             path: path.to_path_buf(),
             issuer,
             token_endpoint,
@@ -214,6 +253,7 @@ impl Credential {
             refresh_token: string("refresh_token")?.map(Secret::new),
             scope: list("scope")?,
             audience: list("audience")?,
+            exec,
             raw,
         })
     }
@@ -248,6 +288,63 @@ impl Credential {
         self.refresh_token = Some(rt);
         Ok(())
     }
+}
+
+/// Read a credential file with its safety checks (owned by the caller, no group or
+/// other bits, at most 1 MiB): its real path (symlinks resolved) and its bytes.
+pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> {
+    let real = fs::canonicalize(path).map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    let meta = file.metadata().map_err(|e| {
+        Error::config(format!(
+            "cannot read credential file {}: {}",
+            real.display(),
+            io_reason(&e)
+        ))
+    })?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "credential file {} is not a regular file",
+            real.display()
+        )));
+    }
+    store::check_private(&real, &meta).map_err(|e| match e {
+        FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
+        _ => Error::perm(format!("unsafe credential file: {e}")),
+    })?;
+    let mut data = zeroize::Zeroizing::new(Vec::new());
+    file.take(MAX_CREDENTIAL_LEN as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            Error::config(format!(
+                "cannot read credential file {}: {}",
+                real.display(),
+                io_reason(&e)
+            ))
+        })?;
+    if data.len() > MAX_CREDENTIAL_LEN {
+        return Err(Error::data(format!(
+            "credential file {} is larger than 1 MiB",
+            real.display()
+        )));
+    }
+    Ok((real, data))
 }
 
 /// Read a client secret from its own file (same safety rules as the credential).
@@ -322,6 +419,36 @@ mod tests {
         assert!(e.message().contains("issuer"), "{e}");
         assert!(parse("[").is_err());
         assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn exchange_and_private_key_fields() {
+        let c = Credential::parse(
+            br#"{"version":1,"issuer":"https://x","client_id":"a","grant":"token_exchange",
+                "subject_token_file":"sub.jwt","subject_token_type":"urn:t","requested_token_type":"urn:r",
+                "client_auth":"private_key_jwt","private_key_file":"keys/k.pem","kid":"k1"}"#,
+            Path::new("/etc/robot/cred.json"),
+        )
+        .unwrap();
+        assert_eq!(c.grant, Some(CredGrant::TokenExchange));
+        assert_eq!(c.subject, Some(Subject::File("/etc/robot/sub.jwt".into())));
+        assert_eq!(c.private_key_file, Some("/etc/robot/keys/k.pem".into()));
+        assert_eq!(c.client_auth, Some(ClientAuth::PrivateKeyJwt));
+        assert_eq!(c.kid.as_deref(), Some("k1"));
+        assert_eq!(c.subject_token_type.as_deref(), Some("urn:t"));
+        let c = parse(
+            r#"{"version":1,"issuer":"https://x","client_id":"a","subject_token_env":"ID_TOKEN"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.subject, Some(Subject::Env("ID_TOKEN".into())));
+        for bad in [
+            r#"{"version":1,"issuer":"https://x","client_id":"a","grant":"magic"}"#,
+            r#"{"version":1,"issuer":"https://x","client_id":"a","subject_token_file":"f","subject_token_env":"E"}"#,
+            r#"{"version":1,"issuer":"https://x","client_id":"a","client_auth":"private_key_jwt"}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit(), crate::error::Exit::Data, "{bad}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::ArgMatches;
 
 use crate::cli::GetCmd;
+use crate::condor;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::hook;
@@ -64,19 +65,32 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
-    let r = renew::run(cfg).and_then(|o| match (&cfg.deploy_hook, o.renewed) {
-        (Some(cmd), true) => hook::run(
-            cmd,
-            &hook::Renewed {
-                file: &cfg.outfile,
-                profile: cfg.profile.as_deref(),
-                expires: o.expires,
-            },
-            cfg.hook_timeout,
-        )
-        .map(|()| o),
-        _ => Ok(o),
-    });
+    let r = renew::run(cfg)
+        .and_then(|o| {
+            // After a renewal or a reuse: the token file is fresh, and stays so
+            // whatever the hand-off does. The first token file is the one handed off.
+            if let Some(mode) = &cfg.condor {
+                let mut cfg = cfg.clone();
+                if let Some(first) = o.files.first() {
+                    cfg.outfile = first.clone();
+                }
+                condor::run(&cfg, mode)?;
+            }
+            Ok(o)
+        })
+        .and_then(|o| match (&cfg.deploy_hook, o.renewed) {
+            (Some(cmd), true) => hook::run(
+                cmd,
+                &hook::Renewed {
+                    file: o.files.first().unwrap_or(&cfg.outfile),
+                    profile: cfg.profile.as_deref(),
+                    expires: o.expires,
+                },
+                cfg.hook_timeout,
+            )
+            .map(|()| o),
+            _ => Ok(o),
+        });
     // Only runs that did something leave a note: the fresh path writes nothing.
     let note = match &r {
         Ok(o) if o.renewed => Some(Ok(o.expires)),
@@ -89,7 +103,8 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
             &cfg.outfile,
             cfg.profile.as_deref(),
             note,
-            rewritten_since(cfg.credential_path(), started),
+            cfg.rotating_credential()
+                .and_then(|c| rewritten_since(c, started)),
         );
     }
     r

@@ -31,6 +31,7 @@ use std::path::Path;
 use std::ptr;
 
 use libloading::Library;
+use zeroize::Zeroizing;
 
 // ---------------------------------------------------------------------------
 // C types (RFC 2744 section 3, MIT gssapi.h)
@@ -297,6 +298,12 @@ impl GssError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// True when the KDC does not know the service principal asked for (so another
+    /// service name, e.g. `HTTP@` instead of `host@`, may be worth a try).
+    pub fn is_unknown_service(&self) -> bool {
+        self.minor as i32 == krb5::KDC_ERR_S_PRINCIPAL_UNKNOWN
+    }
 }
 
 impl fmt::Display for GssError {
@@ -314,6 +321,7 @@ impl std::error::Error for GssError {}
 mod krb5 {
     const BASE: i32 = -1_765_328_384;
     pub const KDC_ERR_C_PRINCIPAL_UNKNOWN: i32 = BASE + 6;
+    pub const KDC_ERR_S_PRINCIPAL_UNKNOWN: i32 = BASE + 7;
     pub const KDC_ERR_NAME_EXP: i32 = BASE + 1;
     pub const KDC_ERR_POLICY: i32 = BASE + 12;
     pub const KDC_ERR_CLIENT_REVOKED: i32 = BASE + 18;
@@ -420,8 +428,9 @@ impl fmt::Debug for Gssapi {
 /// The result of [`Gssapi::negotiate`].
 #[derive(Clone)]
 pub struct Negotiated {
-    /// The GSSAPI (SPNEGO) token for `Authorization: Negotiate <base64>`.
-    pub token: Vec<u8>,
+    /// The GSSAPI (SPNEGO) token for `Authorization: Negotiate <base64>`: a
+    /// credential for a few minutes, wiped on drop.
+    pub token: Zeroizing<Vec<u8>>,
     /// The client principal whose credentials were used, if the library
     /// could name it (e.g. `robot/ci.example.org@ROBOT.TEST`).
     pub principal: Option<String>,
@@ -440,7 +449,17 @@ impl Gssapi {
     /// Opens the system GSSAPI library (see [`LIBRARY_NAMES`]).
     pub fn load() -> Result<Gssapi, GssError> {
         let mut first_err: Option<String> = None;
-        for name in LIBRARY_NAMES {
+        // Test-only: name another library, to prove the message when it is missing.
+        #[cfg(feature = "test-hooks")]
+        let test_name = std::env::var("ROBOT_TOKEN_TEST_GSSAPI_LIBRARY").ok();
+        #[cfg(feature = "test-hooks")]
+        let names: Vec<&str> = match &test_name {
+            Some(n) => vec![n.as_str()],
+            None => LIBRARY_NAMES.to_vec(),
+        };
+        #[cfg(not(feature = "test-hooks"))]
+        let names = LIBRARY_NAMES;
+        for name in names {
             // SAFETY: loading runs the library's initialisers. This is the
             // system MIT Kerberos GSSAPI library, whose initialisers only set
             // up its own state (error tables, mutexes); it is the same library
@@ -506,7 +525,7 @@ impl Gssapi {
         client_keytab: Option<&Path>,
         ccache: &Path,
         principal: Option<&str>,
-    ) -> Result<Vec<u8>, GssError> {
+    ) -> Result<Zeroizing<Vec<u8>>, GssError> {
         self.negotiate(service, client_keytab, ccache, principal)
             .map(|n| n.token)
     }
@@ -559,7 +578,7 @@ impl Gssapi {
         target: &Name<'_>,
         mech: &'static StaticOid,
         step: &'static str,
-    ) -> Result<Vec<u8>, GssError> {
+    ) -> Result<Zeroizing<Vec<u8>>, GssError> {
         let mut minor: OM_uint32 = 0;
         let mut ctx = Context {
             gss: self,
@@ -595,7 +614,7 @@ impl Gssapi {
         // GSS_S_CONTINUE_NEEDED because SPNEGO would next read the server's
         // NegTokenResp. The login endpoint takes this one token, so the
         // context is not continued; `ctx` and `out` are released on return.
-        let token = out.to_vec();
+        let token = Zeroizing::new(out.to_vec());
         if token.is_empty() {
             return Err(GssError::other(
                 step,

@@ -43,6 +43,18 @@ pub enum Retry {
     AtMostOnce,
 }
 
+/// What a request sends: a GET, or a POST with a body of one kind.
+#[derive(Clone, Copy, Debug)]
+pub enum Body<'a> {
+    Get,
+    /// `application/x-www-form-urlencoded` (OAuth2 token endpoints).
+    Form(&'a str),
+    /// `application/json` (Vault).
+    Json(&'a str),
+    /// A POST without a body (Vault logins and revocations).
+    Empty,
+}
+
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
@@ -296,7 +308,7 @@ impl Http {
         &self,
         url: &str,
         headers: &[(&str, &str)],
-        form: Option<&str>,
+        body: Body<'_>,
     ) -> std::result::Result<Reply, Failure> {
         let agent = self.agent(url).map_err(|e| Failure {
             maybe_sent: false,
@@ -308,8 +320,8 @@ impl Http {
                 .min(self.remaining())
                 .max(Duration::from_millis(1)),
         );
-        let resp = match form {
-            None => {
+        let resp = match body {
+            Body::Get => {
                 let mut req = agent.get(url);
                 for (k, v) in headers {
                     req = req.header(*k, *v);
@@ -322,21 +334,30 @@ impl Http {
                     .build()
                     .call()
             }
-            Some(body) => {
-                let mut req = agent
-                    .post(url)
-                    .header("Content-Type", "application/x-www-form-urlencoded");
+            Body::Form(_) | Body::Json(_) | Body::Empty => {
+                let mut req = agent.post(url);
+                match body {
+                    Body::Form(_) => {
+                        req = req.header("Content-Type", "application/x-www-form-urlencoded")
+                    }
+                    Body::Json(_) => req = req.header("Content-Type", "application/json"),
+                    _ => {}
+                }
                 for (k, v) in headers {
                     req = req.header(*k, *v);
                 }
-                req.config()
+                let req = req
+                    .config()
                     .timeout_connect(t)
                     .timeout_send_request(t)
                     .timeout_send_body(t)
                     .timeout_recv_response(t)
                     .timeout_recv_body(t)
-                    .build()
-                    .send(body)
+                    .build();
+                match body {
+                    Body::Form(b) | Body::Json(b) => req.send(b),
+                    _ => req.send_empty(),
+                }
             }
         };
         let mut resp = resp.map_err(classify)?;
@@ -375,6 +396,7 @@ impl Http {
 
     /// Send with the retry policy. Returns the final reply (any status) or the final
     /// transport failure. A 5xx or 429 reply is retried only when `Idempotent`.
+    /// `form` is a POST body (`application/x-www-form-urlencoded`); `None` is a GET.
     pub fn send(
         &self,
         url: &str,
@@ -382,14 +404,33 @@ impl Http {
         form: Option<&str>,
         retry: Retry,
     ) -> std::result::Result<Reply, Failure> {
+        let body = match form {
+            Some(f) => Body::Form(f),
+            None => Body::Get,
+        };
+        self.request(url, headers, body, retry)
+    }
+
+    /// Like [`Http::send`], for any [`Body`] (JSON APIs such as Vault's).
+    pub fn request(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: Body<'_>,
+        retry: Retry,
+    ) -> std::result::Result<Reply, Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
             let started = Instant::now();
-            let result = self.once(url, headers, form);
+            let result = self.once(url, headers, body);
             tracing::debug!(
                 "{} {} -> {} in {:.1} ms (attempt {attempt})",
-                if form.is_some() { "POST" } else { "GET" },
+                if matches!(body, Body::Get) {
+                    "GET"
+                } else {
+                    "POST"
+                },
                 url,
                 match &result {
                     Ok(r) => r.status.to_string(),

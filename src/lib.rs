@@ -2,21 +2,31 @@
 //!
 //! The data path, one module per step:
 //! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`) → `store` (atomic replace).
+//! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
+//! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
+//! HTCondor).
 
+pub mod assertion;
 pub mod cli;
+pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
 pub mod error;
+pub mod exchange;
+pub mod exec;
 pub mod generate;
 pub mod get;
+pub mod gssapi;
 pub mod hook;
 pub mod http;
+pub mod init;
 pub mod inspect;
+pub mod keytab;
 pub mod logging;
 pub mod monitor;
 pub mod oauth;
+pub mod output;
 pub mod profile;
 pub mod renew;
 pub mod scope;
@@ -25,6 +35,7 @@ pub mod source;
 pub mod state;
 pub mod store;
 pub mod token;
+pub mod vault;
 pub mod verify;
 pub mod version;
 
@@ -68,6 +79,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<u8> {
         Command::Inspect(args) => inspect::run(args).map(Exit::code),
         Command::Status(args) => monitor::status(config, args).map(Exit::code),
         Command::Check(args) => Ok(monitor::check(config, args)),
+        Command::Init(args) => init::run(args).map(|_| Exit::Ok.code()),
         Command::Generate(args) => generate::run(args).map(Exit::code),
     }
 }

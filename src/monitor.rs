@@ -58,15 +58,22 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
             path.display()
         )));
     }
-    Ok(file
-        .resolve_all(&which, None)?
-        .into_iter()
-        .map(|c| Target {
-            credential: Some(c.credential_path().to_path_buf()),
-            profile: c.profile,
-            file: c.outfile,
-        })
-        .collect())
+    let mut out = Vec::new();
+    for c in file.resolve_all(&which, None)? {
+        let files: Vec<PathBuf> = if c.outputs.is_empty() {
+            vec![c.outfile.clone()]
+        } else {
+            c.outputs.iter().map(|o| o.path.clone()).collect()
+        };
+        for f in files {
+            out.push(Target {
+                credential: Some(c.credential_path().to_path_buf()),
+                profile: c.profile.clone(),
+                file: f,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What a token file holds now.

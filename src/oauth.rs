@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::assertion::{SigningKey, ASSERTION_TYPE};
 use crate::credential::ClientAuth;
 use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
@@ -15,22 +16,87 @@ pub struct Client {
     pub id: String,
     pub secret: Option<Secret>,
     pub auth: ClientAuth,
+    /// The private key for `private_key_jwt`.
+    pub key: Option<SigningKey>,
 }
+
+/// The default `subject_token_type` of a token exchange.
+pub const TOKEN_TYPE_JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANT_TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// The grant to redeem.
 #[derive(Clone, Debug)]
 pub enum Grant {
     RefreshToken(Secret),
     ClientCredentials,
+    /// RFC 8628 3.4: the device code of an approved device authorization.
+    DeviceCode(Secret),
+    /// RFC 8693 2.1: exchange a subject token for an access token.
+    TokenExchange {
+        subject_token: Secret,
+        subject_token_type: String,
+        requested_token_type: Option<String>,
+    },
 }
 
 impl Grant {
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
             Grant::RefreshToken(_) => "refresh_token",
             Grant::ClientCredentials => "client_credentials",
+            Grant::DeviceCode(_) => GRANT_DEVICE_CODE,
+            Grant::TokenExchange { .. } => GRANT_TOKEN_EXCHANGE,
         }
     }
+
+    /// Short name for messages.
+    fn short(&self) -> &'static str {
+        match self {
+            Grant::DeviceCode(_) => "device_code",
+            Grant::TokenExchange { .. } => "token_exchange",
+            g => g.name(),
+        }
+    }
+}
+
+/// What a client adds to a request to authenticate: a header, form fields, or both.
+struct Auth {
+    header: Option<Secret>,
+    fields: Vec<(&'static str, Secret)>,
+}
+
+/// Authentication for a request to `endpoint` (an assertion's `aud` is the token
+/// endpoint: `aud_endpoint`).
+fn client_auth(client: &Client, aud_endpoint: &str) -> Result<Auth> {
+    let id = || Secret::new(client.id.clone());
+    Ok(match (client.auth, &client.secret, &client.key) {
+        (ClientAuth::PrivateKeyJwt, _, Some(key)) => Auth {
+            header: None,
+            fields: vec![
+                ("client_id", id()),
+                ("client_assertion_type", Secret::new(ASSERTION_TYPE)),
+                ("client_assertion", key.assertion(&client.id, aud_endpoint)?),
+            ],
+        },
+        (ClientAuth::PrivateKeyJwt, _, None) => {
+            return Err(Error::config(
+                "client_auth private_key_jwt needs a private key: set \"private_key_file\" (or --private-key-file)",
+            ))
+        }
+        (ClientAuth::Basic, Some(secret), _) => Auth {
+            header: Some(basic_auth(&client.id, secret.expose())),
+            fields: vec![],
+        },
+        (ClientAuth::Post, Some(secret), _) => Auth {
+            header: None,
+            fields: vec![("client_id", id()), ("client_secret", secret.clone())],
+        },
+        _ => Auth {
+            header: None,
+            fields: vec![("client_id", id())],
+        },
+    })
 }
 
 /// A successful token response (RFC 6749 5.1). Secrets stay wrapped.
@@ -223,10 +289,16 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
                     "refresh token rejected by {what}: bootstrap a new credential (robot-token init)"
                 ))
                 .tagged(Tag::RefreshRejected),
+                Grant::TokenExchange { .. } => Error::perm(format!(
+                    "subject token rejected by {what}: check that it is unexpired and from an issuer this one trusts"
+                )),
+                Grant::DeviceCode(_) => Error::perm(format!(
+                    "device code rejected by {what}: run robot-token init again"
+                )),
                 _ => Error::perm(format!("grant rejected by {what}")),
             },
             "invalid_client" | "unauthorized_client" => Error::perm(format!(
-                "client rejected by {what}: check client_id, the client secret and client_auth"
+                "client rejected by {what}: check client_id, the client secret or private key, and client_auth"
             )),
             "access_denied" => Error::perm(format!("access denied by {what}")),
             "temporarily_unavailable" | "slow_down" => {
@@ -277,53 +349,88 @@ pub struct TokenRequest<'a> {
     pub audience: &'a [String],
 }
 
-/// Send the token request. A refresh token is sent at most once.
-pub fn request_token(http: &Http, req: &TokenRequest) -> Result<TokenResponse> {
+/// Send the token request and return the raw reply. A refresh token and a device
+/// code are sent at most once.
+fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
     let scope = req.scope.join(" ");
     let audience = req.audience.join(" ");
     let mut pairs: Vec<(&str, &str)> = vec![("grant_type", req.grant.name())];
-    if let Grant::RefreshToken(rt) = req.grant {
-        pairs.push(("refresh_token", rt.expose()));
+    match req.grant {
+        Grant::RefreshToken(rt) => pairs.push(("refresh_token", rt.expose())),
+        Grant::DeviceCode(dc) => pairs.push(("device_code", dc.expose())),
+        Grant::TokenExchange {
+            subject_token,
+            subject_token_type,
+            requested_token_type,
+        } => {
+            pairs.push(("subject_token", subject_token.expose()));
+            pairs.push(("subject_token_type", subject_token_type));
+            if let Some(t) = requested_token_type {
+                pairs.push(("requested_token_type", t));
+            }
+        }
+        Grant::ClientCredentials => {}
     }
-    if !scope.is_empty() {
+    // A device-code poll repeats the scope of the authorization request only when
+    // asked to; the grant already carries it.
+    if !scope.is_empty() && !matches!(req.grant, Grant::DeviceCode(_)) {
         pairs.push(("scope", &scope));
     }
-    if !audience.is_empty() {
+    if !audience.is_empty() && !matches!(req.grant, Grant::DeviceCode(_)) {
         pairs.push(("audience", &audience));
     }
-    let auth_header;
+    let auth = client_auth(req.client, req.endpoint)?;
     let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
-    match (req.client.auth, &req.client.secret) {
-        (ClientAuth::Basic, Some(secret)) => {
-            auth_header = basic_auth(&req.client.id, secret.expose());
-            headers.push(("Authorization", auth_header.expose()));
-        }
-        (ClientAuth::Post, Some(secret)) => {
-            pairs.push(("client_id", &req.client.id));
-            pairs.push(("client_secret", secret.expose()));
-        }
-        _ => pairs.push(("client_id", &req.client.id)),
+    if let Some(h) = &auth.header {
+        headers.push(("Authorization", h.expose()));
+    }
+    for (k, v) in &auth.fields {
+        pairs.push((k, v.expose()));
     }
     let body = zeroize::Zeroizing::new(form(&pairs));
     drop(pairs);
+    // A refresh token may be dead once redeemed, and a device code is redeemed once
+    // (some issuers revoke the grant when a used code is polled again). An exchange
+    // or client_credentials request only asks for a new token: repeating it is safe.
     let retry = match req.grant {
-        Grant::RefreshToken(_) => Retry::AtMostOnce,
-        Grant::ClientCredentials => Retry::Idempotent,
+        Grant::RefreshToken(_) | Grant::DeviceCode(_) => Retry::AtMostOnce,
+        Grant::ClientCredentials | Grant::TokenExchange { .. } => Retry::Idempotent,
     };
     tracing::info!(
-        "requesting a token from {} (grant {}{})",
+        "requesting a token from {} (grant {}{}, client {} by {})",
         req.endpoint,
-        req.grant.name(),
+        req.grant.short(),
         match req.grant {
             Grant::RefreshToken(rt) => format!(", refresh token {rt}"),
+            Grant::TokenExchange { subject_token, .. } =>
+                format!(", subject token {subject_token}"),
             _ => String::new(),
-        }
+        },
+        req.client.id,
+        auth_name(req.client.auth),
     );
-    let reply = http
-        .send(req.endpoint, &headers, Some(&body), retry)
-        .map_err(|f| transport_error(f, req))?;
+    http.send(req.endpoint, &headers, Some(&body), retry)
+        .map_err(|f| transport_error(f, req))
+}
+
+fn auth_name(a: ClientAuth) -> &'static str {
+    match a {
+        ClientAuth::Basic => "client_secret_basic",
+        ClientAuth::Post => "client_secret_post",
+        ClientAuth::None => "client_id only",
+        ClientAuth::PrivateKeyJwt => "private_key_jwt",
+    }
+}
+
+/// Send the token request and parse the answer.
+pub fn request_token(http: &Http, req: &TokenRequest) -> Result<TokenResponse> {
+    let reply = send_token_request(http, req)?;
+    token_reply(&reply, req)
+}
+
+fn token_reply(reply: &Reply, req: &TokenRequest) -> Result<TokenResponse> {
     if reply.status != 200 {
-        return Err(error_reply(&reply, req.endpoint, req.grant));
+        return Err(error_reply(reply, req.endpoint, req.grant));
     }
     parse_token_response(&reply.body).map_err(|what| {
         Error::data(format!(
@@ -333,8 +440,150 @@ pub fn request_token(http: &Http, req: &TokenRequest) -> Result<TokenResponse> {
     })
 }
 
+/// The answer to one device-code poll (RFC 8628 3.5).
+#[derive(Debug)]
+pub enum Poll {
+    Token(TokenResponse),
+    /// `authorization_pending`, or a 5xx/429 that redeemed nothing: ask again later.
+    Pending(Option<std::time::Duration>),
+    /// `slow_down`: add 5 s to the interval.
+    SlowDown,
+}
+
+/// Poll the token endpoint once with a device code.
+pub fn poll_device(http: &Http, req: &TokenRequest) -> Result<Poll> {
+    let reply = send_token_request(http, req)?;
+    classify_poll(&reply, req)
+}
+
+fn classify_poll(reply: &Reply, req: &TokenRequest) -> Result<Poll> {
+    if reply.status == 200 {
+        return token_reply(reply, req).map(Poll::Token);
+    }
+    let code = serde_json::from_slice::<OAuthError>(&reply.body)
+        .ok()
+        .map(|e| e.error);
+    match code.as_deref() {
+        Some("authorization_pending") => Ok(Poll::Pending(None)),
+        Some("slow_down") => Ok(Poll::SlowDown),
+        Some("access_denied") => Err(Error::perm(
+            "the login was denied at the issuer (access_denied): nothing was written; run robot-token init again to retry",
+        )),
+        Some("expired_token") => Err(Error::temp(
+            "the device code expired before the login was approved (expired_token): nothing was written; run robot-token init again",
+        )),
+        _ if reply.status == 429 || reply.status >= 500 => Ok(Poll::Pending(reply.retry_after)),
+        _ => Err(error_reply(reply, req.endpoint, req.grant)),
+    }
+}
+
+/// A device authorization response (RFC 8628 3.2).
+#[derive(Debug)]
+pub struct DeviceAuthorization {
+    pub device_code: Secret,
+    pub user_code: String,
+    pub verification_uri: String,
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: Option<u64>,
+    pub interval: Option<u64>,
+}
+
+/// Parse a device authorization response. Never panics, never quotes the body.
+pub fn parse_device_authorization(body: &[u8]) -> std::result::Result<DeviceAuthorization, String> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| describe_body(body))?;
+    let Value::Object(mut m) = v else {
+        return Err("JSON that is not an object".into());
+    };
+    let mut text = |k: &str| match m.remove(k) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s)),
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => Err(format!("\"{k}\" is not a string")),
+    };
+    let device_code = text("device_code")?.ok_or("no device_code")?;
+    let user_code = text("user_code")?.ok_or("no user_code")?;
+    // Some issuers (Google) spell it verification_url.
+    let verification_uri = match text("verification_uri")? {
+        Some(u) => u,
+        None => text("verification_url")?.ok_or("no verification_uri")?,
+    };
+    let verification_uri_complete = text("verification_uri_complete")?;
+    let secs = |k: &str| -> std::result::Result<Option<u64>, String> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+                .map(Some)
+                .ok_or_else(|| format!("\"{k}\" is not a non-negative number")),
+            Some(Value::String(s)) => s
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("\"{k}\" is not a number")),
+            Some(_) => Err(format!("\"{k}\" is not a number")),
+        }
+    };
+    Ok(DeviceAuthorization {
+        device_code: Secret::new(device_code),
+        user_code,
+        verification_uri,
+        verification_uri_complete,
+        expires_in: secs("expires_in")?,
+        interval: secs("interval")?,
+    })
+}
+
+/// Start a device authorization (RFC 8628 3.1). Asking is idempotent: a lost answer
+/// only leaves an unused code at the issuer.
+pub fn device_authorization(
+    http: &Http,
+    endpoint: &str,
+    token_endpoint: &str,
+    client: &Client,
+    scope: &[String],
+    audience: &[String],
+) -> Result<DeviceAuthorization> {
+    check_url(endpoint, "device authorization endpoint")?;
+    let scope = scope.join(" ");
+    let audience = audience.join(" ");
+    let mut pairs: Vec<(&str, &str)> = vec![];
+    if !scope.is_empty() {
+        pairs.push(("scope", &scope));
+    }
+    if !audience.is_empty() {
+        pairs.push(("audience", &audience));
+    }
+    let auth = client_auth(client, token_endpoint)?;
+    let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
+    if let Some(h) = &auth.header {
+        headers.push(("Authorization", h.expose()));
+    }
+    for (k, v) in &auth.fields {
+        pairs.push((k, v.expose()));
+    }
+    let body = zeroize::Zeroizing::new(form(&pairs));
+    drop(pairs);
+    tracing::info!("starting a device authorization at {endpoint}");
+    let reply = http
+        .send(endpoint, &headers, Some(&body), Retry::Idempotent)
+        .map_err(|f| f.into_error("cannot reach", endpoint))?;
+    if reply.status != 200 {
+        let grant = Grant::DeviceCode(Secret::new(""));
+        return Err(error_reply(&reply, endpoint, &grant));
+    }
+    parse_device_authorization(&reply.body).map_err(|what| {
+        Error::data(format!(
+            "{endpoint} answered HTTP 200 with {what}, not a device authorization response"
+        ))
+    })
+}
+
 fn transport_error(f: Failure, req: &TokenRequest) -> Error {
     match req.grant {
+        Grant::DeviceCode(_) if f.maybe_sent => Error::temp(format!(
+            "the answer to the device-code poll at {} was lost ({}); the code is not polled \
+             again (a used code may revoke the login): nothing was written, run robot-token init again",
+            req.endpoint, f.reason
+        )),
         Grant::RefreshToken(rt) if f.maybe_sent => Error::new(
             Exit::TempFail,
             format!(
@@ -418,5 +667,91 @@ mod tests {
             &rt,
         );
         assert!(m.message().contains("bootstrap"), "{m}");
+    }
+
+    #[test]
+    fn device_polls_are_classified_per_rfc8628() {
+        let reply = |status, body: &str| Reply {
+            status,
+            body: body.as_bytes().to_vec(),
+            content_type: None,
+            retry_after: None,
+            location: None,
+        };
+        let client = Client {
+            id: "c".into(),
+            secret: None,
+            auth: ClientAuth::None,
+            key: None,
+        };
+        let grant = Grant::DeviceCode(Secret::new("dc"));
+        let req = TokenRequest {
+            endpoint: "https://x/token",
+            client: &client,
+            grant: &grant,
+            scope: &[],
+            audience: &[],
+        };
+        let poll = |r: Reply| classify_poll(&r, &req);
+        assert!(matches!(
+            poll(reply(400, r#"{"error":"authorization_pending"}"#)),
+            Ok(Poll::Pending(None))
+        ));
+        assert!(matches!(
+            poll(reply(400, r#"{"error":"slow_down"}"#)),
+            Ok(Poll::SlowDown)
+        ));
+        assert!(matches!(poll(reply(503, "<html>")), Ok(Poll::Pending(_))));
+        let denied = poll(reply(400, r#"{"error":"access_denied"}"#)).unwrap_err();
+        assert_eq!(denied.exit(), Exit::NoPerm);
+        assert!(denied.message().contains("denied"), "{denied}");
+        let expired = poll(reply(400, r#"{"error":"expired_token"}"#)).unwrap_err();
+        assert_eq!(expired.exit(), Exit::TempFail);
+        assert!(expired.message().contains("init again"), "{expired}");
+        let used = poll(reply(400, r#"{"error":"invalid_grant"}"#)).unwrap_err();
+        assert_eq!(used.exit(), Exit::NoPerm);
+        assert!(matches!(
+            poll(reply(
+                200,
+                r#"{"access_token":"a.b.c","refresh_token":"r"}"#
+            )),
+            Ok(Poll::Token(_))
+        ));
+        assert_eq!(poll(reply(200, "{")).unwrap_err().exit(), Exit::Data);
+    }
+
+    #[test]
+    fn device_authorization_parsing() {
+        let d = parse_device_authorization(
+            br#"{"device_code":"dc","user_code":"ABCD-EFGH","verification_uri":"https://x/device",
+                "verification_uri_complete":"https://x/device?user_code=ABCD-EFGH","expires_in":600,"interval":5}"#,
+        )
+        .unwrap();
+        assert_eq!(d.user_code, "ABCD-EFGH");
+        assert_eq!((d.expires_in, d.interval), (Some(600), Some(5)));
+        // Google's spelling, numbers as strings, no interval.
+        let d = parse_device_authorization(
+            br#"{"device_code":"dc","user_code":"U","verification_url":"https://g/device","expires_in":"1800"}"#,
+        )
+        .unwrap();
+        assert_eq!(d.verification_uri, "https://g/device");
+        assert_eq!((d.expires_in, d.interval), (Some(1800), None));
+        for bad in [
+            &b""[..],
+            b"<html>",
+            br#"{"user_code":"U","verification_uri":"v"}"#,
+            br#"{"device_code":"d","verification_uri":"v"}"#,
+            br#"{"device_code":"d","user_code":"U"}"#,
+            br#"{"device_code":"d","user_code":"U","verification_uri":"v","interval":-1}"#,
+            br#"[1]"#,
+        ] {
+            assert!(parse_device_authorization(bad).is_err(), "{bad:?}");
+        }
+        // The device code never shows in Debug.
+        let d = parse_device_authorization(
+            br#"{"device_code":"SECRET-DEVICE-CODE","user_code":"U","verification_uri":"v"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{d:?}").contains("SECRET-DEVICE-CODE"));
     }
 }

@@ -384,21 +384,32 @@ impl ConfigFile {
         let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(which.len());
         for (i, p) in which.iter().enumerate() {
             let cfg = self.resolve(p, &typed, &mut parser, &opts)?;
-            let key = same_file_key(&cfg.outfile, &mut dirs);
-            if let Some(&j) = seen.get(&key) {
-                let first = which[j];
-                return Err(self.error(
-                    &p.span,
-                    format!(
-                        "profiles {} (line {}) and {} both write the token file {}: give each its own outfile",
-                        first.name,
-                        self.line(first.span.start),
-                        p.name,
-                        store::absolute(&cfg.outfile).display()
-                    ),
-                ));
+            let files: Vec<PathBuf> = if cfg.outputs.is_empty() {
+                vec![cfg.outfile.clone()]
+            } else {
+                cfg.outputs.iter().map(|o| o.path.clone()).collect()
+            };
+            for file in files {
+                let key = same_file_key(&file, &mut dirs);
+                match seen.get(&key) {
+                    Some(&j) if j != i => {
+                        let first = which[j];
+                        return Err(self.error(
+                            &p.span,
+                            format!(
+                                "profiles {} (line {}) and {} both write the token file {}: give each its own outfile",
+                                first.name,
+                                self.line(first.span.start),
+                                p.name,
+                                store::absolute(&file).display()
+                            ),
+                        ));
+                    }
+                    _ => {
+                        seen.insert(key, i);
+                    }
+                }
             }
-            seen.insert(key, i);
             out.push(cfg);
         }
         Ok(out)
@@ -482,6 +493,28 @@ fn entries(
 
 fn scalar(v: &DeValue<'_>) -> Option<String> {
     match v {
+        // `{path = "/tmp/t", owner = "alice", mode = "0640"}`: the `-o PATH:key=value,...`
+        // form of a token file for another user.
+        DeValue::Table(t) => {
+            let path = t.get("path").and_then(|p| scalar_only(p.get_ref()))?;
+            let mut opts = Vec::new();
+            for (k, v) in t {
+                if k.get_ref() != "path" {
+                    opts.push(format!("{}={}", k.get_ref(), scalar_only(v.get_ref())?));
+                }
+            }
+            Some(if opts.is_empty() {
+                path
+            } else {
+                format!("{path}:{}", opts.join(","))
+            })
+        }
+        other => scalar_only(other),
+    }
+}
+
+fn scalar_only(v: &DeValue<'_>) -> Option<String> {
+    match v {
         DeValue::String(s) => Some(s.to_string()),
         DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
             .ok()
@@ -510,14 +543,14 @@ fn to_argv(
         DeValue::Array(items) => items
             .iter()
             .map(|i| {
-                scalar(i.get_ref())
-                    .map(|s| arg(&s))
-                    .ok_or_else(|| "array items must be strings or numbers".to_string())
+                scalar(i.get_ref()).map(|s| arg(&s)).ok_or_else(|| {
+                    "array items must be strings, numbers or {path = ...} tables".to_string()
+                })
             })
             .collect(),
-        other => scalar(other)
-            .map(|s| vec![arg(&s)])
-            .ok_or_else(|| "must be a string, a number, a boolean or an array".into()),
+        other => scalar(other).map(|s| vec![arg(&s)]).ok_or_else(|| {
+            "must be a string, a number, a boolean, an array or a {path = ...} table".into()
+        }),
     }
 }
 
@@ -582,6 +615,27 @@ mod tests {
                 .starts_with("c.toml:1: profile a: no credential"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn token_file_tables_are_the_option_syntax() {
+        let c = parse(
+            "[profile.a]\ncredential = \"/c\"\noutfile = [\"/tmp/one\", {path = \"/tmp/two\", mode = \"0640\"}]\n",
+        )
+        .unwrap();
+        let cfgs = c.resolve_all(&[&c.profiles[0]], None).unwrap();
+        let paths: Vec<_> = cfgs[0].outputs.iter().map(|o| o.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![PathBuf::from("/tmp/one"), PathBuf::from("/tmp/two")]
+        );
+        assert_eq!(cfgs[0].outputs[1].mode, Some(0o640));
+        let c = parse(
+            "[profile.a]\ncredential = \"/c\"\noutfile = [\"/tmp/x\"]\n[profile.b]\ncredential = \"/c\"\noutfile = [\"/tmp/y\", \"/tmp/x\"]\n",
+        )
+        .unwrap();
+        let all: Vec<&Profile> = c.profiles.iter().collect();
+        assert!(c.resolve_all(&all, None).is_err());
     }
 
     #[test]

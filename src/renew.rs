@@ -4,14 +4,15 @@
 //! (which persists a rotated refresh token itself) → check the new token → replace
 //! the token file. The fresh path reads one small file and touches nothing else.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
+use crate::output::{self, Target};
 use crate::source;
-use crate::store::{self, FileError, WriteMode};
+use crate::store::{self, FileError};
 use crate::token;
 
 /// What the token file holds now.
@@ -31,7 +32,12 @@ pub fn token_file_error(e: FileError) -> Error {
 
 /// Look at the token file without following symlinks or trusting other users' files.
 pub fn current(path: &Path) -> Result<Current> {
-    let data = match store::read_own(path, token::MAX_TOKEN_LEN) {
+    current_by(path, None)
+}
+
+/// [`current`] for a token file that may also belong to `also` (its configured owner).
+pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
+    let data = match store::read_own_by(path, token::MAX_TOKEN_LEN, also) {
         Ok(Some(d)) => d,
         Ok(None) => return Ok(Current::Missing),
         Err(FileError::TooLarge { .. }) => return Ok(Current::Unusable("larger than 64 KiB")),
@@ -77,28 +83,13 @@ pub fn human_secs(s: i64) -> String {
 pub struct Outcome {
     pub renewed: bool,
     pub expires: i64,
+    /// The token files kept fresh, in the configured order.
+    pub files: Vec<PathBuf>,
 }
 
-pub fn run(cfg: &GetConfig) -> Result<Outcome> {
-    let started = Instant::now();
-    let path = &cfg.outfile;
-    let cur = current(path)?;
-    if let Some(left) = fresh(&cur, cfg.minsecs) {
-        tracing::info!(
-            "{} is valid for {} more (at least {} s wanted): nothing to do",
-            path.display(),
-            human_secs(left),
-            cfg.minsecs
-        );
-        let Current::Expires(exp) = cur else {
-            unreachable!()
-        };
-        return Ok(Outcome {
-            renewed: false,
-            expires: exp,
-        });
-    }
-    match &cur {
+/// Describe why a token file needs renewing.
+fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
+    match cur {
         Current::Missing => tracing::info!("{} does not exist: getting a token", path.display()),
         Current::Unusable(why) => {
             tracing::info!("{} is unusable ({why}): replacing it", path.display())
@@ -109,49 +100,169 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             human_secs(token::now() - exp)
         ),
         Current::Expires(exp) => tracing::info!(
-            "{} has {} left, less than {} s: renewing",
+            "{} has {} left, less than {minsecs} s: renewing",
             path.display(),
-            human_secs(exp - token::now()),
-            cfg.minsecs
+            human_secs(exp - token::now())
         ),
+    }
+}
+
+/// The state of every token file: `Ok(Some(left))` fresh, `Ok(None)` due, or the
+/// error that keeps us from using it.
+type State = Result<(Current, Option<i64>)>;
+
+fn survey(targets: &[Target], minsecs: i64) -> Vec<State> {
+    targets
+        .iter()
+        .map(|t| {
+            let cur = current_by(&t.path, t.other_owner())?;
+            let left = fresh(&cur, minsecs);
+            Ok((cur, left))
+        })
+        .collect()
+}
+
+/// When no token file that can be used is due: the outcome (fresh ones, plus the
+/// errors of those that cannot be used).
+fn settled(
+    targets: &[Target],
+    states: Vec<State>,
+    minsecs: i64,
+    meanwhile: bool,
+) -> std::result::Result<Result<Outcome>, Vec<State>> {
+    let due = states.iter().any(|s| matches!(s, Ok((_, None))));
+    if due {
+        return Err(states);
+    }
+    let mut failures = Vec::new();
+    let mut expires = i64::MAX;
+    for (t, st) in targets.iter().zip(states) {
+        match st {
+            Ok((Current::Expires(exp), Some(left))) => {
+                expires = expires.min(exp);
+                if meanwhile {
+                    tracing::info!(
+                        "another run renewed {} meanwhile; valid for {} more",
+                        t.path.display(),
+                        human_secs(left)
+                    );
+                } else {
+                    tracing::info!(
+                        "{} is valid for {} more (at least {minsecs} s wanted): nothing to do",
+                        t.path.display(),
+                        human_secs(left),
+                    );
+                }
+            }
+            Ok(_) => {}
+            Err(e) => failures.push((t.path.clone(), e)),
+        }
+    }
+    Ok(match combine(failures, targets.len()) {
+        Some(e) => Err(e),
+        None => Ok(Outcome {
+            renewed: false,
+            expires,
+            files: targets.iter().map(|t| t.path.clone()).collect(),
+        }),
+    })
+}
+
+/// One error for the token files that failed, with the exit code of the worst.
+/// A single failure keeps its own message.
+fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
+    if failures.len() <= 1 {
+        return failures.pop().map(|(_, e)| e);
+    }
+    let worst = failures
+        .iter()
+        .map(|(_, e)| e.exit())
+        .max_by_key(|x| x.severity())
+        .unwrap_or(Exit::CantWrite);
+    let parts: Vec<String> = failures
+        .iter()
+        .map(|(_, e)| e.message().to_string())
+        .collect();
+    let ok = total - failures.len();
+    Some(Error::new(
+        worst,
+        format!(
+            "{} of {total} token files failed{}: {}",
+            failures.len(),
+            if ok > 0 {
+                format!(" ({ok} written)")
+            } else {
+                String::new()
+            },
+            parts.join("; ")
+        ),
+    ))
+}
+
+pub fn run(cfg: &GetConfig) -> Result<Outcome> {
+    let started = Instant::now();
+    let targets = output::targets(cfg)?;
+    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, false) {
+        Ok(outcome) => return outcome,
+        Err(states) => states,
+    };
+    for (t, st) in targets.iter().zip(&states) {
+        if let Ok((cur, None)) = st {
+            log_stale(&t.path, cur, cfg.minsecs);
+        }
     }
     spread_load(cfg.random_delay);
     http::check_trust(&cfg.trust)?;
     // The deadline counts from here: a --random-delay does not eat into it.
     let deadline = Instant::now() + cfg.deadline;
 
-    // Serialise with other runs for this token file. Then look again: if another run
-    // renewed it while we waited, there is nothing left to do and nothing to send.
-    let lock_path = store::lock_path(path).map_err(token_file_error)?;
-    let _lock = store::lock(&lock_path, deadline).map_err(|e| match e {
-        FileError::LockTimeout(_) => Error::temp(e.to_string()),
-        e => token_file_error(e),
-    })?;
-    tracing::debug!("holding lock {}", lock_path.display());
-    let cur = current(path)?;
-    if let Some(left) = fresh(&cur, cfg.minsecs) {
-        tracing::info!(
-            "another run renewed {} meanwhile; valid for {} more",
-            path.display(),
-            human_secs(left)
-        );
-        let Current::Expires(exp) = cur else {
-            unreachable!()
-        };
-        return Ok(Outcome {
-            renewed: false,
-            expires: exp,
-        });
+    // Serialise with other runs for these token files, taking the locks in one
+    // global order (sorted paths) so that runs with overlapping sets cannot deadlock.
+    // Then look again: if another run renewed them while we waited, there is
+    // nothing left to do and nothing to send.
+    let mut lock_paths = Vec::new();
+    for t in &targets {
+        lock_paths.push(store::lock_path(&t.path).map_err(token_file_error)?);
     }
-    store::check_target(path).map_err(token_file_error)?;
-    store::remove_stale_temps(path);
+    lock_paths.sort();
+    lock_paths.dedup();
+    let mut _locks = Vec::with_capacity(lock_paths.len());
+    for p in &lock_paths {
+        _locks.push(store::lock(p, deadline).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => token_file_error(e),
+        })?);
+        tracing::debug!("holding lock {}", p.display());
+    }
+    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, true) {
+        Ok(outcome) => return outcome,
+        Err(states) => states,
+    };
+    // Files that cannot be written are reported at the end; if none can, stop now.
+    let mut failures: Vec<(PathBuf, Error)> = Vec::new();
+    let mut writable = Vec::new();
+    for (t, st) in targets.iter().zip(states) {
+        match st.and_then(|_| {
+            store::check_target_by(&t.path, t.other_owner()).map_err(token_file_error)
+        }) {
+            Ok(()) => {
+                store::remove_stale_temps_by(&t.path, t.other_owner());
+                writable.push(t);
+            }
+            Err(e) => failures.push((t.path.clone(), e)),
+        }
+    }
+    if writable.is_empty() {
+        return Err(combine(failures, targets.len()).expect("no target is writable"));
+    }
 
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
     let issued = source::obtain(
         cfg,
         &source::Context {
             http: &http,
-            token_lock: &lock_path,
+            token_locks: &lock_paths,
+            outfile: &targets[0].path,
             deadline,
         },
     )?;
@@ -176,26 +287,42 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             cfg.minsecs
         );
     }
-    warn_narrowed(
-        &issued.requested_scope,
-        issued.granted_scope.as_deref(),
-        access.expose(),
-    );
+    let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
+    warn_narrowed(&issued.requested_scope, granted.as_deref());
+    check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
 
+    // Every token file gets the new token, fresh ones too: after a renewal they all
+    // hold the same token and expire together.
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
     bytes.extend_from_slice(access.expose().as_bytes());
     bytes.push(b'\n');
-    store::atomic_write(path, &bytes, WriteMode::default()).map_err(token_file_error)?;
-    tracing::info!(
-        "wrote {} (token {access}, expires in {}) in {:.1} ms",
-        path.display(),
-        human_secs(left),
-        started.elapsed().as_secs_f64() * 1e3
-    );
-    Ok(Outcome {
-        renewed: true,
-        expires: exp,
-    })
+    for t in writable {
+        match store::atomic_write(&t.path, &bytes, t.write_mode()) {
+            Ok(()) => tracing::info!(
+                "wrote {} (token {access}, expires in {}) in {:.1} ms",
+                t.path.display(),
+                human_secs(left),
+                started.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => failures.push((t.path.clone(), token_file_error(e))),
+        }
+    }
+    match combine(failures, targets.len()) {
+        Some(e) => Err(e),
+        None => Ok(Outcome {
+            renewed: true,
+            expires: exp,
+            files: targets.iter().map(|t| t.path.clone()).collect(),
+        }),
+    }
+}
+
+/// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
+pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<String>> {
+    match response_scope {
+        Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        None => token::decode(access).ok().map(|jwt| jwt.scopes()),
+    }
 }
 
 /// `--random-delay`: sleep a random time up to `max`, only on the way to the network,
@@ -223,17 +350,8 @@ fn spread_load(max: std::time::Duration) {
 }
 
 /// Warn, without failing, when the issuer granted fewer scopes than asked for.
-fn warn_narrowed(requested: &[String], granted: Option<&str>, access: &str) {
-    if requested.is_empty() {
-        return;
-    }
-    let granted: Vec<String> = match granted {
-        Some(s) => s.split_whitespace().map(str::to_string).collect(),
-        None => match token::decode(access) {
-            Ok(jwt) => jwt.scopes(),
-            Err(_) => return,
-        },
-    };
+pub fn warn_narrowed(requested: &[String], granted: Option<&[String]>) {
+    let Some(granted) = granted else { return };
     let missing: Vec<&str> = requested
         .iter()
         .filter(|s| !granted.contains(s))
@@ -252,6 +370,29 @@ fn warn_narrowed(requested: &[String], granted: Option<&str>, access: &str) {
             missing.join(" ")
         );
     }
+}
+
+/// `--require-scope`: a scope the issuer did not grant is an error a person must
+/// look at (exit 77); the new token is not installed.
+pub fn check_required(required: &[String], granted: Option<&[String]>, from: &str) -> Result<()> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let granted = granted.unwrap_or(&[]);
+    // WLCG matching: `storage.read:/` grants `storage.read:/data`.
+    let missing = crate::scope::missing(granted, required);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::perm(format!(
+        "{from} did not grant the required scope {} (granted: {}); the old token is kept: ask the issuer's admins for it, or drop --require-scope",
+        missing.join(" "),
+        if granted.is_empty() {
+            "nothing".to_string()
+        } else {
+            granted.join(" ")
+        }
+    )))
 }
 
 /// The exit code of a finished `get`.

@@ -8,14 +8,18 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{GetConfig, Source};
-use crate::credential::{self, ClientAuth, Credential};
+use crate::assertion::SigningKey;
+use crate::config::{GetConfig, Source, VaultOptions};
+use crate::credential::{self, ClientAuth, CredGrant, Credential, Subject};
 use crate::error::{Error, Result, Tag};
+use crate::exchange;
+use crate::exec::{self, ExecContext, ExecSettings, Printed};
 use crate::http::Http;
-use crate::oauth::{self, Client, Grant, TokenRequest};
+use crate::oauth::{self, Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
 use crate::secret::Secret;
 use crate::store::{self, FileError};
 use crate::token;
+use crate::vault;
 
 /// A token a source obtained, not yet checked or installed.
 #[derive(Debug)]
@@ -32,10 +36,19 @@ pub struct Issued {
 /// What a source needs from the run besides its configuration.
 pub struct Context<'a> {
     pub http: &'a Http,
-    /// Lock already held for the token file: a credential with the same lock path
-    /// must not be locked twice.
-    pub token_lock: &'a Path,
+    /// Locks already held for the token files: a credential with one of these lock
+    /// paths must not be locked twice.
+    pub token_locks: &'a [PathBuf],
+    /// The first token file (for an exec command's context).
+    pub outfile: &'a Path,
     pub deadline: std::time::Instant,
+}
+
+impl Context<'_> {
+    /// Does this run already hold the lock at `path`?
+    pub fn holds(&self, path: &Path) -> bool {
+        self.token_locks.iter().any(|l| l == path)
+    }
 }
 
 /// Get a new access token from the configured source.
@@ -47,9 +60,23 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
             let _cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
-            let plan = plan_from_credential(cfg, Credential::load(file)?);
-            redeem(plan, ctx)
+            let (real, data) = credential::read_file(file)?;
+            // A credential file with a `vault` section names an htvault-config server.
+            if let Some(opts) = vault::section_of(&data, &real)? {
+                let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
+                return vault::obtain(&s, cfg.minsecs, ctx);
+            }
+            let cred = Credential::parse(&data, &real)?;
+            if let Some(settings) = cred.exec.clone() {
+                return from_exec(cfg, ctx, &settings, Some(cred));
+            }
+            redeem(plan_from_credential(cfg, cred)?, ctx)
         }
+        Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
+        Source::Vault(_) => match vault::Settings::resolve(cfg)? {
+            Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+            None => Err(Error::usage("no Vault settings: give --vault-server")),
+        },
         Source::Client {
             issuer,
             client_id,
@@ -58,11 +85,71 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
     }
 }
 
+/// The exec source: run the command; redeem a refresh token it prints at the
+/// credential's issuer. The command owns the long-lived credential, so a refresh
+/// token the issuer rotates is not stored anywhere by robot-token.
+fn from_exec(
+    cfg: &GetConfig,
+    ctx: &Context,
+    settings: &ExecSettings,
+    cred: Option<Credential>,
+) -> Result<Issued> {
+    let pick = |cli: &Vec<String>, file: Option<&Vec<String>>| match file {
+        Some(f) if cli.is_empty() => f.clone(),
+        _ => cli.clone(),
+    };
+    let scope = pick(&cfg.scope, cred.as_ref().map(|c| &c.scope));
+    let audience = pick(&cfg.audience, cred.as_ref().map(|c| &c.audience));
+    let exec_ctx = ExecContext {
+        issuer: cred.as_ref().and_then(|c| c.issuer.clone()),
+        scope: scope.clone(),
+        audience: audience.clone(),
+        minsecs: cfg.minsecs,
+        credential: cred.as_ref().map(|c| c.path.clone()),
+        outfile: Some(ctx.outfile.to_path_buf()),
+    };
+    let program = settings.program().to_string();
+    match exec::run(settings, &exec_ctx, ctx.deadline)? {
+        Printed::Access { token, expires_in } => {
+            tracing::info!(
+                "the exec command {program} printed an access token {token}{}",
+                expires_in
+                    .map(|s| format!(" (expires_in {s} s)"))
+                    .unwrap_or_default()
+            );
+            Ok(Issued {
+                access_token: token,
+                granted_scope: None,
+                requested_scope: scope,
+                from: format!("the exec command {program}"),
+            })
+        }
+        Printed::Refresh(rt) => {
+            let Some(cred) = cred.filter(|c| {
+                !c.client_id.is_empty() && (c.issuer.is_some() || c.token_endpoint.is_some())
+            }) else {
+                return Err(Error::config(format!(
+                    "the exec command {program} printed only a refresh token: set \"issuer\" and \"client_id\" \
+                     (and the client's secret) in the credential file to redeem it; the old token is kept"
+                )));
+            };
+            tracing::info!("the exec command {program} printed a refresh token {rt}: redeeming it");
+            let mut plan = plan_from_credential(cfg, cred)?;
+            plan.grant = Want::Ready(Grant::RefreshToken(rt));
+            // Not ours to persist: the command keeps its own credential.
+            plan.credential = None;
+            plan.scope = scope;
+            plan.audience = audience;
+            redeem(plan, ctx)
+        }
+    }
+}
+
 /// Take the credential's lock, unless it is the token file's lock we already hold.
 fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
     let cred_lock_path =
         store::lock_path(real).map_err(|e| Error::write(format!("credential lock: {e}")))?;
-    if cred_lock_path == ctx.token_lock {
+    if ctx.holds(&cred_lock_path) {
         return Ok(None);
     }
     store::lock(&cred_lock_path, ctx.deadline)
@@ -78,44 +165,90 @@ struct Plan {
     issuer: Option<String>,
     token_endpoint: Option<String>,
     client: Client,
-    grant: Grant,
+    grant: Want,
     scope: Vec<String>,
     audience: Vec<String>,
     credential: Option<Credential>,
 }
 
-fn default_auth(secret: &Option<Secret>) -> ClientAuth {
-    if secret.is_some() {
+/// The grant a plan will redeem; a token exchange reads its subject token only
+/// when the request is about to be sent.
+enum Want {
+    Ready(Grant),
+    Exchange {
+        subject: Subject,
+        subject_token_type: String,
+        requested_token_type: Option<String>,
+        ci_audience: Option<String>,
+    },
+}
+
+fn default_auth(secret: &Option<Secret>, key: &Option<SigningKey>) -> ClientAuth {
+    if key.is_some() {
+        ClientAuth::PrivateKeyJwt
+    } else if secret.is_some() {
         ClientAuth::Basic
     } else {
         ClientAuth::None
     }
 }
 
-/// The plan for a client_credentials robot given on the command line.
+fn load_key(file: Option<&Path>, kid: Option<String>) -> Result<Option<SigningKey>> {
+    file.map(|f| SigningKey::load(f, kid)).transpose()
+}
+
+/// A token exchange from the command line's settings, else the credential's.
+fn exchange_want(cfg: &GetConfig, cred: Option<&Credential>) -> Option<Want> {
+    let x = &cfg.exchange;
+    let subject = x
+        .subject
+        .clone()
+        .or_else(|| cred.and_then(|c| c.subject.clone()))?;
+    Some(Want::Exchange {
+        subject,
+        subject_token_type: x
+            .subject_token_type
+            .clone()
+            .or_else(|| cred.and_then(|c| c.subject_token_type.clone()))
+            .unwrap_or_else(|| TOKEN_TYPE_JWT.to_string()),
+        requested_token_type: x
+            .requested_token_type
+            .clone()
+            .or_else(|| cred.and_then(|c| c.requested_token_type.clone())),
+        ci_audience: x.ci_audience.clone(),
+    })
+}
+
+/// The plan for a client given on the command line: client_credentials, or a token
+/// exchange when a subject token is named.
 fn plan_from_options(
     cfg: &GetConfig,
     issuer: &Option<String>,
     client_id: &str,
-    secret_file: &Path,
+    secret_file: &Option<PathBuf>,
 ) -> Result<Plan> {
-    let secret = Some(credential::read_secret_file(secret_file)?);
+    let secret = secret_file
+        .as_deref()
+        .map(credential::read_secret_file)
+        .transpose()?;
+    let key = load_key(cfg.private_key_file.as_deref(), cfg.kid.clone())?;
     Ok(Plan {
         issuer: issuer.clone(),
         token_endpoint: cfg.token_endpoint.clone(),
         client: Client {
             id: client_id.to_string(),
-            auth: cfg.client_auth.unwrap_or(default_auth(&secret)),
+            auth: cfg.client_auth.unwrap_or(default_auth(&secret, &key)),
             secret,
+            key,
         },
-        grant: Grant::ClientCredentials,
+        grant: exchange_want(cfg, None).unwrap_or(Want::Ready(Grant::ClientCredentials)),
         scope: cfg.scope.clone(),
         audience: cfg.audience.clone(),
         credential: None,
     })
 }
 
-fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Plan {
+fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
     let pick = |cli: &Vec<String>, file: &Vec<String>| {
         if cli.is_empty() {
             file.clone()
@@ -123,11 +256,37 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Plan {
             cli.clone()
         }
     };
-    let grant = match &cred.refresh_token {
-        Some(rt) => Grant::RefreshToken(rt.clone()),
-        None => Grant::ClientCredentials,
+    // A refresh token wins: it is what an earlier exchange or init left for us.
+    let grant = match (&cred.refresh_token, cred.grant) {
+        (Some(rt), g) if g != Some(CredGrant::ClientCredentials) => {
+            Want::Ready(Grant::RefreshToken(rt.clone()))
+        }
+        (_, Some(CredGrant::RefreshToken)) => {
+            return Err(Error::data(format!(
+                "credential file {} says \"grant\": \"refresh_token\" but holds no refresh_token: bootstrap it with robot-token init",
+                cred.path.display()
+            )))
+        }
+        (_, g) => match exchange_want(cfg, Some(&cred)) {
+            Some(w) if g != Some(CredGrant::ClientCredentials) => w,
+            None if g == Some(CredGrant::TokenExchange) => {
+                return Err(Error::config(format!(
+                    "credential file {} wants a token exchange but names no subject token: set \"subject_token_file\" or \"subject_token_env\", or give --subject-token-file, --subject-token-env or --ci",
+                    cred.path.display()
+                )))
+            }
+            _ => Want::Ready(Grant::ClientCredentials),
+        },
     };
-    Plan {
+    let key_file = cfg
+        .private_key_file
+        .clone()
+        .or_else(|| cred.private_key_file.clone());
+    let key = load_key(
+        key_file.as_deref(),
+        cfg.kid.clone().or_else(|| cred.kid.clone()),
+    )?;
+    Ok(Plan {
         issuer: cred.issuer.clone(),
         token_endpoint: cfg
             .token_endpoint
@@ -138,14 +297,24 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Plan {
             auth: cfg
                 .client_auth
                 .or(cred.client_auth)
-                .unwrap_or(default_auth(&cred.client_secret)),
+                .unwrap_or(default_auth(&cred.client_secret, &key)),
             secret: cred.client_secret.clone(),
+            key,
+        },
+        // A refresh token from an exchange already carries what the exchange granted
+        // (maybe narrowed): asking again for the exchange's scope would be refused.
+        scope: match (&grant, cred.grant) {
+            (Want::Ready(Grant::RefreshToken(_)), Some(CredGrant::TokenExchange))
+                if cfg.scope.is_empty() =>
+            {
+                Vec::new()
+            }
+            _ => pick(&cfg.scope, &cred.scope),
         },
         grant,
-        scope: pick(&cfg.scope, &cred.scope),
         audience: pick(&cfg.audience, &cred.audience),
         credential: Some(cred),
-    }
+    })
 }
 
 /// Redeem a plan at the token endpoint; persist a rotated refresh token first.
@@ -155,10 +324,26 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
         plan.issuer.as_deref(),
         plan.token_endpoint.as_deref(),
     )?;
+    let grant = match plan.grant {
+        Want::Ready(g) => g,
+        Want::Exchange {
+            subject,
+            subject_token_type,
+            requested_token_type,
+            ci_audience,
+        } => {
+            let aud = ci_audience.or_else(|| plan.issuer.clone());
+            Grant::TokenExchange {
+                subject_token: exchange::subject_token(&subject, ctx.http, aud.as_deref())?,
+                subject_token_type,
+                requested_token_type,
+            }
+        }
+    };
     // An in-flight marker names the refresh token being sent. If this run dies or
     // loses the answer, the next run finds it and can say why the issuer then
     // rejects the token, instead of a generic "rejected".
-    let marker = match (&plan.grant, &plan.credential) {
+    let marker = match (&grant, &plan.credential) {
         (Grant::RefreshToken(rt), Some(cred)) => store::sidecar_path(&cred.path, "inflight")
             .ok()
             .map(|p| (p, rt.fingerprint())),
@@ -176,7 +361,7 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
         &TokenRequest {
             endpoint: &endpoint,
             client: &plan.client,
-            grant: &plan.grant,
+            grant: &grant,
             scope: &plan.scope,
             audience: &plan.audience,
         },
@@ -195,6 +380,19 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
             if e.tag() != Some(Tag::LostResponse) && e.tag() != Some(Tag::RefreshRejected) {
                 clear_marker(&marker);
             }
+            // A refresh token that came from an exchange is renewed by exchanging again.
+            let from_exchange = plan
+                .credential
+                .as_ref()
+                .filter(|c| c.grant == Some(CredGrant::TokenExchange));
+            if let (Some(Tag::RefreshRejected), Some(c)) = (e.tag(), from_exchange) {
+                return Err(Error::perm(format!(
+                    "{}; or delete \"refresh_token\" from {} so that the next run exchanges the subject token again",
+                    e.message(),
+                    c.path.display()
+                ))
+                .tagged(Tag::RefreshRejected));
+            }
             return Err(e);
         }
         (Ok(r), _) => r,
@@ -202,20 +400,30 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
 
     // A new refresh token is safe on disk before anything else happens: the old one
     // is already dead at the issuer, and reusing it would revoke the whole family.
-    if let (Some(new_rt), Some(cred)) = (resp.refresh_token, plan.credential.as_mut()) {
-        if cred.refresh_token.as_ref() != Some(&new_rt) {
-            let old_fp = cred
-                .refresh_token
-                .as_ref()
-                .map(|r| r.fingerprint())
-                .unwrap_or_default();
+    match (resp.refresh_token, plan.credential.as_mut()) {
+        (Some(new_rt), Some(cred)) if cred.refresh_token.as_ref() != Some(&new_rt) => {
+            let old = cred.refresh_token.as_ref().map(|r| r.fingerprint());
             let new_fp = new_rt.fingerprint();
             cred.store_refresh_token(new_rt)?;
-            tracing::info!(
-                "the issuer rotated the refresh token ({old_fp} → {new_fp}); saved it to {}",
-                cred.path.display()
-            );
+            match old {
+                Some(old_fp) => tracing::info!(
+                    "the issuer rotated the refresh token ({old_fp} → {new_fp}); saved it to {}",
+                    cred.path.display()
+                ),
+                None => tracing::info!(
+                    "the issuer returned a refresh token ({new_fp}); saved it to {}: later runs use the refresh_token grant",
+                    cred.path.display()
+                ),
+            }
         }
+        (Some(new_rt), None) if matches!(grant, Grant::RefreshToken(_)) => tracing::info!(
+            "the issuer returned a refresh token {new_rt}; the exec command owns the credential, \
+             so robot-token does not store it"
+        ),
+        (Some(_), None) => tracing::info!(
+            "the issuer returned a refresh token, but there is no credential file to keep it in (use -c FILE)"
+        ),
+        _ => {}
     }
     clear_marker(&marker);
 

@@ -46,6 +46,11 @@ pub enum FileError {
         err: io::Error,
     },
     LockTimeout(PathBuf),
+    /// A directory on the way to a file root writes that another user controls.
+    UntrustedDir {
+        path: PathBuf,
+        uid: u32,
+    },
 }
 
 impl FileError {
@@ -88,6 +93,14 @@ impl fmt::Display for FileError {
             FileError::Io { path, op, err } => {
                 write!(f, "cannot {op} {}: {}", path.display(), io_reason(err))
             }
+            FileError::UntrustedDir { path, uid } => write!(
+                f,
+                "{} is owned by {} or writable by others: every directory on the way to a file \
+                 that root writes must be owned by root and not writable by others (only the \
+                 last may belong to the file's owner), so no user can swap it for a symlink",
+                path.display(),
+                user_name(*uid)
+            ),
             FileError::LockTimeout(p) => write!(
                 f,
                 "another robot-token run still holds the lock {}; try again later",
@@ -138,6 +151,16 @@ fn passwd_home(uid: u32) -> Option<PathBuf> {
 /// `Ok(None)` when it does not exist. Refuses other owners, non-regular files and
 /// anything over `max` bytes.
 pub fn read_own(path: &Path, max: usize) -> Result<Option<Vec<u8>>, FileError> {
+    read_own_by(path, max, None)
+}
+
+/// [`read_own`], also accepting a file owned by `also` (a token file that root
+/// keeps for a service user).
+pub fn read_own_by(
+    path: &Path,
+    max: usize,
+    also: Option<u32>,
+) -> Result<Option<Vec<u8>>, FileError> {
     let file = match OpenOptions::new()
         .read(true)
         // O_NONBLOCK: a FIFO planted at the path must not hang the cron job.
@@ -154,7 +177,7 @@ pub fn read_own(path: &Path, max: usize) -> Result<Option<Vec<u8>>, FileError> {
     let meta = file
         .metadata()
         .map_err(|e| FileError::io(path, "read", e))?;
-    check_meta(path, &meta)?;
+    check_meta_by(path, &meta, also)?;
     if meta.len() > max as u64 {
         return Err(FileError::TooLarge {
             path: path.to_path_buf(),
@@ -176,13 +199,17 @@ pub fn read_own(path: &Path, max: usize) -> Result<Option<Vec<u8>>, FileError> {
 }
 
 fn check_meta(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> {
+    check_meta_by(path, meta, None)
+}
+
+fn check_meta_by(path: &Path, meta: &fs::Metadata, also: Option<u32>) -> Result<(), FileError> {
     if meta.file_type().is_symlink() {
         return Err(FileError::Symlink(path.to_path_buf()));
     }
     if !meta.file_type().is_file() {
         return Err(FileError::NotRegular(path.to_path_buf()));
     }
-    if meta.uid() != euid() {
+    if meta.uid() != euid() && Some(meta.uid()) != also {
         return Err(FileError::ForeignOwner {
             path: path.to_path_buf(),
             uid: meta.uid(),
@@ -210,8 +237,13 @@ pub fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> 
 
 /// Check that a write may replace `path`: absent, or a regular file we own.
 pub fn check_target(path: &Path) -> Result<(), FileError> {
+    check_target_by(path, None)
+}
+
+/// [`check_target`], also accepting a file owned by `also`.
+pub fn check_target_by(path: &Path, also: Option<u32>) -> Result<(), FileError> {
     match fs::symlink_metadata(path) {
-        Ok(meta) => check_meta(path, &meta),
+        Ok(meta) => check_meta_by(path, &meta, also),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(FileError::io(path, "inspect", e)),
     }
@@ -299,7 +331,45 @@ fn test_delay() {
 
 /// Atomically replace `target` with `data`.
 pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
-    check_target(target)?;
+    let other = how.owner.map(|(u, _)| u).filter(|u| *u != euid());
+    // As root, write only through directories no other user controls, named by
+    // their real path: then nobody can swap one for a symlink between check and rename.
+    let checked;
+    let target = if euid() == 0 {
+        let dir = trusted_dir(parent_dir(target), other)?;
+        checked = dir.join(file_name(target));
+        checked.as_path()
+    } else {
+        target
+    };
+    check_target_by(target, other)?;
+    let tmp_path = write_temp(target, data, how)?;
+    let guard = TempGuard(Some(&tmp_path));
+    fs::rename(&tmp_path, target).map_err(|e| FileError::io(target, "replace", e))?;
+    std::mem::forget(guard);
+    sync_dir(target);
+    Ok(())
+}
+
+/// Atomically create `target` with `data`; fails with `AlreadyExists` if anything is
+/// at the path (a hard link never replaces, unlike a rename).
+pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
+    let tmp_path = write_temp(target, data, how)?;
+    let _guard = TempGuard(Some(&tmp_path));
+    fs::hard_link(&tmp_path, target).map_err(|e| FileError::io(target, "create", e))?;
+    sync_dir(target);
+    Ok(())
+}
+
+/// The rename or link is durable only once the directory is synced.
+fn sync_dir(target: &Path) {
+    if let Ok(d) = File::open(parent_dir(target)) {
+        let _ = d.sync_all();
+    }
+}
+
+/// A private temp file beside `target` holding `data`, synced to disk.
+fn write_temp(target: &Path, data: &[u8], how: WriteMode) -> Result<PathBuf, FileError> {
     let dir = parent_dir(target);
     let prefix = temp_prefix(target);
     let mut tmp_path = PathBuf::new();
@@ -345,13 +415,69 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
     file.sync_all().map_err(|e| fail("fsync", e))?;
     drop(file);
     test_delay();
-    fs::rename(&tmp_path, target).map_err(|e| fail("replace", e))?;
     std::mem::forget(guard);
-    // The rename is durable only once the directory is synced.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
+    Ok(tmp_path)
+}
+
+/// For root: the real path of `dir`, after checking every directory from `/` down
+/// to it, along the path as given. Each directory on the way must be owned by root
+/// and not writable by group or others (sticky, as `/tmp`, is fine): otherwise its
+/// owner could rename the next component and put a symlink in its place. A symlink
+/// on the way is followed only when root owns it (it then sits in a checked
+/// directory) and its target passes the same check. `dir` itself may also belong
+/// to `owner`, the user the file is for (`/home/svc/tokens`): renames inside it only
+/// ever replace the one name we write.
+pub fn trusted_dir(dir: &Path, owner: Option<u32>) -> Result<PathBuf, FileError> {
+    trusted_walk(&absolute(dir), owner, 0)
+}
+
+fn trusted_walk(dir: &Path, owner: Option<u32>, depth: u32) -> Result<PathBuf, FileError> {
+    use std::path::Component;
+    let untrusted = |path: &Path, uid: u32| FileError::UntrustedDir {
+        path: path.to_path_buf(),
+        uid,
+    };
+    let check = |path: &Path, meta: &fs::Metadata, last: bool| {
+        let mine = last && Some(meta.uid()) == owner;
+        let open = meta.mode() & 0o022 != 0 && meta.mode() & 0o1000 == 0;
+        if !meta.is_dir() {
+            return Err(FileError::io(
+                path,
+                "use directory",
+                io::Error::from(io::ErrorKind::NotADirectory),
+            ));
+        }
+        if !(mine || (meta.uid() == 0 && !open)) {
+            return Err(untrusted(path, meta.uid()));
+        }
+        Ok(())
+    };
+    let comps: Vec<Component> = dir.components().collect();
+    let mut cur = PathBuf::from("/");
+    let root_meta = fs::metadata(&cur).map_err(|e| FileError::io(&cur, "inspect", e))?;
+    check(&cur, &root_meta, comps.len() <= 1)?;
+    for (i, c) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => continue,
+            Component::ParentDir => {
+                cur.pop();
+                continue;
+            }
+            Component::Normal(name) => cur.push(name),
+        }
+        let meta = fs::symlink_metadata(&cur).map_err(|e| FileError::io(&cur, "inspect", e))?;
+        if meta.file_type().is_symlink() {
+            if meta.uid() != 0 || depth > 16 {
+                return Err(untrusted(&cur, meta.uid()));
+            }
+            let target = fs::canonicalize(&cur).map_err(|e| FileError::io(&cur, "inspect", e))?;
+            cur = trusted_walk(&target, if last { owner } else { None }, depth + 1)?;
+            continue;
+        }
+        check(&cur, &meta, last)?;
     }
-    Ok(())
+    Ok(cur)
 }
 
 /// Write a small advisory file in place (no rename, no fsync): for markers whose loss
@@ -372,6 +498,11 @@ pub fn write_marker(path: &Path, data: &[u8]) -> Result<(), FileError> {
 /// Remove temp files that a killed run left beside `target`. Call with the lock held,
 /// so no live run of ours is using one.
 pub fn remove_stale_temps(target: &Path) {
+    remove_stale_temps_by(target, None)
+}
+
+/// [`remove_stale_temps`], also removing those owned by `also` (fchowned temp files).
+pub fn remove_stale_temps_by(target: &Path, also: Option<u32>) {
     let prefix = temp_prefix(target);
     let prefix = prefix.as_encoded_bytes();
     let Ok(entries) = fs::read_dir(parent_dir(target)) else {
@@ -384,7 +515,7 @@ pub fn remove_stale_temps(target: &Path) {
             continue;
         }
         if let Ok(meta) = entry.metadata() {
-            if meta.is_file() && meta.uid() == me {
+            if meta.is_file() && (meta.uid() == me || Some(meta.uid()) == also) {
                 tracing::debug!("removing stale temporary file {}", entry.path().display());
                 let _ = fs::remove_file(entry.path());
             }

@@ -308,7 +308,8 @@ fn unwritable_token_location() {
     let cred = env.credential(&iss, "robot-basic", None);
     let r = run(env
         .cmd()
-        .args(["get", "-o", "no/such/dir/bt", "-c"])
+        // -m below the token's lifetime, so no "lives less than --minsecs" warning.
+        .args(["get", "-m", "600", "-o", "no/such/dir/bt", "-c"])
         .arg(&cred));
     assert_eq!(r.code, 73, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);

@@ -1,5 +1,6 @@
 //! Property tests of every parser that reads untrusted bytes: the JWT splitter and
-//! decoder, the credential file, the token response and the discovery document.
+//! decoder, the credential file, the token response, the discovery document and the
+//! device authorization response.
 //! None may panic, whatever the input. The default run tries 2,000 cases per parser;
 //! `scripts/reliability.sh` runs 100,000 (PROPTEST_CASES).
 
@@ -58,6 +59,12 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
                     Just("audience".to_string()),
                     Just("token_endpoint".to_string()),
                     Just("expires_in".to_string()),
+                    Just("device_code".to_string()),
+                    Just("user_code".to_string()),
+                    Just("verification_uri".to_string()),
+                    Just("interval".to_string()),
+                    Just("grant".to_string()),
+                    Just("subject_token_file".to_string()),
                     "[a-z]{1,6}",
                 ],
                 inner,
@@ -114,5 +121,10 @@ proptest! {
     #[test]
     fn discovery_parsing_never_panics(b in json_bytes()) {
         let _ = oauth::parse_metadata(&b);
+    }
+
+    #[test]
+    fn device_authorization_parsing_never_panics(b in json_bytes()) {
+        let _ = oauth::parse_device_authorization(&b);
     }
 }

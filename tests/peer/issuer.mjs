@@ -372,7 +372,7 @@ async function renderError(ctx, out) {
 const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
-const device = { interval: null, slowDownOnce: false };
+const device = { interval: null, slowDownOnce: false, expiresIn: null };
 
 function resetState() {
   stats.requests = {
@@ -383,6 +383,7 @@ function resetState() {
   faultsApplied = 0;
   device.interval = null;
   device.slowDownOnce = false;
+  device.expiresIn = null;
 }
 resetState();
 
@@ -431,7 +432,7 @@ const provider = new Provider(ISSUER, {
     Grant: () => Math.max(365 * 24 * 3600, OPTS.refreshTtl * 10),
     Session: () => 24 * 3600,
     Interaction: () => 3600,
-    DeviceCode: () => 600,
+    DeviceCode: () => device.expiresIn ?? 600,
     IdToken: () => 3600,
     AuthorizationCode: () => 60,
     BackchannelAuthenticationRequest: () => 600,
@@ -755,6 +756,12 @@ provider.use(async (ctx, next) => {
           device.interval = body.interval;
         }
         if ('slow_down_once' in body) device.slowDownOnce = !!body.slow_down_once;
+        if ('expires_in' in body) {
+          if (body.expires_in !== null && !(Number.isInteger(body.expires_in) && body.expires_in > 0)) {
+            return bad('expires_in must be a positive integer or null');
+          }
+          device.expiresIn = body.expires_in;
+        }
         ctx.body = { ok: true, ...device };
         return undefined;
       }

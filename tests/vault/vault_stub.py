@@ -26,6 +26,8 @@
 # policy uses the kerberos alias name, e.g. "robot/ci.example.org", so the
 # secret path is secret/oauth/creds/<issuer>/robot/ci.example.org:<role>.
 #
+# With --tls-cert/--tls-key it serves https (htgettoken refuses plain http).
+#
 # Prints one JSON line when ready:  {"url":"http://127.0.0.1:PORT","port":PORT,"pid":PID}
 # Logs one line per request on stderr (never token values).
 # Exits on SIGTERM/SIGINT, and on EOF of stdin when stdin is a pipe or socket
@@ -242,6 +244,10 @@ class State:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY the body
+    # waits for the client's delayed ACK (~40 ms per request), which real Vault
+    # (Go) never does.
+    disable_nagle_algorithm = True
     server_version = "vault-stub"
     sys_version = ""
 
@@ -805,6 +811,8 @@ def parse_args(argv):
     p = argparse.ArgumentParser(description="htvault-config look-alike for tests")
     p.add_argument("--host", default="127.0.0.1", help="listen address (loopback only)")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--tls-cert", help="serve https with this PEM certificate (htgettoken needs https)")
+    p.add_argument("--tls-key", help="the certificate's PEM private key")
     p.add_argument("--service-keytab", required=True)
     p.add_argument("--krb5-config", help="sets KRB5_CONFIG for the acceptor")
     p.add_argument("--issuer", required=True)
@@ -871,6 +879,17 @@ def main(argv=None):
     server.state = state
     server.acceptor_creds = acceptor
     port = server.server_address[1]
+    scheme = "http"
+    if args.tls_cert:
+        import ssl
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        # The handshake runs in each request's thread, on its first read.
+        server.socket = ctx.wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False
+        )
+        scheme = "https"
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -890,7 +909,7 @@ def main(argv=None):
     t.start()
     host = "[%s]" % args.host if ":" in args.host else args.host
     sys.stdout.write(
-        json.dumps({"url": "http://%s:%d" % (host, port), "port": port, "pid": os.getpid()}, separators=(",", ":")) + "\n"
+        json.dumps({"url": "%s://%s:%d" % (scheme, host, port), "port": port, "pid": os.getpid()}, separators=(",", ":")) + "\n"
     )
     sys.stdout.flush()
     log("listening on %s:%d (issuer %s, roles %s)" % (args.host, port, args.issuer, ",".join(args.role)))

@@ -1,0 +1,435 @@
+//! `robot-token init`: a robot's first credential, approved once by a person through
+//! the device authorization grant (RFC 8628). Afterwards `get -c FILE` renews alone.
+//!
+//! Order matters: nothing is written until the issuer has answered with tokens; then
+//! the credential (the refresh token, the long-lived part) is written first and the
+//! token file second, each atomically, with Ctrl-C held off while they are written.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::assertion::SigningKey;
+use crate::cli::InitArgs;
+use crate::config::{parse_duration, trust_options};
+use crate::credential::{self, ClientAuth};
+use crate::discovery;
+use crate::error::{Error, Result};
+use crate::http::{self, check_url, Http};
+use crate::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
+use crate::renew::{self, human_secs};
+use crate::secret::Secret;
+use crate::store::{self, FileError, WriteMode};
+use crate::token;
+
+/// RFC 8628 3.2: the polling interval when the issuer names none.
+pub const DEFAULT_INTERVAL: u64 = 5;
+/// RFC 8628 3.5: what `slow_down` adds to the interval.
+pub const SLOW_DOWN_STEP: u64 = 5;
+/// An interval of 0 from the issuer must not make us spin.
+const MIN_INTERVAL: u64 = 1;
+/// When the answer has no `expires_in` (it is required), give up after this long.
+const DEFAULT_EXPIRES_IN: u64 = 900;
+
+pub fn run(a: &InitArgs) -> Result<()> {
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    if !interactive && !a.no_tty {
+        return Err(Error::usage(
+            "init needs a terminal: a person must approve the login; run it interactively, or pass --no-tty to print the code for someone else",
+        ));
+    }
+    let timeout = parse_duration(&a.timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "--timeout: {:?} is not a positive duration",
+                a.timeout
+            ))
+        })?;
+    let cred_path = store::absolute(&a.credential);
+    let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
+    check_credential_target(&cred_path, a.force)?;
+    store::check_target(&outfile).map_err(renew::token_file_error)?;
+    check_url(&a.issuer, "issuer")?;
+
+    let secret = a
+        .client_secret_file
+        .as_deref()
+        .map(credential::read_secret_file)
+        .transpose()?;
+    let key_file = a.private_key_file.as_deref().map(store::absolute);
+    let key = key_file
+        .as_deref()
+        .map(|f| SigningKey::load(f, a.kid.clone()))
+        .transpose()?;
+    let auth = match a.client_auth.as_deref().and_then(ClientAuth::parse) {
+        Some(ClientAuth::PrivateKeyJwt) if key.is_none() => {
+            return Err(Error::usage(
+                "--client-auth private_key_jwt needs --private-key-file",
+            ))
+        }
+        Some(m @ (ClientAuth::Basic | ClientAuth::Post)) if secret.is_none() => {
+            return Err(Error::usage(format!(
+                "--client-auth {} needs --client-secret-file",
+                if m == ClientAuth::Basic {
+                    "basic"
+                } else {
+                    "post"
+                }
+            )))
+        }
+        Some(m) => m,
+        None if key.is_some() => ClientAuth::PrivateKeyJwt,
+        None if secret.is_some() => ClientAuth::Basic,
+        None => ClientAuth::None,
+    };
+    let client = Client {
+        id: a.client_id.clone(),
+        secret,
+        auth,
+        key,
+    };
+    let mut scope = words(&a.scope);
+    // Without offline_access there is no refresh token, and nothing for cron to renew.
+    if !scope.iter().any(|s| s == "offline_access") {
+        scope.push("offline_access".into());
+    }
+    let audience = words(&a.audience);
+
+    let trust = trust_options(&a.capath, &a.cafile);
+    http::check_trust(&trust)?;
+    // The person may take minutes; each request still has --timeout.
+    let http = Http::new(
+        trust,
+        timeout,
+        Instant::now() + Duration::from_secs(24 * 3600),
+    );
+    let meta = oauth::discover(&http, &a.issuer)?;
+    let token_endpoint = meta.token_endpoint.clone().ok_or_else(|| {
+        Error::config(format!(
+            "the discovery document of {} names no token_endpoint",
+            a.issuer
+        ))
+    })?;
+    check_url(&token_endpoint, "token endpoint from discovery")?;
+    let device_endpoint = meta.device_authorization_endpoint.clone().ok_or_else(|| {
+        Error::config(format!(
+            "{} offers no device flow (no device_authorization_endpoint in its discovery document)",
+            a.issuer
+        ))
+    })?;
+
+    let da = oauth::device_authorization(
+        &http,
+        &device_endpoint,
+        &token_endpoint,
+        &client,
+        &scope,
+        &audience,
+    )?;
+    show_instructions(&da, std::io::stdout().is_terminal());
+
+    let resp = poll(&http, &da, &token_endpoint, &client)?;
+    let access = resp.access_token.ok_or_else(|| {
+        Error::data(format!(
+            "{token_endpoint} answered without an access_token; nothing was written"
+        ))
+    })?;
+    let Some(refresh) = resp.refresh_token else {
+        return Err(Error::config(format!(
+            "{} granted no refresh token (offline_access was asked for but not granted); nothing was written: the client {} must be allowed offline_access",
+            a.issuer, a.client_id
+        )));
+    };
+    let granted = renew::granted_scopes(resp.scope.as_deref(), access.expose());
+    renew::warn_narrowed(&scope, granted.as_deref());
+
+    let cred = render_credential(a, &client, key_file.as_deref(), &scope, &audience, &refresh);
+    {
+        let _hold = HoldSignals::new();
+        write_credential(&cred_path, &cred, a.force)?;
+        let exp = write_token(&outfile, &access, &token_endpoint)?;
+        println!(
+            "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}",
+            cred_path.display(),
+            outfile.display(),
+            human_secs(exp - token::now()),
+            cred_path.display()
+        );
+    }
+    Ok(())
+}
+
+fn words(v: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for w in v.iter().flat_map(|s| s.split_whitespace()) {
+        if !out.iter().any(|o| o == w) {
+            out.push(w.to_string());
+        }
+    }
+    out
+}
+
+/// Refuse early, before a person spends time approving, when the write would fail.
+fn check_credential_target(path: &Path, force: bool) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) if !force => Err(Error::write(format!(
+            "credential file {} already exists: give --force to replace it",
+            path.display()
+        ))),
+        Ok(_) => {
+            store::check_target(path).map_err(|e| Error::write(format!("credential file: {e}")))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if dir.is_dir() {
+                Ok(())
+            } else {
+                Err(Error::write(format!(
+                    "cannot create credential file {}: directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                )))
+            }
+        }
+        Err(e) => Err(Error::write(format!(
+            "cannot inspect credential file {}: {}",
+            path.display(),
+            crate::error::io_reason(&e)
+        ))),
+    }
+}
+
+fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
+    let mut out = String::new();
+    out.push_str("To approve this robot, open this page and enter the code:\n\n");
+    out.push_str(&format!(
+        "    {}\n    Code: {}\n",
+        da.verification_uri, da.user_code
+    ));
+    if let Some(complete) = &da.verification_uri_complete {
+        out.push_str("\nor open this link, which carries the code:\n\n");
+        out.push_str(&format!("    {complete}\n"));
+        if terminal {
+            if let Some(qr) = qr_code(complete) {
+                out.push('\n');
+                out.push_str(&qr);
+                out.push('\n');
+            }
+        }
+    }
+    out.push_str(&format!(
+        "\nWaiting for approval (the code expires in {})...\n",
+        human_secs(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64)
+    ));
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// The URI as a QR code of Unicode half blocks, light on dark so that it scans on
+/// both dark and light terminals (the quiet zone is drawn).
+pub fn qr_code(uri: &str) -> Option<String> {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(uri.as_bytes()).ok()?;
+    Some(
+        code.render::<Dense1x2>()
+            .dark_color(Dense1x2::Light)
+            .light_color(Dense1x2::Dark)
+            .quiet_zone(true)
+            .build(),
+    )
+}
+
+/// Poll until approval, denial or expiry. The device code is redeemed at most once:
+/// the loop ends on the first answer that carries tokens, and a poll whose answer was
+/// lost is not repeated.
+fn poll(
+    http: &Http,
+    da: &DeviceAuthorization,
+    endpoint: &str,
+    client: &Client,
+) -> Result<oauth::TokenResponse> {
+    let mut interval = da.interval.unwrap_or(DEFAULT_INTERVAL).max(MIN_INTERVAL);
+    let expires_in = da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
+    let end = Instant::now() + Duration::from_secs(expires_in);
+    tracing::info!(
+        "waiting for approval: polling every {interval} s for up to {}",
+        human_secs(expires_in as i64)
+    );
+    let grant = Grant::DeviceCode(da.device_code.clone());
+    let req = TokenRequest {
+        endpoint,
+        client,
+        grant: &grant,
+        scope: &[],
+        audience: &[],
+    };
+    let mut wait = Duration::from_secs(interval);
+    loop {
+        if Instant::now() + wait >= end {
+            return Err(Error::temp(format!(
+                "nobody approved the login within {} (the code expired): nothing was written; run robot-token init again",
+                human_secs(expires_in as i64)
+            )));
+        }
+        std::thread::sleep(wait);
+        wait = Duration::from_secs(interval);
+        match oauth::poll_device(http, &req)? {
+            Poll::Token(t) => return Ok(t),
+            Poll::Pending(retry_after) => {
+                if let Some(ra) = retry_after {
+                    wait = wait.max(ra);
+                }
+                tracing::debug!("authorization pending");
+            }
+            Poll::SlowDown => {
+                interval += SLOW_DOWN_STEP;
+                wait = Duration::from_secs(interval);
+                tracing::info!("the issuer asked to slow down: polling every {interval} s");
+            }
+        }
+    }
+}
+
+/// The version-1 credential that `get -c` renews from.
+fn render_credential(
+    a: &InitArgs,
+    client: &Client,
+    key_file: Option<&Path>,
+    scope: &[String],
+    audience: &[String],
+    refresh: &Secret,
+) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut m = Map::new();
+    m.insert("version".into(), json!(1));
+    m.insert("issuer".into(), json!(a.issuer));
+    m.insert("client_id".into(), json!(client.id));
+    if let Some(s) = &client.secret {
+        m.insert("client_secret".into(), json!(s.expose()));
+    }
+    let auth = match client.auth {
+        ClientAuth::Basic => "basic",
+        ClientAuth::Post => "post",
+        ClientAuth::None => "none",
+        ClientAuth::PrivateKeyJwt => "private_key_jwt",
+    };
+    m.insert("client_auth".into(), json!(auth));
+    if let Some(k) = key_file {
+        m.insert("private_key_file".into(), json!(k.to_string_lossy()));
+    }
+    if let Some(kid) = &a.kid {
+        m.insert("kid".into(), json!(kid));
+    }
+    m.insert("scope".into(), json!(scope.join(" ")));
+    if !audience.is_empty() {
+        m.insert("audience".into(), json!(audience.join(" ")));
+    }
+    m.insert("refresh_token".into(), json!(refresh.expose()));
+    let mut out =
+        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default());
+    out.push(b'\n');
+    // The map's copies of the secrets are dropped here; serde_json does not zeroize
+    // them, which is why the process writes them out at once and exits.
+    out
+}
+
+fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
+    let lock_path =
+        store::lock_path(path).map_err(|e| Error::write(format!("credential lock: {e}")))?;
+    // A `get -c` of the old credential may be running: let it finish first, so its
+    // rotation cannot overwrite the new file.
+    let _lock =
+        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(format!(
+                "{e}; the login was approved but nothing was written: run robot-token init again"
+            )),
+            e => Error::write(format!("credential lock: {e}")),
+        })?;
+    let r = if force {
+        store::atomic_write(path, data, WriteMode::default())
+    } else {
+        store::atomic_create(path, data, WriteMode::default())
+    };
+    r.map_err(|e| match e {
+        FileError::Io { ref err, .. } if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            Error::write(format!(
+                "credential file {} appeared meanwhile; nothing was written: give --force to replace it",
+                path.display()
+            ))
+        }
+        e => Error::write(format!("cannot write the credential file: {e}")),
+    })
+}
+
+/// Write the first access token; returns its expiry.
+fn write_token(path: &Path, access: &Secret, from: &str) -> Result<i64> {
+    let exp = token::expiry(access.expose()).map_err(|e| {
+        Error::data(format!(
+            "{from} returned an access token that is unusable ({e}); the credential was written, the token file was not"
+        ))
+    })?;
+    let lock_path = store::lock_path(path).map_err(renew::token_file_error)?;
+    let _lock =
+        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => renew::token_file_error(e),
+        })?;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
+    bytes.extend_from_slice(access.expose().as_bytes());
+    bytes.push(b'\n');
+    store::atomic_write(path, &bytes, WriteMode::default()).map_err(renew::token_file_error)?;
+    Ok(exp)
+}
+
+/// Holds off SIGINT, SIGTERM, SIGHUP and SIGQUIT while files are written: a Ctrl-C
+/// then takes effect right after the writes, never between a temp file and its rename.
+struct HoldSignals {
+    old: libc::sigset_t,
+}
+
+impl HoldSignals {
+    fn new() -> HoldSignals {
+        // SAFETY: plain sigset manipulation on local values; pthread_sigmask only
+        // affects this thread, the only one that runs.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+                libc::sigaddset(&mut set, s);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+            HoldSignals { old }
+        }
+    }
+}
+
+impl Drop for HoldSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved in `new`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offline_access_and_dedup() {
+        assert_eq!(words(&["a b".into(), "a".into()]), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn qr_renders_half_blocks() {
+        let q = qr_code("https://iam.example.org/device?user_code=ABCD-EFGH").unwrap();
+        assert!(q.lines().count() > 10);
+        assert!(q.contains('█') || q.contains('▀') || q.contains('▄'));
+    }
+}

@@ -1,0 +1,219 @@
+//! The robot's Kerberos keytab, read without Kerberos: its safety check and its first
+//! principal name. The principal gives the defaults igwn-robot-get derives from it
+//! (credkey, role) even on runs that reuse a cached Vault token and never call GSSAPI.
+//! The keys themselves are never looked at; the bytes are wiped after parsing.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::error::{io_reason, Error, Result};
+use crate::store::{self, FileError};
+
+/// Keytabs are a few KiB; anything larger is not one.
+const MAX_KEYTAB_LEN: u64 = 1024 * 1024;
+
+/// The keytab file behind a keytab name: `FILE:/path`, `WRFILE:/path` or a plain path.
+/// `None` for other types (`MEMORY:`, `KEYRING:`...), which have no file to check.
+pub fn file_of(name: &Path) -> Option<PathBuf> {
+    let s = name.to_string_lossy();
+    for prefix in ["FILE:", "WRFILE:"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            return Some(PathBuf::from(rest));
+        }
+    }
+    let typed = s
+        .split_once(':')
+        .is_some_and(|(t, _)| !t.is_empty() && t.chars().all(|c| c.is_ascii_uppercase()));
+    (!typed).then(|| name.to_path_buf())
+}
+
+/// Check that the keytab is ours with no group or other permission bits (as
+/// igwn-robot-get requires), and return its first principal (`robot/host@REALM`).
+/// `Ok(None)` for a keytab type without a file.
+pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
+    let Some(path) = file_of(name) else {
+        return Ok(None);
+    };
+    let cannot = |e: &std::io::Error| {
+        Error::config(format!(
+            "cannot read the keytab {}: {}",
+            path.display(),
+            io_reason(e)
+        ))
+    };
+    let meta = fs::metadata(&path).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "the keytab {} is not a regular file",
+            path.display()
+        )));
+    }
+    store::check_private(&path, &meta).map_err(|e| match e {
+        FileError::UnsafeMode { .. } => Error::perm(format!("unsafe keytab: {e}")),
+        e => Error::perm(format!("unsafe keytab: {e}")),
+    })?;
+    let mut data = Zeroizing::new(Vec::new());
+    fs::File::open(&path)
+        .and_then(|f| f.take(MAX_KEYTAB_LEN).read_to_end(&mut data))
+        .map_err(|e| cannot(&e))?;
+    first_principal(&data).map(Some).map_err(|why| {
+        Error::data(format!(
+            "the keytab {} is unusable ({why}): check it with `klist -k {}`",
+            path.display(),
+            path.display()
+        ))
+    })
+}
+
+/// The first principal of an MIT keytab (format versions 0x501 and 0x502).
+pub fn first_principal(data: &[u8]) -> std::result::Result<String, &'static str> {
+    let version = match data {
+        [5, 1, ..] => 1,
+        [5, 2, ..] => 2,
+        _ => return Err("not a keytab file"),
+    };
+    let mut r = Reader {
+        data,
+        pos: 2,
+        big_endian: version == 2,
+    };
+    while r.pos < data.len() {
+        let size = r.u32().ok_or("truncated")? as i32;
+        if size < 0 {
+            // A hole left by a deleted entry.
+            r.skip(size.unsigned_abs() as usize).ok_or("truncated")?;
+            continue;
+        }
+        if size == 0 {
+            break;
+        }
+        let end = r.pos.checked_add(size as usize).ok_or("truncated")?;
+        if end > data.len() {
+            return Err("truncated");
+        }
+        let mut count = r.u16().ok_or("truncated")? as usize;
+        if version == 1 {
+            // Version 1 counts the realm as a component.
+            count = count.checked_sub(1).ok_or("bad principal")?;
+        }
+        let realm = r.string().ok_or("truncated")?;
+        let mut parts = Vec::with_capacity(count);
+        for _ in 0..count {
+            parts.push(r.string().ok_or("truncated")?);
+        }
+        if parts.is_empty() || parts.iter().any(|p| p.is_empty()) {
+            return Err("bad principal");
+        }
+        let mut principal = parts.join("/");
+        if !realm.is_empty() {
+            principal.push('@');
+            principal.push_str(&realm);
+        }
+        return Ok(principal);
+    }
+    Err("no entries")
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    big_endian: bool,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.data.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+    fn u16(&mut self) -> Option<u16> {
+        let b: [u8; 2] = self.take(2)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_ne_bytes(b)
+        })
+    }
+    fn u32(&mut self) -> Option<u32> {
+        let b: [u8; 4] = self.take(4)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_ne_bytes(b)
+        })
+    }
+    fn string(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        let b = self.take(n)?;
+        // Principal names are text; anything else is not a name we can use.
+        String::from_utf8(b.to_vec()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version-2 entry as MIT writes it.
+    fn entry(realm: &str, parts: &[&str]) -> Vec<u8> {
+        let mut e = Vec::new();
+        e.extend_from_slice(&(parts.len() as u16).to_be_bytes());
+        for s in std::iter::once(&realm).chain(parts) {
+            e.extend_from_slice(&(s.len() as u16).to_be_bytes());
+            e.extend_from_slice(s.as_bytes());
+        }
+        e.extend_from_slice(&1u32.to_be_bytes()); // KRB5_NT_PRINCIPAL
+        e.extend_from_slice(&0u32.to_be_bytes()); // timestamp
+        e.push(3); // kvno
+        e.extend_from_slice(&18u16.to_be_bytes()); // aes256
+        e.extend_from_slice(&32u16.to_be_bytes());
+        e.extend_from_slice(&[0xAA; 32]);
+        let mut out = (e.len() as u32).to_be_bytes().to_vec();
+        out.extend(e);
+        out
+    }
+
+    #[test]
+    fn first_entry_after_holes() {
+        let mut kt = vec![5, 2];
+        kt.extend_from_slice(&(-8i32).to_be_bytes());
+        kt.extend_from_slice(&[0; 8]);
+        kt.extend(entry("ROBOT.TEST", &["robot", "ci.example.org"]));
+        kt.extend(entry("ROBOT.TEST", &["other"]));
+        assert_eq!(
+            first_principal(&kt).unwrap(),
+            "robot/ci.example.org@ROBOT.TEST"
+        );
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(first_principal(b"").is_err());
+        assert!(first_principal(b"hello").is_err());
+        assert!(first_principal(&[5, 2]).is_err());
+        let mut kt = vec![5, 2];
+        let e = entry("R", &["a"]);
+        kt.extend_from_slice(&e[..e.len() - 5]);
+        assert!(first_principal(&kt).is_err());
+    }
+
+    #[test]
+    fn keytab_names() {
+        assert_eq!(
+            file_of(Path::new("FILE:/k/robot.keytab")),
+            Some(PathBuf::from("/k/robot.keytab"))
+        );
+        assert_eq!(
+            file_of(Path::new("/k/robot.keytab")),
+            Some(PathBuf::from("/k/robot.keytab"))
+        );
+        assert_eq!(file_of(Path::new("MEMORY:kt")), None);
+    }
+}

@@ -1,0 +1,789 @@
+//! `--condor`: the hand-off to HTCondor. HTCondor's commands are replaced by fake
+//! `condor_version`, `condor_store_cred`, `condor_config_val` and `condor_vault_storer`
+//! scripts first on PATH that record their argv, stdin and environment and answer
+//! with a chosen output and exit code. (scripts/condor-real.sh runs a real HTCondor.)
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine;
+use common::{read, run, Env, Issuer};
+use robot_token::condor::{self, Handoff, Tools, VaultStorer};
+
+/// A directory of fake HTCondor commands. Each records one "--call" block of argv
+/// lines in `<tool>.argv`, its stdin in `<tool>.stdin` and its environment in
+/// `<tool>.env`, then prints `<tool>[.<arg1>].out`/`.err` and exits with `<tool>.exit`.
+struct Fakes {
+    dir: PathBuf,
+}
+
+const FAKE: &str = r#"#!/bin/sh
+d="$(dirname "$0")"; t="$(basename "$0")"
+{ echo "--call"; for a in "$@"; do printf '%s\n' "$a"; done; } >> "$d/$t.argv"
+cat >> "$d/$t.stdin"
+env >> "$d/$t.env"
+[ -f "$d/$t.sleep" ] && sleep "$(cat "$d/$t.sleep")"
+k="$1"
+if [ -f "$d/$t.$k.out" ]; then cat "$d/$t.$k.out"; elif [ -f "$d/$t.out" ]; then cat "$d/$t.out"; fi
+if [ -f "$d/$t.$k.err" ]; then cat "$d/$t.$k.err" >&2; elif [ -f "$d/$t.err" ]; then cat "$d/$t.err" >&2; fi
+if [ -f "$d/$t.$k.exit" ]; then exit "$(cat "$d/$t.$k.exit")"; fi
+[ -f "$d/$t.exit" ] && exit "$(cat "$d/$t.exit")"
+exit 0
+"#;
+
+impl Fakes {
+    fn new(env: &Env) -> Fakes {
+        let dir = env.path("fakebin");
+        std::fs::create_dir_all(&dir).unwrap();
+        Fakes { dir }
+    }
+
+    fn tool(&self, name: &str) -> &Self {
+        let p = self.dir.join(name);
+        std::fs::write(&p, FAKE).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        self
+    }
+
+    fn version(&self, v: &str) -> &Self {
+        self.tool("condor_version");
+        self.set(
+            "condor_version.out",
+            &format!(
+                "$CondorVersion: {v} 2024-10-01 BuildID: 1 PackageID: {v}-1 $\n$CondorPlatform: X86_64-Debian_13 $\n"
+            ),
+        )
+    }
+
+    fn set(&self, file: &str, content: &str) -> &Self {
+        std::fs::write(self.dir.join(file), content).unwrap();
+        self
+    }
+
+    /// The argv of each call of `tool`.
+    fn calls(&self, tool: &str) -> Vec<Vec<String>> {
+        let Ok(text) = std::fs::read_to_string(self.dir.join(format!("{tool}.argv"))) else {
+            return vec![];
+        };
+        let mut calls = Vec::new();
+        for l in text.lines() {
+            if l == "--call" {
+                calls.push(Vec::new());
+            } else if let Some(c) = calls.last_mut() {
+                c.push(l.to_string());
+            }
+        }
+        calls
+    }
+
+    fn recorded(&self, file: &str) -> String {
+        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+
+    fn path_var(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        )
+    }
+
+    /// Nothing recorded anywhere (argv, environment) holds the token.
+    fn assert_no_token_outside_stdin(&self, tok: &str) {
+        let tok = tok.trim();
+        for e in std::fs::read_dir(&self.dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".argv") || name.ends_with(".env") {
+                assert!(
+                    !read(&p).contains(tok),
+                    "the token leaked into {name} (argv or environment)"
+                );
+            }
+        }
+    }
+}
+
+fn b64(s: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+/// A JWT that lives for `secs` more: the fresh path reuses it without any network.
+fn jwt(secs: i64, sub: &str) -> String {
+    let exp = robot_token::token::now() + secs;
+    format!(
+        "{}.{}.c2ln",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&format!(
+            r#"{{"exp":{exp},"sub":"{sub}","scope":"condor:/WRITE"}}"#
+        ))
+    )
+}
+
+/// A robot whose token file already holds a fresh token.
+struct Robot {
+    env: Env,
+    fakes: Fakes,
+    token_file: PathBuf,
+    token: String,
+}
+
+impl Robot {
+    fn fresh() -> Robot {
+        let env = Env::new();
+        let fakes = Fakes::new(&env);
+        let token = format!("{}\n", jwt(7200, "robot"));
+        let token_file = env.write_private("bt", &token);
+        // Never read on the fresh path, but the options need a credential.
+        env.write_private("cred.json", r#"{"version":1,"client_id":"x"}"#);
+        Robot {
+            env,
+            fakes,
+            token_file,
+            token,
+        }
+    }
+
+    fn get(&self, extra: &[&str]) -> common::Output {
+        let mut c = self.env.cmd();
+        c.env("PATH", self.fakes.path_var())
+            .args(["get", "-c", "cred.json", "-m", "60", "-o"])
+            .arg(&self.token_file)
+            .args(extra);
+        run(&mut c)
+    }
+
+    fn assert_token_intact(&self) {
+        assert_eq!(read(&self.token_file), self.token, "token file changed");
+    }
+}
+
+// --- file -------------------------------------------------------------------
+
+#[test]
+fn file_mode_with_v_prints_the_lines_to_use_and_leaves_tokens_d_alone() {
+    let r = Robot::fresh();
+    let tokens_d = r.env.path(".condor/tokens.d");
+    std::fs::create_dir_all(&tokens_d).unwrap();
+    std::fs::write(tokens_d.join("pool.idtoken"), "idtoken-of-the-pool\n").unwrap();
+
+    let out = r.get(&["--condor", "-v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let abs = r.token_file.display();
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == format!("export _CONDOR_SCITOKENS_FILE={abs}")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l == format!("scitokens_file = {abs}")),
+        "{}",
+        out.stdout
+    );
+    r.assert_token_intact();
+    let names: Vec<_> = std::fs::read_dir(&tokens_d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec!["pool.idtoken"]);
+    assert_eq!(
+        read(&tokens_d.join("pool.idtoken")),
+        "idtoken-of-the-pool\n"
+    );
+
+    // Without -v: silent, as cron wants.
+    let out = r.get(&["--condor=file"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn file_mode_refuses_a_token_file_in_tokens_d() {
+    let r = Robot::fresh();
+    let dir = r.env.path(".condor/tokens.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let target = dir.join("robot.token");
+    let mut c = r.env.cmd();
+    c.args(["get", "-c", "cred.json", "--condor", "-o"])
+        .arg(&target);
+    let out = run(&mut c);
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+}
+
+#[test]
+fn file_mode_warns_when_the_xdg_runtime_file_shadows_the_written_one() {
+    let r = Robot::fresh();
+    let run_dir = r.env.path("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let xdg = run_dir.join(format!("bt_u{}", robot_token::store::euid()));
+    std::fs::write(&xdg, format!("{}\n", jwt(600, "someone-else"))).unwrap();
+
+    let get = |r: &Robot| {
+        let mut c = r.env.cmd();
+        c.env("PATH", r.fakes.path_var())
+            .env("XDG_RUNTIME_DIR", &run_dir)
+            .args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
+            .arg(&r.token_file);
+        run(&mut c)
+    };
+    let out = get(&r);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning") && out.stderr.contains(&xdg.display().to_string()),
+        "{}",
+        out.stderr
+    );
+    r.assert_token_intact();
+
+    // The same token there shadows nothing.
+    std::fs::write(&xdg, &r.token).unwrap();
+    let out = get(&r);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+
+    // Nor does the written file itself.
+    let mut c = r.env.cmd();
+    c.env("XDG_RUNTIME_DIR", &run_dir)
+        .args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
+        .arg(&xdg);
+    let out = run(&mut c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn file_mode_rewrites_a_reused_file_into_the_form_htcondor_reads() {
+    let r = Robot::fresh();
+    let tok = r.token.trim().to_string();
+    std::fs::write(&r.token_file, format!("  {tok}\r\n")).unwrap();
+    let out = r.get(&["--condor"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(&r.token_file), format!("{tok}\n"));
+    let mode = std::fs::metadata(&r.token_file)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+// --- credd ------------------------------------------------------------------
+
+fn store_args(extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = ["add-oauth", "-s", "robot_svc"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+#[test]
+fn credd_after_a_renewal_pipes_the_new_token_with_dash_p_on_24_10_2() {
+    let issuer = Issuer::start();
+    let env = Env::new();
+    let fakes = Fakes::new(&env);
+    fakes.version("24.10.2").tool("condor_store_cred");
+    let (rt, _) = issuer.mint("robot-basic", "openid offline_access storage.read:/", None);
+    env.credential(&issuer, "robot-basic", Some(&rt));
+    let tf = env.path("bt");
+    let mut c = env.cmd();
+    c.env("PATH", fakes.path_var())
+        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
+        .arg(&tf)
+        .args([
+            "--condor=credd",
+            "--condor-service",
+            "robot_svc",
+            "--condor-handle",
+            "prod",
+        ]);
+    let out = run(&mut c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let written = read(&tf);
+    assert_eq!(issuer.requests("token"), 1, "a real renewal happened");
+    assert_eq!(
+        fakes.calls("condor_store_cred"),
+        vec![store_args(&["-H", "prod", "-P", "-i", "-"])]
+    );
+    assert_eq!(fakes.calls("condor_version"), vec![Vec::<String>::new()]);
+    // The token reaches condor_store_cred only on stdin, exactly as in the file.
+    assert_eq!(fakes.recorded("condor_store_cred.stdin"), written);
+    fakes.assert_no_token_outside_stdin(&written);
+    assert_eq!(fakes.recorded("condor_version.stdin"), "");
+}
+
+#[test]
+fn credd_argv_for_each_version_band() {
+    for (version, want) in [
+        ("24.10.2", Some(store_args(&["-P", "-i", "-"]))),
+        ("25.0.1", Some(store_args(&["-P", "-i", "-"]))),
+        ("24.10.1", Some(store_args(&["-i", "-"]))),
+        ("24.7.3", Some(store_args(&["-i", "-"]))),
+        ("24.7.2", None),
+        ("23.9.6", None),
+    ] {
+        let r = Robot::fresh();
+        r.fakes.version(version).tool("condor_store_cred");
+        let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+        match want {
+            Some(argv) => {
+                assert_eq!(out.code, 0, "{version}: {}", out.stderr);
+                assert_eq!(r.fakes.calls("condor_store_cred"), vec![argv], "{version}");
+                assert_eq!(r.fakes.recorded("condor_store_cred.stdin"), r.token);
+                r.fakes.assert_no_token_outside_stdin(&r.token);
+            }
+            None => {
+                assert_eq!(out.code, 78, "{version}: {}", out.stderr);
+                assert!(
+                    out.stderr.contains(&format!("HTCondor {version} "))
+                        && out.stderr.contains("24.7.3 or later"),
+                    "{}",
+                    out.stderr
+                );
+                assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+                assert!(r.fakes.calls("condor_store_cred").is_empty(), "{version}");
+            }
+        }
+        r.assert_token_intact();
+    }
+}
+
+#[test]
+fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
+    let r = Robot::fresh();
+    r.fakes
+        .version("24.10.2")
+        .tool("condor_store_cred")
+        .set("condor_store_cred.exit", "1")
+        // What condor_store_cred prints when no credd answers...
+        .set(
+            "condor_store_cred.add-oauth.out",
+            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
+        )
+        // ...and, with -d, why.
+        .set(
+            "condor_store_cred.query-oauth.err",
+            "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
+        );
+    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("could not reach the credd"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("is up to date"), "{}", out.stderr);
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    let calls = r.fakes.calls("condor_store_cred");
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[1], vec!["query-oauth", "-s", "robot_svc", "-d"]);
+    // The diagnosis carries no token.
+    assert_eq!(r.fakes.recorded("condor_store_cred.stdin"), r.token);
+    r.assert_token_intact();
+}
+
+#[test]
+fn credd_refusal_is_a_configuration_error_and_the_token_file_stays() {
+    for (out_file, text) in [
+        (
+            "condor_store_cred.add-oauth.err",
+            "ERROR: Unrecognized option - '-P'\n",
+        ),
+        (
+            "condor_store_cred.add-oauth.err",
+            "Operation failed because of a configuration error\n",
+        ),
+        // Generic failure, but the credd answers: it refused.
+        (
+            "condor_store_cred.add-oauth.out",
+            "Operation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
+        ),
+    ] {
+        let r = Robot::fresh();
+        r.fakes
+            .version("24.10.2")
+            .tool("condor_store_cred")
+            .set("condor_store_cred.exit", "1")
+            .set(out_file, text)
+            .set(
+                "condor_store_cred.query-oauth.out",
+                "No credential is stored.\n",
+            );
+        let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+        assert_eq!(out.code, 78, "{text}: {}", out.stderr);
+        assert!(out.stderr.contains("refused"), "{}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+        r.assert_token_intact();
+    }
+}
+
+#[test]
+fn credd_stuck_is_killed_after_the_timeout_and_exits_75() {
+    let r = Robot::fresh();
+    r.fakes
+        .version("24.10.2")
+        .tool("condor_store_cred")
+        .set("condor_store_cred.sleep", "60");
+    let started = std::time::Instant::now();
+    let out = r.get(&[
+        "--condor=credd",
+        "--condor-service",
+        "robot_svc",
+        "--timeout",
+        "1s",
+    ]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no answer within 1 s"),
+        "{}",
+        out.stderr
+    );
+    // Not a timing assertion: a bound that only a hang would exceed.
+    assert!(started.elapsed() < Duration::from_secs(50));
+    r.assert_token_intact();
+}
+
+#[test]
+fn credd_without_htcondor_is_a_configuration_error() {
+    let r = Robot::fresh();
+    let mut c = r.env.cmd();
+    c.env("PATH", "/nonexistent")
+        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
+        .arg(&r.token_file)
+        .args(["--condor=credd", "--condor-service", "robot_svc"]);
+    let out = run(&mut c);
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("condor_version is not on PATH"),
+        "{}",
+        out.stderr
+    );
+    r.assert_token_intact();
+}
+
+#[test]
+fn credd_with_v_shows_condor_output_without_the_token() {
+    let r = Robot::fresh();
+    let tok = r.token.trim().to_string();
+    r.fakes
+        .version("24.10.2")
+        .tool("condor_store_cred")
+        // A tool that echoes what it got must not make us print the token.
+        .set(
+            "condor_store_cred.out",
+            &format!("Operation succeeded.\nstored {tok}\n"),
+        );
+    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc", "-vv"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("condor_store_cred: Operation succeeded."),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains(&tok), "{}", out.stderr);
+    assert!(!out.stdout.contains(&tok));
+    // Without -v the tool's output is not shown.
+    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn condor_options_are_checked_before_anything_runs() {
+    let r = Robot::fresh();
+    r.fakes.version("24.10.2").tool("condor_store_cred");
+    for (args, needle) in [
+        (vec!["--condor=credd"], "--condor-service"),
+        (vec!["--condor-service", "x"], "--condor=credd"),
+        (vec!["--condor", "--condor-service", "x"], "--condor=credd"),
+        (
+            vec!["--condor=credd", "--condor-service=-P"],
+            "--condor-service",
+        ),
+        (
+            vec!["--condor=credd", "--condor-service", "a/b"],
+            "--condor-service",
+        ),
+        (
+            vec![
+                "--condor=credd",
+                "--condor-service",
+                "s",
+                "--condor-handle",
+                "x y",
+            ],
+            "--condor-handle",
+        ),
+        (vec!["--condor=vault-storer"], "Vault"),
+        (vec!["--condor=bogus"], "bogus"),
+    ] {
+        let out = r.get(&args);
+        assert_eq!(out.code, 64, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(needle), "{args:?}: {}", out.stderr);
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+    assert!(r.fakes.calls("condor_version").is_empty());
+    r.assert_token_intact();
+}
+
+#[test]
+fn condor_mode_from_the_environment() {
+    let r = Robot::fresh();
+    r.fakes.version("24.8.1").tool("condor_store_cred");
+    let mut c = r.env.cmd();
+    c.env("PATH", r.fakes.path_var())
+        .env("ROBOT_TOKEN_CONDOR", "credd")
+        .env("ROBOT_TOKEN_CONDOR_SERVICE", "robot_svc")
+        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
+        .arg(&r.token_file);
+    let out = run(&mut c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        r.fakes.calls("condor_store_cred"),
+        vec![store_args(&["-i", "-"])]
+    );
+}
+
+// --- vault-storer (through the library until the Vault source lands) --------
+
+fn storer(ccache: &Path) -> VaultStorer {
+    VaultStorer {
+        vault_server: "vault.example.org".into(),
+        issuer: "igwn".into(),
+        role: "prod".into(),
+        credkey: "robot".into(),
+        ccache: ccache.to_path_buf(),
+    }
+}
+
+fn tools(f: &Fakes) -> Tools {
+    Tools {
+        path: f.path_var().into(),
+        timeout: Duration::from_secs(20),
+    }
+}
+
+#[test]
+fn vault_storer_runs_the_storer_with_our_kerberos_cache_when_options_match() {
+    let r = Robot::fresh();
+    let cc = r.env.path("krb5cc_robot");
+    r.fakes
+        .tool("condor_config_val")
+        .set(
+            "condor_config_val.out",
+            "--credkey=robot --role=prod --vaultserver=https://vault.example.org:8200\n",
+        )
+        .tool("condor_vault_storer");
+    condor::hand_off(
+        &Handoff::VaultStorer(storer(&cc)),
+        &r.token_file,
+        &tools(&r.fakes),
+    )
+    .unwrap();
+    assert_eq!(
+        r.fakes.calls("condor_config_val"),
+        vec![vec!["SEC_CREDENTIAL_GETTOKEN_OPTS"]]
+    );
+    assert_eq!(
+        r.fakes.calls("condor_vault_storer"),
+        vec![vec!["-v", "igwn"]]
+    );
+    let env = r.fakes.recorded("condor_vault_storer.env");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("KRB5CCNAME=FILE:{}", cc.display())),
+        "{env}"
+    );
+    // Its htgettoken gets a throwaway bearer token file, never our --outfile.
+    let bt = env
+        .lines()
+        .find_map(|l| l.strip_prefix("BEARER_TOKEN_FILE="))
+        .expect("BEARER_TOKEN_FILE set for the storer");
+    assert_ne!(Path::new(bt), r.token_file);
+    assert!(!Path::new(bt).exists(), "the scratch directory is removed");
+    assert_eq!(r.fakes.recorded("condor_vault_storer.stdin"), "");
+    r.fakes.assert_no_token_outside_stdin(&r.token);
+    r.assert_token_intact();
+}
+
+#[test]
+fn vault_storer_prefers_condor_credential_storer() {
+    let r = Robot::fresh();
+    r.fakes
+        .tool("condor_config_val")
+        .set(
+            "condor_config_val.out",
+            "-a vault.example.org -r prod --credkey robot\n",
+        )
+        .tool("condor_vault_storer")
+        .tool("condor_credential_storer");
+    let cc = PathBuf::from("KCM:1000");
+    condor::hand_off(
+        &Handoff::VaultStorer(storer(&cc)),
+        &r.token_file,
+        &tools(&r.fakes),
+    )
+    .unwrap();
+    assert_eq!(
+        r.fakes.calls("condor_credential_storer"),
+        vec![vec!["-v", "igwn"]]
+    );
+    assert!(r.fakes.calls("condor_vault_storer").is_empty());
+    assert!(r
+        .fakes
+        .recorded("condor_credential_storer.env")
+        .lines()
+        .any(|l| l == "KRB5CCNAME=KCM:1000"));
+}
+
+#[test]
+fn vault_storer_mismatch_names_the_line_for_user_config() {
+    for (have, code) in [
+        (
+            "--credkey=other --role=prod --vaultserver=vault.example.org\n",
+            0,
+        ),
+        (
+            "--credkey=robot --role=dev --vaultserver=vault.example.org\n",
+            0,
+        ),
+        (
+            "--credkey=robot --role=prod --vaultserver=vault.example.org:8443\n",
+            0,
+        ),
+        ("", 1),
+    ] {
+        let r = Robot::fresh();
+        r.fakes
+            .tool("condor_config_val")
+            .tool("condor_vault_storer")
+            .set("condor_config_val.exit", &code.to_string());
+        if code == 0 {
+            r.fakes.set("condor_config_val.out", have);
+        } else {
+            r.fakes.set(
+                "condor_config_val.err",
+                "Not defined: SEC_CREDENTIAL_GETTOKEN_OPTS\n",
+            );
+        }
+        let e = condor::hand_off(
+            &Handoff::VaultStorer(storer(Path::new("/tmp/cc"))),
+            &r.token_file,
+            &tools(&r.fakes),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit().code(), 78, "{have}: {e}");
+        assert!(
+            e.message().contains(
+                "add this line to ~/.condor/user_config: SEC_CREDENTIAL_GETTOKEN_OPTS = \
+                 --credkey=robot --role=prod --vaultserver=vault.example.org"
+            ),
+            "{e}"
+        );
+        assert!(r.fakes.calls("condor_vault_storer").is_empty(), "{have}");
+        r.assert_token_intact();
+    }
+}
+
+#[test]
+fn vault_storer_failures_map_to_exit_codes_and_keep_the_token_file() {
+    for (err, code, exit) in [
+        (
+            "condor_vault_storer: Failed to store condor credentials for igwn\n",
+            1,
+            75,
+        ),
+        ("condor_vault_storer: htgettoken failed\n", 1, 75),
+        ("line 12: htgettoken: command not found\n", 1, 78),
+    ] {
+        let r = Robot::fresh();
+        r.fakes
+            .tool("condor_config_val")
+            .set(
+                "condor_config_val.out",
+                "--credkey=robot --role=prod --vaultserver=vault.example.org\n",
+            )
+            .tool("condor_vault_storer")
+            .set("condor_vault_storer.err", err)
+            .set("condor_vault_storer.exit", &code.to_string());
+        let e = condor::hand_off(
+            &Handoff::VaultStorer(storer(Path::new("/tmp/cc"))),
+            &r.token_file,
+            &tools(&r.fakes),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit().code(), exit, "{err}: {e}");
+        assert!(e.message().contains("is up to date"), "{e}");
+        r.assert_token_intact();
+    }
+}
+
+#[test]
+fn vault_storer_after_a_vault_renewal_through_the_binary() {
+    use common::vault::{Kdc, VaultStub};
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let fakes = Fakes::new(&env);
+    let served = common::vault::jwt(7200, "from-vault");
+    let source = env.write_private("vault-source.jwt", &served);
+    let stub = VaultStub::start(&kdc, &source, &[]);
+    let (credkey, role) = robot_token::vault::principal_defaults(&kdc.robot_principal());
+    fakes
+        .tool("condor_config_val")
+        .set(
+            "condor_config_val.out",
+            &format!(
+                "--credkey={credkey} --role={role} --vaultserver={}\n",
+                stub.server()
+            ),
+        )
+        .tool("condor_vault_storer");
+    let out_file = env.path("bt");
+    let get = || {
+        let mut c = env.cmd();
+        c.env("KRB5_CONFIG", kdc.krb5_config())
+            .env("PATH", fakes.path_var())
+            .args(["get", "--timeout", "5s", "-o"])
+            .arg(&out_file)
+            .args(["--vault-server", &stub.server(), "-i", "igwn", "-k"])
+            .arg(kdc.robot_keytab())
+            .arg("--vault-token-file")
+            .arg(env.path("vt"))
+            .arg("--condor=vault-storer");
+        run(&mut c)
+    };
+    let out = get();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(&out_file).trim(), served.trim());
+    assert_eq!(fakes.calls("condor_vault_storer"), vec![vec!["-v", "igwn"]]);
+    let storer_env = fakes.recorded("condor_vault_storer.env");
+    let cc = storer_env
+        .lines()
+        .find_map(|l| l.strip_prefix("KRB5CCNAME=FILE:"))
+        .expect("KRB5CCNAME=FILE:<our cache>");
+    assert!(
+        cc.starts_with(&env.path(".cache/robot-token/krb5").display().to_string()),
+        "{cc}"
+    );
+    assert!(Path::new(cc).is_file(), "the keytab login's cache exists");
+    fakes.assert_no_token_outside_stdin(&served);
+
+    // Reuse: the token is fresh, the storer runs again, with a ticket in the cache.
+    let out = get();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(fakes.calls("condor_vault_storer").len(), 2);
+    assert!(Path::new(cc).is_file());
+}

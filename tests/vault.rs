@@ -1,0 +1,465 @@
+//! The Vault (htvault-config) source against a real MIT KDC and the htvault-config
+//! look-alike of tests/vault, through the real binary: the fresh no-op without any
+//! traffic, Kerberos login, Vault token reuse and expiry, and every failure with its
+//! exit code, the old token kept and no secret in the output.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::vault::{jwt, Kdc, VaultStub};
+use common::*;
+use serde_json::json;
+
+/// A KDC, a stub serving `served` (a JWT with 2 h left), a private directory, and
+/// the paths a run uses.
+struct Setup {
+    kdc: Kdc,
+    stub: VaultStub,
+    env: Env,
+    out: PathBuf,
+    vt: PathBuf,
+    served: String,
+}
+
+fn setup() -> Setup {
+    setup_with(&[])
+}
+
+fn setup_with(stub_args: &[&str]) -> Setup {
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let served = jwt(7200, "from-vault");
+    let source = env.write_private("vault-source.jwt", &served);
+    let stub = VaultStub::start(&kdc, &source, stub_args);
+    Setup {
+        out: env.path("bt"),
+        vt: env.path("vt"),
+        kdc,
+        stub,
+        env,
+        served,
+    }
+}
+
+impl Setup {
+    fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("KRB5_CONFIG", self.kdc.krb5_config());
+        c
+    }
+
+    /// `robot-token get` for the robot, with `keytab`, plus `extra`.
+    fn get_with(&self, keytab: &std::path::Path, extra: &[&str]) -> Output {
+        run(self
+            .cmd()
+            .args(["get", "--timeout", "2s", "--deadline", "20s", "-o"])
+            .arg(&self.out)
+            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
+            .arg("-k")
+            .arg(keytab)
+            .arg("--vault-token-file")
+            .arg(&self.vt)
+            .args(extra))
+    }
+
+    fn get(&self, extra: &[&str]) -> Output {
+        self.get_with(&self.kdc.robot_keytab(), extra)
+    }
+
+    fn private_ccaches(&self) -> Vec<PathBuf> {
+        fs::read_dir(self.env.path(".cache/robot-token/krb5"))
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    }
+
+    /// A failed run: the exit code, one line on stderr, the old token unchanged.
+    fn assert_failed(&self, r: &Output, code: i32, old: &str, words: &[&str]) {
+        assert_eq!(r.code, code, "stderr: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {:?}", r.stderr);
+        assert!(r.stderr.starts_with("robot-token: error: "), "{}", r.stderr);
+        for w in words {
+            assert!(r.stderr.contains(w), "{w:?} not in {}", r.stderr);
+        }
+        assert_eq!(read(&self.out), old, "old token kept byte for byte");
+    }
+
+    fn write_old_token(&self) -> String {
+        let old = jwt(-60, "expired") + "\n";
+        fs::write(&self.out, &old).unwrap();
+        old
+    }
+}
+
+#[test]
+fn fresh_token_is_a_no_op_without_vault_or_kdc_traffic() {
+    let s = setup();
+    let fresh = jwt(7200, "fresh") + "\n";
+    fs::write(&s.out, &fresh).unwrap();
+    let kdc_before = s.kdc.requests();
+    let r = s.get(&["-m", "3600", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
+    assert_eq!(read(&s.out), fresh);
+    assert_eq!(s.stub.total_requests(), 0, "no request to Vault");
+    assert_eq!(s.kdc.requests(), kdc_before, "no request to the KDC");
+    assert!(!s.vt.exists(), "no Vault token file written");
+    assert!(
+        s.private_ccaches().is_empty(),
+        "no Kerberos ticket acquired"
+    );
+}
+
+#[test]
+fn login_reuse_then_expiry_logs_in_again() {
+    let s = setup();
+    assert_eq!(s.kdc.requests(), 0);
+
+    // 1. No token, no Vault token: Kerberos login, shorter child token, creds.
+    let r = s.get(&["-m", "1800"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&s.out), format!("{}\n", s.served));
+    let st = s.stub.stats();
+    assert_eq!(st["requests"]["login"], 1);
+    assert_eq!(
+        st["requests"]["lookup_self"], 0,
+        "no Vault token to look up yet"
+    );
+    assert_eq!(st["requests"]["token_create"], 1, "32-day login lease > 7d");
+    assert_eq!(st["last_create_ttl"], "604800s");
+    assert_eq!(st["requests"]["creds"], 1);
+    assert_eq!(
+        st["last_minimum_seconds"], 1800,
+        "minimum_seconds = --minsecs"
+    );
+    assert_eq!(st["principals"], json!([s.kdc.robot_principal()]));
+    assert_eq!(st["login_mechs"], json!(["spnego"]));
+    let kdc_after_login = s.kdc.requests();
+    assert!(kdc_after_login >= 2, "AS and TGS requests reached the KDC");
+    // The Vault token: stored 0600, the 7-day child, not the 32-day login token.
+    assert_eq!(
+        fs::metadata(&s.vt).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let vt = read(&s.vt).trim().to_string();
+    let (status, ttl) = s.stub.lookup(&vt);
+    assert_eq!(status, 200);
+    assert!(ttl <= 604800 && ttl > 604000, "child ttl {ttl}");
+    // Tickets went to the private cache, never to the default one.
+    let caches = s.private_ccaches();
+    assert_eq!(caches.len(), 1, "{caches:?}");
+    assert_eq!(
+        fs::metadata(&caches[0]).unwrap().permissions().mode() & 0o077,
+        0
+    );
+    assert!(!s.kdc.default_ccache().exists(), "default ccache untouched");
+
+    // 2. Token gone, Vault token still good: lookup-self and creds only, no KDC.
+    fs::remove_file(&s.out).unwrap();
+    s.stub.reset();
+    let r = s.get(&["-m", "1800", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("reusing the cached Vault token"),
+        "{}",
+        r.stderr
+    );
+    let st = s.stub.stats();
+    assert_eq!(st["requests"]["lookup_self"], 1);
+    assert_eq!(st["requests"]["login"], 0);
+    assert_eq!(st["requests"]["creds"], 1);
+    assert_eq!(s.kdc.requests(), kdc_after_login, "no Kerberos on reuse");
+    assert_eq!(read(&s.vt).trim(), vt, "Vault token file unchanged");
+
+    // 3. Vault token with less than --vault-token-minttl (24 h) left: log in again.
+    fs::remove_file(&s.out).unwrap();
+    s.stub.reset();
+    s.stub.expire_tokens(Some(3600));
+    let r = s.get(&["-m", "1800", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("less than --vault-token-minttl"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.stub.requests("login"), 1);
+    let vt2 = read(&s.vt).trim().to_string();
+    assert_ne!(vt2, vt, "a new Vault token was stored");
+    // The ticket in the private cache was still valid: no new AS exchange.
+    assert_eq!(s.kdc.tgts_issued(), 1, "TGT reused from the private cache");
+
+    // 4. Vault token expired (Vault says 403): log in again.
+    fs::remove_file(&s.out).unwrap();
+    s.stub.reset();
+    s.stub.expire_tokens(None);
+    let r = s.get(&["-m", "1800", "-v"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("no longer valid"), "{}", r.stderr);
+    let st = s.stub.stats();
+    assert_eq!(st["requests"]["lookup_self"], 1);
+    assert_eq!(st["requests"]["login"], 1);
+    assert_eq!(st["requests"]["creds"], 1);
+    assert_eq!(read(&s.out), format!("{}\n", s.served));
+}
+
+#[test]
+fn vault_token_ttl_is_honoured_and_short_leases_are_kept() {
+    // A login lease of 1 h is below --vault-token-ttl: no exchange.
+    let s = setup_with(&["--login-ttl", "90000"]);
+    let r = s.get(&["--vault-token-ttl", "2d"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.stub.requests("token_create"), 0);
+    fs::remove_file(&s.out).unwrap();
+    fs::remove_file(&s.vt).unwrap();
+    let r = s.get(&["--vault-token-ttl", "3h"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.stub.stats()["last_create_ttl"], "10800s");
+}
+
+#[test]
+fn wrong_key_keytab_is_77() {
+    let s = setup();
+    let old = s.write_old_token();
+    let r = s.get_with(&s.kdc.wrongkey_keytab(), &[]);
+    s.assert_failed(&r, 77, &old, &["keytab", "kinit -kt"]);
+    assert_eq!(s.stub.total_requests(), 0, "no login without a ticket");
+    assert!(!s.vt.exists());
+}
+
+#[test]
+fn unsafe_keytab_mode_is_77_before_any_traffic() {
+    let s = setup();
+    let old = s.write_old_token();
+    let kt = s.env.path("robot.keytab");
+    fs::copy(s.kdc.robot_keytab(), &kt).unwrap();
+    fs::set_permissions(&kt, fs::Permissions::from_mode(0o640)).unwrap();
+    let r = s.get_with(&kt, &[]);
+    s.assert_failed(&r, 77, &old, &["unsafe keytab", "chmod 600"]);
+    assert_eq!(s.stub.total_requests(), 0);
+    assert_eq!(s.kdc.requests(), 0);
+}
+
+#[test]
+fn keytab_from_krb5_ktname_and_credential_file_section() {
+    let s = setup();
+    let cred = s.env.write_private(
+        "robot.json",
+        &serde_json::to_string(&json!({
+            "version": 1,
+            "vault": {
+                "server": s.stub.server(),
+                "issuer": "igwn",
+                "token_file": s.vt,
+                "token_minttl": "1h"
+            }
+        }))
+        .unwrap(),
+    );
+    let r = run(s
+        .cmd()
+        .env(
+            "KRB5_KTNAME",
+            format!("FILE:{}", s.kdc.robot_keytab().display()),
+        )
+        .args(["get", "-o"])
+        .arg(&s.out)
+        .arg("-c")
+        .arg(&cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&s.out), format!("{}\n", s.served));
+    assert_eq!(s.stub.requests("login"), 1);
+}
+
+#[test]
+fn vault_down_is_75_and_keeps_the_token() {
+    let mut s = setup();
+    // With a cached Vault token (lookup-self fails) and without (login fails).
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    s.stub.stop();
+    let old = s.write_old_token();
+    let r = s.get(&[]);
+    s.assert_failed(&r, 75, &old, &["Vault", "connection refused"]);
+    fs::remove_file(&s.vt).unwrap();
+    let r = s.get(&[]);
+    s.assert_failed(&r, 75, &old, &["Kerberos login", "connection refused"]);
+    // 5xx answers are temporary too.
+    let s = setup();
+    let old = s.write_old_token();
+    s.stub
+        .fail(json!({"status": 503, "times": 10, "path": "/v1/auth/"}));
+    let r = s.get(&[]);
+    s.assert_failed(&r, 75, &old, &["503"]);
+}
+
+#[test]
+fn kdc_down_is_75() {
+    let s = setup();
+    let old = s.write_old_token();
+    drop(
+        Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
+            .arg("stop")
+            .arg(s.kdc.dir.path().join("kdc"))
+            .output()
+            .unwrap(),
+    );
+    let r = s.get(&[]);
+    s.assert_failed(&r, 75, &old, &["KDC"]);
+}
+
+#[test]
+fn refused_principal_and_refused_credential_are_77_with_the_bootstrap_hint() {
+    let s = setup();
+    let old = s.write_old_token();
+    // A valid Kerberos principal that Vault does not allow: login 403.
+    let r = s.get_with(&s.kdc.intruder_keytab(), &["--role", "robot"]);
+    s.assert_failed(
+        &r,
+        77,
+        &old,
+        &[
+            "refused the Kerberos login",
+            "intruder@ROBOT.TEST",
+            "htgettoken -a http://localhost:",
+            "-i igwn -r robot --credkey intruder",
+        ],
+    );
+    assert_eq!(
+        s.stub.stats()["denied_principals"],
+        json!(["intruder@ROBOT.TEST"])
+    );
+    assert!(!s.vt.exists());
+    // Logged in, but no access to that credential: creds 403.
+    let r = s.get(&["--credkey", "someone-else"]);
+    s.assert_failed(&r, 77, &old, &["refused to read", "re-bootstrap", "OIDC"]);
+    // A role Vault has no Kerberos login for: configuration.
+    let r = s.get(&["--role", "nosuch"]);
+    s.assert_failed(&r, 78, &old, &["no Kerberos login", "--role nosuch"]);
+}
+
+#[test]
+fn debug_output_holds_no_token_vault_token_or_spnego_blob() {
+    let s = setup();
+    let r = s.get(&["-vv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(s.stub.requests("login") == 1 && s.stub.requests("token_create") == 1);
+    // And a reuse run, which sends the cached Vault token.
+    fs::remove_file(&s.out).unwrap();
+    let r2 = s.get(&["-vv"]);
+    assert_eq!(r2.code, 0, "{}", r2.stderr);
+    let all = format!("{}{}{}{}", r.stdout, r.stderr, r2.stdout, r2.stderr);
+    assert!(all.contains("debug:"), "debug output expected: {all}");
+    assert!(!all.contains(&s.served), "access token leaked");
+    let vt = read(&s.vt);
+    assert!(!all.contains(vt.trim()), "Vault token leaked");
+    // Every Vault token (login token, child) starts with "hvs.".
+    assert!(!all.contains("hvs."), "a Vault token leaked: {all}");
+    // A GSSAPI token is base64 of DER starting 0x60 0x82: "YII"; and no long base64
+    // run of any kind (tokens, blobs) appears.
+    assert!(!all.contains("YII"), "SPNEGO blob leaked: {all}");
+    assert!(!all.contains("Negotiate "), "{all}");
+    let longest = all
+        .split(|c: char| c.is_whitespace() || "\"'(),;".contains(c))
+        .filter(|w| !w.starts_with("/tmp/") && !w.starts_with("http"))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    assert!(longest < 64, "a long opaque string in the output: {all}");
+}
+
+#[test]
+fn vault_options_are_validated() {
+    let env = Env::new();
+    let r = run(env
+        .cmd()
+        .args(["get", "-o", "bt", "--credkey", "x", "--role", "robot"]));
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    assert!(r.stderr.contains("--vault-server"), "{}", r.stderr);
+    let r = run(env.cmd().args([
+        "get",
+        "-o",
+        "bt",
+        "-a",
+        "vault.example.org",
+        "--client-id",
+        "x",
+    ]));
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    let r = run(env.cmd().args([
+        "get",
+        "-o",
+        "bt",
+        "-a",
+        "vault.example.org",
+        "--vault-token-ttl",
+        "soon",
+    ]));
+    assert_eq!(r.code, 64, "{}", r.stderr);
+    // No keytab and no credkey: nothing to name the credential with.
+    let r = run(env
+        .cmd()
+        .args(["get", "-o", "bt", "-a", "http://vault.example.org"]));
+    assert_eq!(r.code, 78, "plain http off loopback: {}", r.stderr);
+}
+
+#[cfg(feature = "test-hooks")]
+#[test]
+fn missing_gssapi_library_says_what_to_install() {
+    let s = setup();
+    let old = s.write_old_token();
+    let r = run(s
+        .cmd()
+        .env(
+            "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
+            "libgssapi_krb5_absent.so.9",
+        )
+        .args(["get", "-o"])
+        .arg(&s.out)
+        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
+        .arg(s.kdc.robot_keytab())
+        .arg("--vault-token-file")
+        .arg(&s.vt));
+    s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
+    assert_eq!(s.stub.total_requests(), 0);
+}
+
+#[test]
+fn https_vault_with_a_test_ca() {
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let served = jwt(7200, "over-https");
+    let source = env.write_private("src.jwt", &served);
+    let stub = VaultStub::start_tls(&kdc, &source);
+    let get = |extra: &[&str]| {
+        run(env
+            .cmd()
+            .env("KRB5_CONFIG", kdc.krb5_config())
+            .args(["get", "-o", "bt", "--vault-token-file", "vt", "-i", "igwn"])
+            .args(["-a", &stub.server(), "-k"])
+            .arg(kdc.robot_keytab())
+            .args(extra))
+    };
+    // Without the CA the certificate is not trusted: configuration, nothing sent.
+    let r = get(&[]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    assert_eq!(stub.requests("login"), 0);
+    let r = get(&["--cafile", common::vault::test_ca().to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(read(&env.path("bt")), format!("{served}\n"));
+}
+
+#[test]
+fn vault_token_file_symlink_is_refused_and_its_target_kept() {
+    let s = setup();
+    let old = s.write_old_token();
+    let victim = s.env.write_private("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, &s.vt).unwrap();
+    let r = s.get(&[]);
+    s.assert_failed(&r, 73, &old, &["Vault token file", "symbolic link"]);
+    assert_eq!(read(&victim), "precious\n");
+    assert_eq!(s.stub.total_requests(), 0, "nothing sent");
+}
