@@ -36,9 +36,11 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
   krb_pkgs=(krb5-kdc krb5-admin-server krb5-user python3-gssapi curl)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null; }
+fi
+
 # systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).
 if ! command -v systemd-analyze >/dev/null; then
-  command -v apt-get >/dev/null || { echo "install-peers: systemd-analyze is required (package systemd)" >&2; exit 1; }
-  apt-get update -qq >&2
-  apt-get install -y -qq --no-install-recommends systemd >&2
+  command -v apt-get >/dev/null || { echo "install-peers: systemd-analyze is required (Debian: apt-get install systemd)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 fi

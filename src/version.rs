@@ -14,22 +14,10 @@ pub fn features() -> Vec<&'static str> {
 /// The MIT Kerberos GSSAPI library, as loaded at run time for Kerberos logins.
 pub const GSSAPI_LIBRARY: &str = "libgssapi_krb5.so.2";
 
-/// Can the system's GSSAPI library be loaded? (Opened and closed again at once.)
+/// Can the system's GSSAPI library be loaded, with every entry point Kerberos logins
+/// use? (`gssapi::available`, which opens it and closes it again.)
 pub fn gssapi_found() -> bool {
-    // SAFETY: dlopen with a NUL-terminated constant name; the handle is closed before
-    // anything from the library is used. Loading runs the library's initialisers,
-    // which is what a Kerberos login would do anyway.
-    unsafe {
-        let handle = libc::dlopen(
-            c"libgssapi_krb5.so.2".as_ptr(),
-            libc::RTLD_LAZY | libc::RTLD_LOCAL,
-        );
-        if handle.is_null() {
-            return false;
-        }
-        libc::dlclose(handle);
-        true
-    }
+    crate::gssapi::available()
 }
 
 pub fn text() -> String {
