@@ -25,12 +25,13 @@ ROOT=$CACHE/trixie-minicondor
 STAMP=$ROOT/.robot-token-ready
 AUD=robot-token-test-schedd
 passed=0
+T0=$SECONDS
 failed=0
 
 say() { echo "condor-real: $*"; }
 die() { echo "condor-real: error: $*" >&2; exit 1; }
-ok() { passed=$((passed + 1)); say "PASS $*"; }
-bad() { failed=$((failed + 1)); say "FAIL $*"; }
+ok() { passed=$((passed + 1)); say "PASS [$((SECONDS - T0)) s] $*"; }
+bad() { failed=$((failed + 1)); say "FAIL [$((SECONDS - T0)) s] $*"; }
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, chroot, mount)"
 mkdir -p "$CACHE"
@@ -142,7 +143,8 @@ start_condor() {
 # robot-token's real-HTCondor test (scripts/condor-real.sh)
 # A chroot shares the host's kernel: never let the stock script tune it.
 LINUX_KERNEL_TUNING_SCRIPT =
-DAEMON_LIST = MASTER COLLECTOR SCHEDD
+DAEMON_LIST = MASTER COLLECTOR SCHEDD CREDD
+# No SEC_CREDENTIAL_DIRECTORY_OAUTH: the credd answers "configuration error".
 SEC_DEFAULT_AUTHENTICATION_METHODS = FS, SCITOKENS
 SCITOKENS_SERVER_AUDIENCE = $AUD
 CERTIFICATE_MAPFILE = /etc/condor/robot-token.mapfile
@@ -266,12 +268,56 @@ EOF
 
     local before
     before=$(sha256sum "$RUNDIR/bt")
-    out=$(robot_token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 60 --condor=credd --condor-service robot_svc 2>&1) && rc=0 || rc=$?
+    credd() { robot_token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 60 --timeout 20s \
+        --condor=credd --condor-service robot_svc 2>&1; }
+    out=$(credd) && rc=0 || rc=$?
     if [ "$rc" = 78 ] && echo "$out" | grep -q 'HTCondor 23.9.6 cannot store a plain access token' &&
         [ "$(sha256sum "$RUNDIR/bt")" = "$before" ]; then
         ok "--condor=credd refuses HTCondor 23.9.6 (exit 78), token file intact: $out"
     else
         bad "--condor=credd on 23.9.6: exit $rc: $out"
+    fi
+
+    # The exit-code rule against the real condor_store_cred's answers. Only
+    # condor_version is replaced (a script saying 24.x, first on PATH), so that
+    # robot-token goes on to run the real condor_store_cred 23.9.6.
+    fake_version() {
+        mkdir -p "$RUNDIR/bin"
+        printf '#!/bin/sh\necho "\$CondorVersion: %s 2025-01-01 PackageID: %s-1 \$"\n' "$1" "$1" \
+            >"$RUNDIR/bin/condor_version"
+        chmod 755 "$RUNDIR/bin/condor_version"
+    }
+    credd_as() { chroot "$ROOT" env -i PATH=/tmp/rt/bin:/usr/bin:/bin HOME=/tmp/rt/home \
+        /tmp/rt/robot-token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 60 --timeout 20s \
+        --condor=credd --condor-service robot_svc 2>&1; }
+    fake_version 24.10.2
+    out=$(credd_as) && rc=0 || rc=$?
+    if [ "$rc" = 78 ] && echo "$out" | grep -q "Unrecognized option - '-P'" &&
+        [ "$(sha256sum "$RUNDIR/bt")" = "$before" ]; then
+        ok "real condor_store_cred without -P support: exit 78: $out"
+    else
+        bad "real condor_store_cred given -P: exit $rc: $out"
+    fi
+    fake_version 24.8.0
+    out=$(credd_as) && rc=0 || rc=$?
+    if [ "$rc" = 78 ] && echo "$out" | grep -q 'configuration error' &&
+        [ "$(sha256sum "$RUNDIR/bt")" = "$before" ]; then
+        ok "real credd without SEC_CREDENTIAL_DIRECTORY_OAUTH: exit 78: $out"
+    else
+        bad "real credd misconfigured: exit $rc: $out"
+    fi
+    chroot "$ROOT" condor_off -daemon credd >/dev/null 2>&1
+    for _ in $(seq 1 100); do
+        chroot "$ROOT" condor_status -any -af MyType 2>/dev/null | grep -q '^CredD$' || break
+        sleep 0.1
+    done
+    sleep 1
+    out=$(credd_as) && rc=0 || rc=$?
+    if [ "$rc" = 75 ] && echo "$out" | grep -q 'could not reach the credd' &&
+        [ "$(sha256sum "$RUNDIR/bt")" = "$before" ]; then
+        ok "real condor_store_cred with the credd down: exit 75: $out"
+    else
+        bad "real condor_store_cred, credd down: exit $rc: $out"
     fi
     if [ ! -e "$RUNDIR/home/.condor/tokens.d" ]; then
         ok "nothing written into ~/.condor/tokens.d"

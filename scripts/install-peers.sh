@@ -34,8 +34,18 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
   echo "install-peers: installing the Kerberos test peers (missing: ${krb_missing[*]})" >&2
   # krb5-config asks for a default realm; the tests never use /etc/krb5.conf.
   krb_pkgs=(krb5-kdc krb5-admin-server krb5-user python3-gssapi curl)
+  # The tests run their own KDC; the packages must not start a system KDC or kadmind
+  # (policy-rc.d 101 = "action forbidden", honoured by invoke-rc.d and systemd hooks).
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  fi
+  rc=0
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null; }
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null; } || rc=$?
+  [ -n "$policy" ] && rm -f "$policy"
+  [ "$rc" = 0 ] || { echo "install-peers: apt-get install ${krb_pkgs[*]} failed" >&2; exit 1; }
 fi
 
 # systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).

@@ -191,8 +191,9 @@ pub enum Generate {
     },
 }
 
-const GET_HELP: &str = "The token file is -o, else $BEARER_TOKEN_FILE, else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> \
-(WLCG Bearer Token Discovery).\n\nEvery option can also be set by the environment variable shown.\n\n\
+const GET_HELP: &str = "The token files are every -o, else the credential file's \"outputs\", else $BEARER_TOKEN_FILE, \
+else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> (WLCG Bearer Token Discovery). One renewal, when any of \
+them is due, replaces them all.\n\nEvery option can also be set by the environment variable shown.\n\n\
 Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 77 a person must act, 78 configuration.";
 
 #[derive(Debug, Args, Clone)]

@@ -55,7 +55,8 @@ pub enum Handoff {
 /// What the vault-storer mode needs from the Vault source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VaultStorer {
-    /// As given to our Vault source: a host, `host:port` or an `https://` URL.
+    /// The Vault server: a host, `host:port` or a URL (the Vault source gives
+    /// `https://host:8200`); compared as htgettoken resolves it.
     pub vault_server: String,
     /// The htvault-config issuer name (`-i`), also the credd service name.
     pub issuer: String,
@@ -100,8 +101,8 @@ pub fn check_name(what: &str, v: &str) -> std::result::Result<(), String> {
     }
 }
 
-/// True when `path` is inside an HTCondor IDTOKENS directory
-/// (`~/.condor/tokens.d`, `/etc/condor/tokens.d`): no place for a SciToken.
+/// The HTCondor IDTOKENS directory `path` is in, if any (`~/.condor/tokens.d`,
+/// `/etc/condor/tokens.d`): no place for a SciToken.
 pub fn in_idtokens_dir(path: &Path) -> Option<PathBuf> {
     let abs = store::absolute(path);
     let dir = abs.parent()?;
@@ -396,8 +397,9 @@ fn store_in_credd(
         )),
         Failure::Config(why) => Error::config(format!(
             "condor_store_cred refused to store the token for service {service} ({why}); the token \
-             file {file} is up to date; check the credd's configuration (ALLOW_WRITE, a credmon \
-             claiming {service}) and --condor-service"
+             file {file} is up to date; check the credd's configuration (ALLOW_WRITE, \
+             SEC_CREDENTIAL_DIRECTORY_OAUTH, a credmon claiming {service}), --condor-service, \
+             and that condor_store_cred is the one condor_version belongs to"
         )),
         Failure::Unknown => Error::config(format!(
             "condor_store_cred failed ({}); the token file {file} is up to date",

@@ -300,6 +300,24 @@ impl GetConfig {
                     "Vault options need --vault-server (or -c FILE with a \"vault\" section)",
                 ));
             }
+            // What can be checked without reading the credential file, checked now,
+            // so that a fresh run (which reads nothing) also reports it.
+            if vault.credential.is_none() {
+                if let Some(server) = &vault.server {
+                    crate::vault::normalize_server(server)?;
+                }
+                let minttl = vault
+                    .token_minttl
+                    .unwrap_or(crate::vault::DEFAULT_TOKEN_MINTTL);
+                let ttl = vault.token_ttl.unwrap_or(crate::vault::DEFAULT_TOKEN_TTL);
+                if minttl >= ttl {
+                    return Err(Error::usage(format!(
+                        "--vault-token-minttl ({}s) must be less than --vault-token-ttl ({}s)",
+                        minttl.as_secs(),
+                        ttl.as_secs()
+                    )));
+                }
+            }
             Source::Vault(vault)
         } else {
             Self::oauth_source(a, subject.is_some())?

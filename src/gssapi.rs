@@ -399,7 +399,15 @@ fn classify(major: OM_uint32, minor: OM_uint32) -> GssErrorKind {
 
 /// True if the system GSSAPI library can be loaded.
 pub fn available() -> bool {
-    Gssapi::load().is_ok()
+    shared().is_ok()
+}
+
+/// The library, loaded once and kept for the life of the process: MIT Kerberos
+/// registers library destructors and thread-specific data, and unloading it while
+/// the process goes on (dlclose) is not something it promises to survive.
+pub fn shared() -> Result<&'static Gssapi, GssError> {
+    static LIB: std::sync::OnceLock<Result<Gssapi, GssError>> = std::sync::OnceLock::new();
+    LIB.get_or_init(Gssapi::load).as_ref().map_err(Clone::clone)
 }
 
 /// The loaded GSSAPI library and the entry points this module uses.

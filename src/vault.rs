@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result};
-use crate::gssapi::{GssErrorKind, Gssapi};
+use crate::gssapi::GssErrorKind;
 use crate::http::{self, Body, Reply, Retry};
 use crate::keytab;
 use crate::secret::{self, Secret};
@@ -307,6 +307,14 @@ impl Settings {
         if token_ttl.is_zero() {
             return Err(Error::usage("--vault-token-ttl must be positive"));
         }
+        if token_minttl >= token_ttl {
+            // Every run would log in again (htgettoken refuses this too).
+            return Err(Error::usage(format!(
+                "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
+                crate::renew::human_secs(token_minttl.as_secs() as i64),
+                crate::renew::human_secs(token_ttl.as_secs() as i64)
+            )));
+        }
         Ok(Settings {
             server,
             host,
@@ -366,6 +374,7 @@ pub fn kerberos_ccache(cfg: &GetConfig) -> Result<PathBuf> {
 /// themselves (`condor_vault_storer` runs htgettoken with `KRB5CCNAME`). Returns the
 /// cache's path. The SPNEGO token made on the way is discarded unsent.
 pub fn kerberos_ticket(s: &Settings) -> Result<PathBuf> {
+    prefer_no_rdns();
     let (_negotiate, _principal, ccache) = spnego(s)?;
     Ok(ccache)
 }
@@ -436,8 +445,52 @@ fn bootstrap_hint(s: &Settings) -> String {
     )
 }
 
+/// What `KRB5_CONFIG` becomes: `ours` first, then the user's configuration
+/// (`KRB5_CONFIG`, else MIT's default `/etc/krb5.conf`). MIT reads every file of the
+/// list; for a setting given twice the first file wins.
+pub fn krb5_config_list(ours: &Path, current: Option<&std::ffi::OsStr>) -> std::ffi::OsString {
+    let mut v = ours.as_os_str().to_os_string();
+    v.push(":");
+    match current.filter(|c| !c.is_empty()) {
+        Some(c) => v.push(c),
+        None => v.push("/etc/krb5.conf"),
+    }
+    v
+}
+
+/// htgettoken's Kerberos setting, kept: Vault servers are often DNS aliases, and MIT's
+/// default reverse-DNS canonicalisation (`rdns = true`) would ask for a ticket for the
+/// alias's real host, which the server's keytab lacks. A private file with
+/// `rdns = false` goes first in `KRB5_CONFIG`; the user's configuration follows, so
+/// everything else is unchanged. It changes the environment, so it runs before any
+/// thread exists: at the start of a Vault run, before its first request (the HTTP
+/// client resolves names in threads). Best effort: without it only aliases suffer.
+fn prefer_no_rdns() {
+    static DONE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let Some(dir) = store::cache_dir().map(|d| d.join("krb5")) else {
+            return;
+        };
+        let file = dir.join("rdns.conf");
+        const CONF: &[u8] = b"# robot-token: as htgettoken, no reverse-DNS canonicalisation of the Vault host\n[libdefaults]\n    rdns = false\n";
+        let ok = store::ensure_private_dir(&dir).is_ok()
+            && (matches!(store::read_own(&file, 4096), Ok(Some(d)) if d == CONF)
+                || store::atomic_write(&file, CONF, WriteMode::default()).is_ok());
+        if !ok {
+            tracing::debug!("Kerberos: cannot write {}; rdns left as configured", file.display());
+            return;
+        }
+        let list = krb5_config_list(&file, std::env::var_os("KRB5_CONFIG").as_deref());
+        tracing::debug!("Kerberos: KRB5_CONFIG={}", list.to_string_lossy());
+        std::env::set_var("KRB5_CONFIG", list);
+    });
+}
+
 /// Get a bearer token from Vault.
 pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
+    if s.keytab.is_some() {
+        prefer_no_rdns();
+    }
     // One run at a time per Vault token file: logins and token exchanges are state
     // changes at Vault, and several token files may share one Vault token.
     let lock_path = store::lock_path(&s.token_file)
@@ -556,7 +609,7 @@ fn spnego(s: &Settings) -> Result<(Zeroizing<String>, Option<String>, PathBuf)> 
             bootstrap_hint(s)
         )));
     };
-    let gss = Gssapi::load().map_err(|e| Error::config(e.to_string()))?;
+    let gss = crate::gssapi::shared().map_err(|e| Error::config(e.to_string()))?;
     let ccache = s.kerberos_ccache()?;
     let who = s.principal.as_deref().unwrap_or("the keytab's principal");
     let mut last = None;
@@ -788,6 +841,19 @@ fn issued_from(s: &Settings, r: Reply, minsecs: i64) -> Result<Issued> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn krb5_config_puts_ours_first() {
+        let ours = Path::new("/home/r/.cache/robot-token/krb5/rdns.conf");
+        assert_eq!(
+            krb5_config_list(ours, None),
+            "/home/r/.cache/robot-token/krb5/rdns.conf:/etc/krb5.conf"
+        );
+        assert_eq!(
+            krb5_config_list(ours, Some(std::ffi::OsStr::new("/k/krb5.conf"))),
+            "/home/r/.cache/robot-token/krb5/rdns.conf:/k/krb5.conf"
+        );
+    }
 
     #[test]
     fn server_normalisation() {

@@ -434,6 +434,11 @@ fn the_real_oidc_token_of_a_running_oidc_agent() {
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
     assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("oidc-token"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("the exec command oidc-token exited with status 1 (stderr: Error:"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(read(&out), old);
 }

@@ -237,9 +237,11 @@ fn two_concurrent_runs_send_exactly_one_request() {
     iss.reset();
     // Slow the issuer so that the second run starts while the first is in flight.
     iss.fault(json!({"kind": "slow", "delay_ms": 700}));
+    // -m below the issuer's 1 h lifetime: the second run's re-check under the lock
+    // must find the first run's token fresh even when a second ticks in between.
     let spawn = || {
         env.cmd()
-            .args(["get", "-o"])
+            .args(["get", "-m", "600", "-o"])
             .arg(&out)
             .arg("-c")
             .arg(&cred)
