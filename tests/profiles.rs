@@ -94,7 +94,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
     let c = config(
         &env,
         &format!(
-            "[profile.down]\ntoken_endpoint = \"http://127.0.0.1:1/token\"\nclient_id = \"x\"\n\
+            "[defaults]\nminsecs = 60\n\n[profile.down]\ntoken_endpoint = \"http://127.0.0.1:1/token\"\nclient_id = \"x\"\n\
              client_secret_file = {secret:?}\noutfile = \"down.token\"\ndeadline = \"2s\"\n\n\
              [profile.good]\ncredential = {good:?}\noutfile = \"good.token\"\n\n\
              [profile.revoked]\ncredential = {revoked:?}\noutfile = \"revoked.token\"\n"
@@ -318,10 +318,12 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
     let (rt, _) = iss.mint("robot-basic", SCOPE, None);
     let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
     let hook = "printf '%s|%s|%s' \"$ROBOT_TOKEN_FILE\" \"$ROBOT_TOKEN_PROFILE\" \"$ROBOT_TOKEN_EXPIRES_AT\" > hook.out; env > hook.env; echo \"$@\" > hook.argv";
+    // minsecs below the issuer's 3600 s lifetime, so that the second run is a no-op
+    // even when a second ticks between the two.
     let c = config(
         &env,
         &format!(
-            "[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\ndeploy_hook = {hook:?}\n"
+            "[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\nminsecs = 60\ndeploy_hook = {hook:?}\n"
         ),
     );
     let r = run(env
@@ -423,7 +425,7 @@ fn random_delay_never_delays_the_fresh_path() {
     // Fresh: an hour of allowed delay, and none taken.
     let r = run(env
         .cmd()
-        .args(["get", "-vv", "--random-delay", "1h", "-o"])
+        .args(["get", "-vv", "-m", "60", "--random-delay", "1h", "-o"])
         .arg(&out)
         .arg("-c")
         .arg(&cr));
