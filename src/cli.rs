@@ -22,6 +22,14 @@ Examples:
       --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
       --audience https://storage.example.org -o /tmp/storage.token
 
+  # a CI job: exchange the job's OIDC identity token for a grid token
+  robot-token get --ci auto --issuer https://iam.example.org/ --client-id ci-robot \\
+      --client-secret-file ci.secret --scope storage.read:/data
+
+  # once, interactively: the first credential through the device flow
+  robot-token init --issuer https://iam.example.org/ --client-id robot \\
+      --scope storage.read:/ -c ~/.config/robot-token/robot.json
+
   # look inside the current token
   robot-token inspect";
 
@@ -62,7 +70,8 @@ pub struct Cli {
 }
 
 /// `--help` (long) shows the examples and the exit codes (`Exit::TABLE`, kept equal by a test).
-const LONG_MAIN_HELP: &str = "\
+const LONG_MAIN_HELP: &str = concat!(
+    "\
 Examples:
   robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
   robot-token get --all                                   # every profile of the config file
@@ -70,16 +79,12 @@ Examples:
   robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
   robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
 
-Exit codes:
-   0  the token file holds a token with at least --minsecs left
-   1  (inspect, status) a token has expired or is missing
-  64  usage error
-  65  unusable data: malformed credential file, a response that is not a token
-  73  cannot write the token file or the credential file
-  75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook
-  77  a person must act: the issuer rejected the credential, or unsafe permissions
-  78  configuration error: bad configuration file, no token endpoint, unreadable CA path, ...
-`check` follows the monitoring-plugin convention instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.";
+",
+    crate::exit_table!(),
+    "
+
+`check` follows the monitoring-plugin convention instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+);
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -248,13 +253,8 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
 
-    /// Key id (`kid`) to put in the client assertion's header.
-    #[arg(
-        long,
-        env = "ROBOT_TOKEN_KID",
-        value_name = "KID",
-        requires = "private_key_file"
-    )]
+    /// Key id (`kid`) to put in the client assertion's header [default: the credential's].
+    #[arg(long, env = "ROBOT_TOKEN_KID", value_name = "KID")]
     pub kid: Option<String>,
 
     /// Token exchange (RFC 8693): read the subject token from this file.
@@ -553,6 +553,15 @@ pub struct InitArgs {
         value_name = "A"
     )]
     pub audience: Vec<String>,
+
+    /// Write nothing (exit 77) unless the issuer grants this scope; repeatable.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_REQUIRE_SCOPE",
+        value_delimiter = ' ',
+        value_name = "S"
+    )]
+    pub require_scope: Vec<String>,
 
     /// Credential file to create (JSON, version 1, mode 0600).
     #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use crate::config::GetConfig;
 use crate::discovery;
 use crate::error::{io_reason, Error, Result};
+use crate::output;
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 use crate::token;
@@ -143,12 +144,39 @@ pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
             })
         }
     };
-    hand_off(&handoff, &cfg.outfile, &Tools::from_env(cfg.timeout))
+    // The file may belong to the user root keeps it for (`-o PATH:owner=USER`).
+    let target = output::targets(cfg)?
+        .into_iter()
+        .find(|t| t.path == cfg.outfile);
+    let file = TokenFile {
+        path: &cfg.outfile,
+        also: target.as_ref().and_then(|t| t.other_owner()),
+        write: target.map(|t| t.write_mode()).unwrap_or_default(),
+    };
+    hand_off_file(&handoff, &file, &Tools::from_env(cfg.timeout))
 }
 
-/// Hand off the fresh token in `token_file` to HTCondor.
+/// The token file handed off: its path, the other user it may belong to (root
+/// keeping a file for a service user), and how to rewrite it.
+pub struct TokenFile<'a> {
+    pub path: &'a Path,
+    pub also: Option<u32>,
+    pub write: WriteMode,
+}
+
+/// Hand off the fresh token in `token_file` (ours) to HTCondor.
 pub fn hand_off(handoff: &Handoff, token_file: &Path, tools: &Tools) -> Result<()> {
-    let token = canonical_file(token_file, tools.timeout)?;
+    let file = TokenFile {
+        path: token_file,
+        also: None,
+        write: WriteMode::default(),
+    };
+    hand_off_file(handoff, &file, tools)
+}
+
+pub fn hand_off_file(handoff: &Handoff, file: &TokenFile, tools: &Tools) -> Result<()> {
+    let token_file = file.path;
+    let token = canonical_file(file, tools.timeout)?;
     match handoff {
         Handoff::File => {
             warn_shadowed(token_file, &token);
@@ -177,9 +205,10 @@ pub fn hand_off(handoff: &Handoff, token_file: &Path, tools: &Tools) -> Result<(
 /// Make sure the token file is exactly a raw JWT and one newline (no JSON, no CR,
 /// no `Bearer `), rewriting a reused file that holds the token in another shape.
 /// Returns the token.
-fn canonical_file(path: &Path, timeout: Duration) -> Result<Secret> {
+fn canonical_file(file: &TokenFile, timeout: Duration) -> Result<Secret> {
+    let path = file.path;
     let read = |path: &Path| -> Result<(Vec<u8>, Secret)> {
-        let data = store::read_own(path, token::MAX_TOKEN_LEN)
+        let data = store::read_own_by(path, token::MAX_TOKEN_LEN, file.also)
             .map_err(|e| Error::write(format!("token file: {e}")))?
             .ok_or_else(|| {
                 Error::write(format!(
@@ -214,7 +243,7 @@ fn canonical_file(path: &Path, timeout: Duration) -> Result<Secret> {
     let (data, tok) = read(path)?;
     let want = canonical_bytes(&tok);
     if data != *want {
-        store::atomic_write(path, &want, WriteMode::default())
+        store::atomic_write(path, &want, file.write)
             .map_err(|e| Error::write(format!("token file: {e}")))?;
         tracing::info!(
             "rewrote {} as a raw JWT and one newline, the form HTCondor reads",

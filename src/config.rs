@@ -402,7 +402,11 @@ impl GetConfig {
             .first()
             .map(|o| o.path.clone())
             .unwrap_or_else(discovery::token_file);
-        let condor = condor_mode(a, &source, &outfile)?;
+        let mut files: Vec<&Path> = outputs.iter().map(|o| o.path.as_path()).collect();
+        if files.is_empty() {
+            files.push(&outfile);
+        }
+        let condor = condor_mode(a, &source, &files)?;
         Ok(GetConfig {
             outputs,
             outfile,
@@ -434,7 +438,7 @@ impl GetConfig {
 }
 
 /// `--condor[=MODE]`, `--condor-service`, `--condor-handle`.
-fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<condor::Mode>> {
+fn condor_mode(a: &GetArgs, source: &Source, files: &[&Path]) -> Result<Option<condor::Mode>> {
     let Some(mode) = a.condor.as_deref() else {
         if a.condor_service.is_some() || a.condor_handle.is_some() {
             return Err(Error::usage(
@@ -443,7 +447,10 @@ fn condor_mode(a: &GetArgs, source: &Source, outfile: &Path) -> Result<Option<co
         }
         return Ok(None);
     };
-    if let Some(dir) = condor::in_idtokens_dir(outfile) {
+    if let Some((outfile, dir)) = files
+        .iter()
+        .find_map(|f| condor::in_idtokens_dir(f).map(|d| (f, d)))
+    {
         return Err(Error::usage(format!(
             "--condor: the token file {} is in {}, HTCondor's IDTOKENS directory, where a SciToken \
              breaks IDTOKENS authentication: choose another --outfile",

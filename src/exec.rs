@@ -436,6 +436,12 @@ mod tests {
             parse_output(br#"{"refresh_token":"r"}"#),
             Ok(Printed::Refresh(_))
         ));
+        // Both: the access token is used; the refresh token stays the command's.
+        let both = format!(r#"{{"access_token":"{jwt}","refresh_token":"r"}}"#);
+        assert!(matches!(
+            parse_output(both.as_bytes()),
+            Ok(Printed::Access { .. })
+        ));
         for bad in [
             &b""[..],
             b"\n\n",

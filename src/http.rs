@@ -277,7 +277,12 @@ impl Http {
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(USER_AGENT)
-            .max_response_header_size(64 * 1024);
+            .max_response_header_size(64 * 1024)
+            // Servers drop idle keep-alive connections after a few seconds (Node and
+            // Apache: 5 s). Reusing one after a device-flow poll interval or a backoff
+            // ends in a reset that looks like a lost answer; a fresh connection costs
+            // one handshake. Discovery followed by the token request still shares one.
+            .max_idle_age(Duration::from_secs(2));
         if let Some(t) = tls {
             b = b.tls_config(t);
         }

@@ -146,12 +146,48 @@ pub fn run(a: &InitArgs) -> Result<()> {
     };
     let granted = renew::granted_scopes(resp.scope.as_deref(), access.expose());
     renew::warn_narrowed(&scope, granted.as_deref());
+    let required = words(&a.require_scope);
+    let missing = crate::scope::missing(granted.as_deref().unwrap_or(&[]), &required);
+    if !missing.is_empty() {
+        return Err(Error::perm(format!(
+            "{} did not grant the required scope {}; nothing was written: ask the issuer's admins for it, or drop --require-scope",
+            a.issuer,
+            missing.join(" ")
+        )));
+    }
 
     let cred = render_credential(a, &client, key_file.as_deref(), &scope, &audience, &refresh);
+    let exp = token::expiry(access.expose()).map_err(|e| {
+        Error::data(format!(
+            "{token_endpoint} returned an access token that is unusable ({e}); nothing was written"
+        ))
+    })?;
+    if exp <= token::now() {
+        return Err(Error::data(format!(
+            "{token_endpoint} returned a token that expired {} ago: check this host's clock; nothing was written",
+            human_secs(token::now() - exp)
+        )));
+    }
+    // In the order `get` takes them (token file, then credential), so the two never
+    // wait on each other. A `get -c` of an old credential may be running: it finishes
+    // first, so its rotation cannot overwrite the new file.
+    let lock_wait = Instant::now() + Duration::from_secs(60);
+    let lock = |target: &Path, what: &str| -> Result<store::Lock> {
+        let p = store::lock_path(target).map_err(|e| Error::write(format!("{what} lock: {e}")))?;
+        store::lock(&p, lock_wait).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(format!(
+                "{e}; the login was approved but nothing was written: run robot-token init again"
+            )),
+            e => Error::write(format!("{what} lock: {e}")),
+        })
+    };
+    let _token_lock = lock(&outfile, "token file")?;
+    let _cred_lock = lock(&cred_path, "credential")?;
     {
+        // Ctrl-C now waits for both writes: never a credential without its token.
         let _hold = HoldSignals::new();
         write_credential(&cred_path, &cred, a.force)?;
-        let exp = write_token(&outfile, &access, &token_endpoint)?;
+        write_token(&outfile, &access)?;
         println!(
             "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}",
             cred_path.display(),
@@ -213,12 +249,17 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     if let Some(complete) = &da.verification_uri_complete {
         out.push_str("\nor open this link, which carries the code:\n\n");
         out.push_str(&format!("    {complete}\n"));
-        if terminal {
-            if let Some(qr) = qr_code(complete) {
-                out.push('\n');
-                out.push_str(&qr);
-                out.push('\n');
-            }
+    }
+    // The link with the code when there is one, else the page: a phone opens either.
+    let qr_target = da
+        .verification_uri_complete
+        .as_deref()
+        .unwrap_or(&da.verification_uri);
+    if terminal {
+        if let Some(qr) = qr_code(qr_target) {
+            out.push('\n');
+            out.push_str(&qr);
+            out.push('\n');
         }
     }
     out.push_str(&format!(
@@ -329,26 +370,18 @@ fn render_credential(
         m.insert("audience".into(), json!(audience.join(" ")));
     }
     m.insert("refresh_token".into(), json!(refresh.expose()));
-    let mut out =
-        zeroize::Zeroizing::new(serde_json::to_vec_pretty(&Value::Object(m)).unwrap_or_default());
+    let mut out = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&m).unwrap_or_default());
     out.push(b'\n');
-    // The map's copies of the secrets are dropped here; serde_json does not zeroize
-    // them, which is why the process writes them out at once and exits.
+    // The output is Zeroizing; wipe the map's copies of the secrets too.
+    for key in ["client_secret", "refresh_token"] {
+        if let Some(Value::String(v)) = m.get_mut(key) {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
     out
 }
 
 fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
-    let lock_path =
-        store::lock_path(path).map_err(|e| Error::write(format!("credential lock: {e}")))?;
-    // A `get -c` of the old credential may be running: let it finish first, so its
-    // rotation cannot overwrite the new file.
-    let _lock =
-        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(format!(
-                "{e}; the login was approved but nothing was written: run robot-token init again"
-            )),
-            e => Error::write(format!("credential lock: {e}")),
-        })?;
     let r = if force {
         store::atomic_write(path, data, WriteMode::default())
     } else {
@@ -365,24 +398,12 @@ fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
     })
 }
 
-/// Write the first access token; returns its expiry.
-fn write_token(path: &Path, access: &Secret, from: &str) -> Result<i64> {
-    let exp = token::expiry(access.expose()).map_err(|e| {
-        Error::data(format!(
-            "{from} returned an access token that is unusable ({e}); the credential was written, the token file was not"
-        ))
-    })?;
-    let lock_path = store::lock_path(path).map_err(renew::token_file_error)?;
-    let _lock =
-        store::lock(&lock_path, Instant::now() + Duration::from_secs(60)).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => renew::token_file_error(e),
-        })?;
+/// Write the first access token.
+fn write_token(path: &Path, access: &Secret) -> Result<()> {
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
     bytes.extend_from_slice(access.expose().as_bytes());
     bytes.push(b'\n');
-    store::atomic_write(path, &bytes, WriteMode::default()).map_err(renew::token_file_error)?;
-    Ok(exp)
+    store::atomic_write(path, &bytes, WriteMode::default()).map_err(renew::token_file_error)
 }
 
 /// Holds off SIGINT, SIGTERM, SIGHUP and SIGQUIT while files are written: a Ctrl-C

@@ -219,6 +219,18 @@ fn file_mode_refuses_a_token_file_in_tokens_d() {
     assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+
+    // Also as the second of several token files.
+    let mut c = r.env.cmd();
+    c.args(["get", "-c", "cred.json", "--condor", "-o"])
+        .arg(&r.token_file)
+        .arg("-o")
+        .arg(&target);
+    let out = run(&mut c);
+    assert_eq!(out.code, 64, "{}", out.stderr);
+    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    r.assert_token_intact();
 }
 
 #[test]
@@ -786,4 +798,27 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(fakes.calls("condor_vault_storer").len(), 2);
     assert!(Path::new(cc).is_file());
+}
+
+#[test]
+fn root_hands_off_a_token_file_it_keeps_for_another_user() {
+    if !common::is_root() {
+        eprintln!("SKIPPED root_hands_off_a_token_file_it_keeps_for_another_user: needs root");
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let r = Robot::fresh();
+    let nobody = 65534;
+    // Written by another tool, in a form HTCondor may refuse, for user nobody.
+    std::fs::write(&r.token_file, format!("  {}\r\n", r.token.trim())).unwrap();
+    std::os::unix::fs::chown(&r.token_file, Some(nobody), Some(nobody)).unwrap();
+    std::fs::set_permissions(&r.token_file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let mut c = r.env.cmd();
+    c.args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
+        .arg(format!("{}:owner=nobody,mode=0640", r.token_file.display()));
+    let out = run(&mut c);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(read(&r.token_file), r.token);
+    let m = std::fs::metadata(&r.token_file).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (nobody, 0o640));
 }

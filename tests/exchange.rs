@@ -263,6 +263,14 @@ fn exchange_failures_are_one_line_and_keep_the_old_token() {
     fs::set_permissions(&loose, fs::Permissions::from_mode(0o666)).unwrap();
     let r = get(&["--subject-token-file", "loose.jwt"], &[]);
     assert_one_line_error(&r, 77);
+    // Another user's file (root can plant one): refused, whatever its mode.
+    if is_root() {
+        let foreign = env.write_private("foreign.jwt", &expired);
+        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+        let r = get(&["--subject-token-file", "foreign.jwt"], &[]);
+        assert_one_line_error(&r, 77);
+        assert!(r.stderr.contains("owned by"), "{}", r.stderr);
+    }
     // Both sources at once is a usage error.
     let r = get(
         &["--subject-token-file", "a", "--subject-token-env", "B"],
@@ -360,6 +368,19 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("private key"), "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0);
+    // Another user's key.
+    if is_root() {
+        let foreign = key_copy(&env, "client-ec.key.pem");
+        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+        let r = run(env
+            .cmd()
+            .args(["get", "--issuer", &iss.url, "--client-id", "robot-pkjwt-ec"])
+            .arg("--private-key-file")
+            .arg(&foreign)
+            .arg("-o")
+            .arg(env.path("bt-wrong")));
+        assert_one_line_error(&r, 77);
+    }
     // Not a key at all.
     let junk = env.write_private(
         "junk.pem",
@@ -628,4 +649,14 @@ fn require_scope_turns_a_missing_scope_into_exit_77() {
         .env("S", &subject));
     assert_one_line_error(&r, 77);
     assert_eq!(read(&out), format!("{old}\n"));
+}
+
+#[test]
+fn the_example_credentials_parse() {
+    for name in ["credential.json", "credential-exchange.json"] {
+        let p = manifest_dir().join("examples").join(name);
+        let c = robot_token::credential::Credential::parse(read(&p).as_bytes(), &p)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!c.client_id.is_empty(), "{name}");
+    }
 }

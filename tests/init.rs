@@ -498,3 +498,102 @@ fn on_a_terminal_it_draws_a_qr_code() {
     );
     assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
 }
+
+#[test]
+fn a_server_error_while_polling_is_waited_out_and_bad_answers_write_nothing() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    // A 503 redeemed nothing: polling goes on, and the approval still lands.
+    iss.fault(json!({"kind": "status", "status": 503}));
+    let flow = start(init_cmd(&env, &iss, "robot-basic", &[]));
+    wait_ms(1500);
+    approve(&iss, &flow.user_code, false);
+    let r = flow.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(grants(&iss, "device_code") >= 2);
+    assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
+
+    // An answer that is not a token, and one without a refresh token: one line each,
+    // documented codes, nothing written.
+    for (fault, code) in [("truncated_json", 65), ("expired_jwt", 78)] {
+        let env = Env::new();
+        iss.fault(json!({"kind": fault}));
+        let r = run(&mut init_cmd(&env, &iss, "robot-basic", &[]));
+        assert_eq!(r.code, code, "{fault}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with("robot-token: error: "), "{}", r.stderr);
+        assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
+    }
+}
+
+#[test]
+fn ctrl_c_during_the_writes_takes_effect_after_them() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    let mut c = init_cmd(&env, &iss, "robot-basic", &[]);
+    // test-hooks: each atomic write pauses between its temp file and the rename.
+    c.env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500");
+    let flow = start(c);
+    approve(&iss, &flow.user_code, false);
+    // Wait until the credential's temp file exists: the writes have begun.
+    let mut began = false;
+    for _ in 0..200 {
+        if only_temp_free_files(env.dir.path())
+            .iter()
+            .any(|n| n.starts_with(".cred.json.tmp."))
+        {
+            began = true;
+            break;
+        }
+        wait_ms(50);
+    }
+    assert!(began, "the credential write never started");
+    // SAFETY: signalling our own child by pid.
+    unsafe { libc::kill(flow.child.id() as i32, libc::SIGINT) };
+    let mut child = flow.child;
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGINT), "Ctrl-C still ends it");
+    // Both files complete, no temp file left.
+    assert!(cred_json(&env.path("cred.json"))["refresh_token"].is_string());
+    assert!(lifetime(&read(&env.path("bt"))) > 60);
+    let names = only_temp_free_files(env.dir.path());
+    assert!(!names.iter().any(|n| n.contains(".tmp.")), "{names:?}");
+}
+
+#[test]
+fn require_scope_writes_nothing_when_the_issuer_narrows() {
+    let iss = Issuer::start();
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    let flow = start(init_cmd(
+        &env,
+        &iss,
+        "robot-basic",
+        &[
+            "--scope",
+            "storage.read:/ forbidden.scope",
+            "--require-scope",
+            "storage.read:/data",
+            "--require-scope",
+            "forbidden.scope",
+        ],
+    ));
+    approve(&iss, &flow.user_code, false);
+    let r = flow.finish();
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    let errors: Vec<&str> = r
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("robot-token: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", r.stderr);
+    assert!(errors[0].contains("forbidden.scope"), "{}", r.stderr);
+    assert!(
+        !errors[0].contains("storage.read:/data"),
+        "WLCG matching: / covers /data"
+    );
+    assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
+}

@@ -280,6 +280,10 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
             "KRB5_KTNAME",
             format!("FILE:{}", s.kdc.robot_keytab().display()),
         )
+        .env(
+            "KRB5CCNAME",
+            format!("FILE:{}", s.env.path("user-ccache").display()),
+        )
         .args(["get", "-o"])
         .arg(&s.out)
         .arg("-c")
@@ -287,6 +291,11 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&s.out), format!("{}\n", s.served));
     assert_eq!(s.stub.requests("login"), 1);
+    assert!(
+        !s.env.path("user-ccache").exists(),
+        "the user's KRB5CCNAME cache is never written"
+    );
+    assert_eq!(s.private_ccaches().len(), 1);
 }
 
 #[test]
@@ -296,6 +305,9 @@ fn vault_down_is_75_and_keeps_the_token() {
     let r = s.get(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     s.stub.stop();
+    // A fresh token needs no Vault: exit 0 (htgettoken and igwn-robot-get exit 1).
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     let old = s.write_old_token();
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["Vault", "connection refused"]);
@@ -478,4 +490,20 @@ fn vault_token_file_symlink_is_refused_and_its_target_kept() {
     s.assert_failed(&r, 73, &old, &["Vault token file", "symbolic link"]);
     assert_eq!(read(&victim), "precious\n");
     assert_eq!(s.stub.total_requests(), 0, "nothing sent");
+}
+
+#[test]
+fn minsecs_beyond_what_vault_can_give_is_77() {
+    // The stub's token lives 2 h; htvault-config answers 400 "token expired" when it
+    // cannot satisfy minimum_seconds.
+    let s = setup();
+    let old = s.write_old_token();
+    let r = s.get(&["-m", "3h"]);
+    s.assert_failed(
+        &r,
+        77,
+        &old,
+        &["10800 s", "lower --minsecs", "token expired"],
+    );
+    assert_eq!(s.stub.stats()["last_minimum_seconds"], 10800);
 }

@@ -282,3 +282,27 @@ fn verify_options_need_verify() {
     assert_eq!(r.code, 64, "{}", r.stderr);
     assert!(r.stderr.contains("--verify"), "{}", r.stderr);
 }
+
+#[test]
+fn over_https_the_issuer_ca_must_be_trusted() {
+    let keys = manifest_dir().join("tests/peer/keys");
+    let mut iss = Issuer::start_with(&[
+        "--https",
+        "--cert",
+        keys.join("tls.pem").to_str().unwrap(),
+        "--key",
+        keys.join("tls.key.pem").to_str().unwrap(),
+    ]);
+    let ca = keys.join("tls-ca.pem");
+    iss.trust(&std::fs::read_to_string(&ca).unwrap());
+    assert!(iss.url.starts_with("https://"), "{}", iss.url);
+    let env = Env::new();
+    let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
+    let r = verify(&env, &at, &["--cafile", ca.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("signature: valid"), "{}", r.stdout);
+    // Without the CA: a trust problem to fix (78), not a failed check.
+    let r = verify(&env, &at, &[]);
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("--cafile"), "{}", r.stderr);
+}
