@@ -56,7 +56,7 @@ impl Setup {
     fn get_with(&self, keytab: &std::path::Path, extra: &[&str]) -> Output {
         run(self
             .cmd()
-            .args(["get", "--timeout", "2s", "--deadline", "20s", "-o"])
+            .args(["get", "--timeout", "10s", "--deadline", "30s", "-o"])
             .arg(&self.out)
             .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
             .arg("-k")
