@@ -47,3 +47,10 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
   [ -n "$policy" ] && rm -f "$policy"
   [ "$rc" = 0 ] || { echo "install-peers: apt-get install ${krb_pkgs[*]} failed" >&2; exit 1; }
 fi
+
+# systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).
+if ! command -v systemd-analyze >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: systemd-analyze is required (Debian: apt-get install systemd)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
+fi

@@ -6,10 +6,14 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::error::Exit;
-
 const EXAMPLES: &str = "\
 Examples:
+  # every robot of this host, from ~/.config/robot-token/config.toml (4 at a time)
+  robot-token get --all
+
+  # one profile, with a deploy hook after each renewal
+  robot-token get --profile storage --deploy-hook 'systemctl --user reload xrootd'
+
   # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
   robot-token get -c ~/.config/robot-token/robot.json -m 3600
 
@@ -29,15 +33,30 @@ Examples:
   # look inside the current token
   robot-token inspect";
 
+/// Shown by `robot-token --help`: the commands an operator types most.
+const MAIN_EXAMPLES: &str = "\
+Examples:
+  robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
+  robot-token get --all                                   # every profile of the config file
+  robot-token status                                      # what every token looks like now
+  robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
+  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "robot-token",
     version,
     about = "Keep a robot's OAuth2 bearer token fresh: one safe, stateless command for cron",
-    after_help = Exit::TABLE,
+    after_help = MAIN_EXAMPLES,
+    after_long_help = LONG_MAIN_HELP,
     propagate_version = true
 )]
 pub struct Cli {
+    /// Configuration file with [profile.NAME] tables
+    /// [default: $XDG_CONFIG_HOME/robot-token/config.toml, then /etc/robot-token/config.toml].
+    #[arg(long, env = "ROBOT_TOKEN_CONFIG", value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+
     /// More output on stderr: -v info, -vv debug. Secrets are never printed.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -50,16 +69,131 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--help` (long) shows the examples and the exit codes (`Exit::TABLE`, kept equal by a test).
+const LONG_MAIN_HELP: &str = concat!(
+    "\
+Examples:
+  robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
+  robot-token get --all                                   # every profile of the config file
+  robot-token status                                      # what every token looks like now
+  robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
+  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
+
+",
+    crate::exit_table!(),
+    "
+
+`check` follows the monitoring-plugin convention instead: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."
+);
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make sure the token file holds a token with at least --minsecs left; renew it if not.
     #[command(after_help = GET_HELP)]
-    Get(Box<GetArgs>),
+    Get(Box<GetCmd>),
     /// Decode a token: header, claims, times and remaining lifetime.
     Inspect(InspectArgs),
+    /// One line per profile (or the default token file): who, for what, until when, last run.
+    Status(StatusArgs),
+    /// Monitoring plugin (Nagios/Icinga): exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    #[command(after_help = CHECK_HELP)]
+    Check(CheckArgs),
     /// Get a robot's first credential: a person approves a device login once (RFC 8628).
     #[command(after_help = INIT_HELP)]
     Init(Box<InitArgs>),
+    /// Write the man pages or shell completions (for packagers).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `get`: which profiles to run, then what the command line says for each.
+#[derive(Debug, Args, Clone)]
+pub struct GetCmd {
+    /// Run this profile of the configuration file.
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub profile: Option<String>,
+
+    /// Run every profile of the configuration file, --jobs at a time.
+    #[arg(long)]
+    pub all: bool,
+
+    /// How many profiles --all runs at once.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_JOBS",
+        default_value_t = 4,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=256)
+    )]
+    pub jobs: u16,
+
+    #[command(flatten)]
+    pub args: GetArgs,
+}
+
+/// Which tokens `status` and `check` look at.
+#[derive(Debug, Args, Clone)]
+pub struct Selection {
+    /// Token file [default: the profiles of the configuration file if there is one, else WLCG discovery].
+    #[arg(value_name = "FILE", conflicts_with_all = ["profile", "all"])]
+    pub file: Option<PathBuf>,
+
+    /// Only this profile.
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub profile: Option<String>,
+
+    /// Every profile of the configuration file.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub select: Selection,
+
+    /// One JSON array, one object per token, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+const CHECK_HELP: &str = "Output: one status line with perfdata, e.g.\n  \
+ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 3h 2m 1s | remaining=10921s;7200;1800;0\n\n\
+A missing, expired or unusable token is CRITICAL; a failed last renewal is at least WARNING; \
+an unreadable configuration or token file is UNKNOWN.";
+
+#[derive(Debug, Args, Clone)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub select: Selection,
+
+    /// WARNING when a token has less than this left.
+    #[arg(short, long, default_value = "2h", value_name = "DURATION")]
+    pub warning: String,
+
+    /// CRITICAL when a token has less than this left.
+    #[arg(short, long, default_value = "30m", value_name = "DURATION")]
+    pub critical: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GenerateArgs {
+    #[command(subcommand)]
+    pub what: Generate,
+}
+
+#[derive(Debug, Subcommand, Clone)]
+pub enum Generate {
+    /// Man pages (robot-token.1 and one per command) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// A completion script for SHELL on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 const GET_HELP: &str = "The token files are every -o, else the credential file's \"outputs\", else $BEARER_TOKEN_FILE, \
@@ -205,6 +339,29 @@ pub struct GetArgs {
     )]
     pub deadline: String,
 
+    /// Shell command run (sh -c) after a renewal replaced the token; gets ROBOT_TOKEN_FILE,
+    /// ROBOT_TOKEN_PROFILE, ROBOT_TOKEN_EXPIRES_AT, never the token.
+    #[arg(long, env = "ROBOT_TOKEN_DEPLOY_HOOK", value_name = "CMD")]
+    pub deploy_hook: Option<String>,
+
+    /// Kill the deploy hook if it runs longer than this.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_HOOK_TIMEOUT",
+        default_value = "2m",
+        value_name = "DURATION"
+    )]
+    pub hook_timeout: String,
+
+    /// When a renewal is needed, first sleep a random time up to this long (spreads the
+    /// load of many hosts whose cron fires at the same minute). A fresh token never waits.
+    #[arg(
+        long,
+        env = "ROBOT_TOKEN_RANDOM_DELAY",
+        default_value = "0",
+        value_name = "DURATION"
+    )]
+    pub random_delay: String,
     /// htvault-config (Vault) server: HOST[:PORT] or URL; https:// and :8200 are added when missing.
     #[arg(
         short = 'a',
@@ -494,4 +651,20 @@ pub struct InspectArgs {
         value_name = "DURATION"
     )]
     pub timeout: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_help_has_the_exit_code_table() {
+        assert!(LONG_MAIN_HELP.contains(crate::error::Exit::TABLE));
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

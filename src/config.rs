@@ -113,6 +113,11 @@ pub struct GetConfig {
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
+    /// The profile this configuration comes from, for messages and hooks.
+    pub profile: Option<String>,
+    pub deploy_hook: Option<String>,
+    pub hook_timeout: Duration,
+    pub random_delay: Duration,
     /// `--condor`: what to hand HTCondor after a successful run.
     pub condor: Option<condor::Mode>,
     pub private_key_file: Option<PathBuf>,
@@ -120,6 +125,37 @@ pub struct GetConfig {
     pub exchange: ExchangeOptions,
     /// Scopes that must be granted, or the run fails with exit 77.
     pub require_scope: Vec<String>,
+}
+
+impl GetConfig {
+    /// The long-lived secret this configuration reads, beside which its state file
+    /// (last rotation, last run) lives; the token file when there is none (exec).
+    pub fn credential_path(&self) -> &std::path::Path {
+        match &self.source {
+            Source::File(p) => p,
+            Source::Client {
+                secret_file: Some(s),
+                ..
+            } => s,
+            Source::Client {
+                secret_file: None, ..
+            } => self.private_key_file.as_deref().unwrap_or(&self.outfile),
+            Source::Exec(_) => &self.outfile,
+            Source::Vault(v) => v
+                .credential
+                .as_deref()
+                .or(v.keytab.as_deref())
+                .unwrap_or(&self.outfile),
+        }
+    }
+
+    /// The credential file whose rewrite means a rotated refresh token.
+    pub fn rotating_credential(&self) -> Option<&std::path::Path> {
+        match &self.source {
+            Source::File(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// `--capath`, else `$X509_CERT_DIR`, else `/etc/grid-security/certificates` when it
@@ -344,8 +380,17 @@ impl GetConfig {
         let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
-        if timeout.is_zero() || deadline.is_zero() {
-            return Err(Error::usage("--timeout and --deadline must be positive"));
+        let hook_timeout = duration_opt("hook-timeout", &a.hook_timeout)?;
+        let random_delay = duration_opt("random-delay", &a.random_delay)?;
+        let deploy_hook = match a.deploy_hook.as_deref().map(str::trim) {
+            Some("") => return Err(Error::usage("--deploy-hook is empty")),
+            Some(_) => a.deploy_hook.clone(),
+            None => None,
+        };
+        if timeout.is_zero() || deadline.is_zero() || hook_timeout.is_zero() {
+            return Err(Error::usage(
+                "--timeout, --deadline and --hook-timeout must be positive",
+            ));
         }
         let outputs = a
             .outfile
@@ -374,6 +419,10 @@ impl GetConfig {
             trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
+            profile: None,
+            deploy_hook,
+            hook_timeout,
+            random_delay,
             condor,
             private_key_file: a.private_key_file.clone(),
             kid: a.kid.clone(),

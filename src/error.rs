@@ -3,6 +3,26 @@
 
 use std::fmt;
 
+/// The exit-code table of `--help` and the README, as a literal so that `cli` can
+/// `concat!` it into the long help.
+#[macro_export]
+macro_rules! exit_table {
+    () => {
+        "\
+Exit codes:
+   0  the token file holds a token with at least --minsecs left
+   1  (inspect, status) a token has expired or is missing
+  64  usage error
+  65  unusable data: malformed credential file, a response that is not a token
+  73  cannot write the token file or the credential file
+  75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook;
+      a later run may succeed
+  77  a person must act: the issuer rejected the credential, a login was denied,
+      a --require-scope scope was not granted, or unsafe permissions
+  78  configuration error: bad configuration file, no token endpoint, unreadable CA path, ..."
+    };
+}
+
 /// Exit codes. Scripts and monitoring depend on these numbers: never renumber.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
@@ -46,17 +66,7 @@ impl Exit {
     }
 
     /// The table printed in `--help` and the README.
-    pub const TABLE: &'static str = "\
-Exit codes:
-   0  the token file holds a token with at least --minsecs left
-   1  (inspect) the token has expired
-  64  usage error
-  65  unusable data: malformed credential file, a response that is not a token
-  73  cannot write the token file or the credential file
-  75  temporary failure: network, timeout, HTTP 5xx or 429; a later run may succeed
-  77  a person must act: the issuer rejected the credential, a login was denied,
-      a --require-scope scope was not granted, or unsafe permissions
-  78  configuration error: no token endpoint, unreadable CA path, ...";
+    pub const TABLE: &'static str = exit_table!();
 }
 
 /// An error that ends the run: an exit code and one line that says what failed

@@ -15,65 +15,72 @@ pub mod discovery;
 pub mod error;
 pub mod exchange;
 pub mod exec;
+pub mod generate;
+pub mod get;
 pub mod gssapi;
+pub mod hook;
 pub mod http;
 pub mod init;
 pub mod inspect;
 pub mod keytab;
 pub mod logging;
+pub mod monitor;
 pub mod oauth;
 pub mod output;
+pub mod profile;
 pub mod renew;
 pub mod scope;
 pub mod secret;
 pub mod source;
+pub mod state;
 pub mod store;
 pub mod token;
 pub mod vault;
 pub mod verify;
+pub mod version;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Exit, Result};
 
 /// Parse, run, print the one-line error, return the exit code.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // Matches as well as the parsed struct: profiles need to know which options were
+    // typed on the command line (they override the profile) and which are defaults.
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
         Err(e) => return clap_exit(e),
     };
     logging::init(cli.verbose, cli.quiet);
-    let exit = match run(&cli) {
+    let code = match run(&cli, &matches) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("robot-token: error: {}", e.message());
-            e.exit()
+            e.exit().code()
         }
     };
-    ExitCode::from(exit.code())
+    ExitCode::from(code)
 }
 
-fn run(cli: &Cli) -> Result<Exit> {
+/// Run the command; the exit code (`check` has the monitoring-plugin codes, 0-3).
+fn run(cli: &Cli, matches: &ArgMatches) -> Result<u8> {
+    let config = cli.config.as_ref();
     match &cli.command {
-        Command::Get(args) => {
-            let cfg = config::GetConfig::from_args(args)?;
-            let outcome = renew::run(&cfg)?;
-            // After a renewal or a reuse: the token file is fresh, and stays so
-            // whatever the hand-off does. The first token file is the one handed off.
-            if let Some(mode) = &cfg.condor {
-                let mut cfg = cfg.clone();
-                if let Some(first) = outcome.files.first() {
-                    cfg.outfile = first.clone();
-                }
-                condor::run(&cfg, mode)?;
-            }
-            Ok(Exit::Ok)
+        Command::Get(cmd) => {
+            get::run(config, cmd, matches.subcommand_matches("get")).map(Exit::code)
         }
-        Command::Inspect(args) => inspect::run(args),
-        Command::Init(args) => init::run(args).map(|_| Exit::Ok),
+        Command::Inspect(args) => inspect::run(args).map(Exit::code),
+        Command::Status(args) => monitor::status(config, args).map(Exit::code),
+        Command::Check(args) => Ok(monitor::check(config, args)),
+        Command::Init(args) => init::run(args).map(|_| Exit::Ok.code()),
+        Command::Generate(args) => generate::run(args).map(Exit::code),
     }
 }
 
@@ -82,13 +89,29 @@ fn run(cli: &Cli) -> Result<Exit> {
 fn clap_exit(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+        ErrorKind::DisplayHelp => {
             let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        // Our own text: it probes for the GSSAPI library, which only --version does.
+        ErrorKind::DisplayVersion => {
+            print!("{}", version::text());
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             ExitCode::from(Exit::Usage.code())
+        }
+        _ if monitor::is_check_invocation() => {
+            // A monitoring plugin's usage error is UNKNOWN (3), on stdout as one status line.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            println!("ROBOT-TOKEN UNKNOWN - {first} (see robot-token check --help)");
+            ExitCode::from(monitor::UNKNOWN)
         }
         _ => {
             let text = e.render().to_string();

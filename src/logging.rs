@@ -5,7 +5,7 @@ use std::fmt;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 struct Plain;
@@ -29,6 +29,18 @@ where
             Level::TRACE => "trace",
         };
         write!(w, "robot-token: {level}: ")?;
+        // Inside a profile's span (`get --all` runs several at once), say which one.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                if span.name() != "profile" {
+                    continue;
+                }
+                if let Some(f) = span.extensions().get::<FormattedFields<N>>() {
+                    let name = f.fields.trim_start_matches("name=");
+                    write!(w, "profile {name}: ")?;
+                }
+            }
+        }
         ctx.field_format().format_fields(w.by_ref(), event)?;
         writeln!(w)
     }

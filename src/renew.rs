@@ -211,8 +211,10 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             log_stale(&t.path, cur, cfg.minsecs);
         }
     }
+    spread_load(cfg.random_delay);
     http::check_trust(&cfg.trust)?;
-    let deadline = started + cfg.deadline;
+    // The deadline counts from here: a --random-delay does not eat into it.
+    let deadline = Instant::now() + cfg.deadline;
 
     // Serialise with other runs for these token files, taking the locks in one
     // global order (sorted paths) so that runs with overlapping sets cannot deadlock.
@@ -321,6 +323,30 @@ pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<
         Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
         None => token::decode(access).ok().map(|jwt| jwt.scopes()),
     }
+}
+
+/// `--random-delay`: sleep a random time up to `max`, only on the way to the network,
+/// so that many hosts whose cron fires at the same minute do not all hit the issuer at
+/// once. The fresh path never gets here. One delay per process: with `--all`, the
+/// first profile that needs a renewal sleeps, the others wait for it, then none sleeps
+/// again (the load to spread is the host's, not each profile's).
+fn spread_load(max: std::time::Duration) {
+    static DELAYED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    if max.is_zero() {
+        return;
+    }
+    let mut done = DELAYED.lock().unwrap_or_else(|e| e.into_inner());
+    if *done {
+        return;
+    }
+    let pause = max.mul_f64(store::random_fraction());
+    tracing::debug!(
+        "random delay: sleeping {:.1} s (up to {} s) before renewing",
+        pause.as_secs_f64(),
+        max.as_secs()
+    );
+    std::thread::sleep(pause);
+    *done = true;
 }
 
 /// Warn, without failing, when the issuer granted fewer scopes than asked for.

@@ -1,0 +1,655 @@
+//! Profiles: the `[profile.NAME]` tables of a TOML configuration file. A profile holds
+//! what the `get` command line can say, spelled the same way:
+//!
+//! ```toml
+//! [defaults]                 # applies to every profile
+//! minsecs = "2h"
+//!
+//! [profile.storage]
+//! credential = "/var/lib/robot-token/storage.json"
+//! outfile = "/tmp/storage.token"
+//! scope = ["storage.read:/", "storage.modify:/data"]
+//! deploy_hook = "systemctl reload xrootd"
+//! ```
+//!
+//! A key is a long option of `get` (`deploy_hook` or `deploy-hook`); its value is a
+//! string, number, boolean (for a flag) or array (for a repeatable option). A profile
+//! is turned into the very same `GetArgs` as a command line, by clap itself, from a
+//! synthetic argument list built in this process (never passed to `exec`, so nothing
+//! reaches a real argv). So every `get` option works in a profile without code here,
+//! and `GetConfig::from_args` stays the one place that validates.
+//!
+//! Precedence: the command line, then the profile, then `[defaults]`, then the built-in
+//! defaults. `ROBOT_TOKEN_*` environment variables of `get` options do NOT apply to
+//! profiles: one variable would set the same value for every profile of `--all` (one
+//! `ROBOT_TOKEN_OUTFILE` would make them all write one file). `[defaults]` is their place.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::Read;
+use std::ops::Range;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::cli::GetArgs;
+use crate::config::GetConfig;
+use crate::error::{io_reason, Error, Result};
+use crate::store;
+
+/// A configuration file larger than this is a mistake (1,000 profiles are ~200 KiB).
+const MAX_CONFIG_LEN: u64 = 16 * 1024 * 1024;
+
+/// The file used when `--config` is not given: `$XDG_CONFIG_HOME/robot-token/config.toml`
+/// (`~/.config/...`), else `/etc/robot-token/config.toml`, whichever exists first.
+pub fn default_path() -> Option<PathBuf> {
+    let user = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".config"))
+        })
+        .map(|d| d.join("robot-token/config.toml"));
+    user.into_iter()
+        .chain([PathBuf::from("/etc/robot-token/config.toml")])
+        .find(|p| p.exists())
+}
+
+/// One `key = value` of a profile, already in command-line form.
+#[derive(Debug, Clone)]
+struct Entry {
+    /// The key as written, for messages.
+    key: String,
+    /// The clap id of the option it sets.
+    id: String,
+    /// `--long=value` arguments (none for a flag set to false).
+    argv: Vec<OsString>,
+    span: Range<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub name: String,
+    span: Range<usize>,
+    entries: Vec<Entry>,
+}
+
+/// A parsed configuration file.
+#[derive(Debug)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    text: String,
+    defaults: Vec<Entry>,
+    pub profiles: Vec<Profile>,
+}
+
+/// What a `get` option looks like to the profile parser.
+struct OptionInfo {
+    id: String,
+    long: String,
+    takes_value: bool,
+}
+
+/// The `get` options a profile may set: every long option of `GetArgs`.
+fn options() -> Vec<OptionInfo> {
+    let cmd = GetArgs::augment_args(clap::Command::new("get"));
+    cmd.get_arguments()
+        .filter_map(|a| {
+            Some(OptionInfo {
+                id: a.get_id().to_string(),
+                long: a.get_long()?.to_string(),
+                takes_value: a.get_action().takes_values(),
+            })
+        })
+        .filter(|o| o.long != "help" && o.long != "version")
+        .collect()
+}
+
+/// The parser for a profile's synthetic argument list: `get`'s options without their
+/// environment variables (see the module comment).
+pub fn profile_command() -> clap::Command {
+    GetArgs::augment_args(clap::Command::new("profile").no_binary_name(true))
+        .mut_args(|a| a.env(None))
+}
+
+impl ConfigFile {
+    /// 1-based line of a byte offset, for messages.
+    fn line(&self, offset: usize) -> usize {
+        let end = offset.min(self.text.len());
+        self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1
+    }
+
+    fn at(&self, span: &Range<usize>) -> String {
+        format!("{}:{}", self.path.display(), self.line(span.start))
+    }
+
+    /// A configuration error at a place of the file: exit 78.
+    fn error(&self, span: &Range<usize>, what: impl std::fmt::Display) -> Error {
+        Error::config(format!("{}: {what}", self.at(span)))
+    }
+
+    pub fn profile(&self, name: &str) -> Result<&Profile> {
+        self.profiles
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.profiles.iter().map(|p| p.name.as_str()).collect();
+                Error::config(format!(
+                    "{}: no profile {name:?} (profiles: {})",
+                    self.path.display(),
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })
+    }
+
+    /// Read and parse a configuration file. It may name commands (deploy hooks) that
+    /// run as the caller, so, like sudoers, it must not be writable by anyone else.
+    pub fn load(path: &Path) -> Result<ConfigFile> {
+        let cant = |e: std::io::Error| {
+            Error::config(format!(
+                "cannot read configuration file {}: {}",
+                path.display(),
+                io_reason(&e)
+            ))
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(cant)?;
+        let meta = file.metadata().map_err(cant)?;
+        if !meta.is_file() {
+            return Err(Error::config(format!(
+                "configuration file {} is not a regular file",
+                path.display()
+            )));
+        }
+        if meta.uid() != store::euid() && meta.uid() != 0 {
+            return Err(Error::perm(format!(
+                "unsafe configuration file {}: owned by {}, not by you or root; its deploy hooks would run as you",
+                path.display(),
+                store::user_name(meta.uid())
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(Error::perm(format!(
+                "unsafe configuration file {}: writable by others (mode {:04o}); its deploy hooks would run as you: run `chmod go-w {}`",
+                path.display(),
+                meta.mode() & 0o7777,
+                path.display()
+            )));
+        }
+        let mut text = String::new();
+        file.take(MAX_CONFIG_LEN + 1)
+            .read_to_string(&mut text)
+            .map_err(cant)?;
+        if text.len() as u64 > MAX_CONFIG_LEN {
+            return Err(Error::config(format!(
+                "configuration file {} is larger than 16 MiB",
+                path.display()
+            )));
+        }
+        ConfigFile::parse(path, text)
+    }
+
+    /// Parse the text of a configuration file: syntax, names and keys. Values are
+    /// checked later, by clap and `GetConfig::from_args`, when a profile is resolved.
+    pub fn parse(path: &Path, text: String) -> Result<ConfigFile> {
+        let mut cfg = ConfigFile {
+            path: path.to_path_buf(),
+            text: String::new(),
+            defaults: Vec::new(),
+            profiles: Vec::new(),
+        };
+        let (defaults, profiles) = {
+            let doc = match DeTable::parse(&text) {
+                Ok(d) => d,
+                Err(e) => {
+                    cfg.text = text.clone();
+                    let span = e.span().unwrap_or(0..0);
+                    return Err(cfg.error(&span, format!("invalid TOML: {}", e.message().trim())));
+                }
+            };
+            let opts = options();
+            let by_long: HashMap<&str, &OptionInfo> =
+                opts.iter().map(|o| (o.long.as_str(), o)).collect();
+            let mut defaults = Vec::new();
+            let mut profiles = Vec::new();
+            let mut problem: Option<(Range<usize>, String)> = None;
+            for (key, value) in doc.get_ref() {
+                match (key.get_ref().as_ref(), value.get_ref()) {
+                    ("defaults", DeValue::Table(t)) => match entries(t, &by_long) {
+                        Ok(e) => defaults = e,
+                        Err(p) => {
+                            problem = Some(p);
+                            break;
+                        }
+                    },
+                    ("profile", DeValue::Table(t)) => {
+                        for (name, body) in t {
+                            let n = name.get_ref().as_ref();
+                            if n.is_empty()
+                                || !n.bytes().all(|b| {
+                                    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+                                })
+                            {
+                                problem = Some((
+                                    name.span(),
+                                    format!("profile name {n:?}: use letters, digits, '-', '_' and '.' only"),
+                                ));
+                                break;
+                            }
+                            let DeValue::Table(body) = body.get_ref() else {
+                                problem = Some((
+                                    name.span(),
+                                    format!("profile.{n} must be a table: [profile.{n}]"),
+                                ));
+                                break;
+                            };
+                            match entries(body, &by_long) {
+                                Ok(e) => profiles.push(Profile {
+                                    name: n.to_string(),
+                                    span: name.span(),
+                                    entries: e,
+                                }),
+                                Err(p) => {
+                                    problem = Some((p.0, format!("profile {n}: {}", p.1)));
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    (k @ ("defaults" | "profile"), _) => {
+                        problem = Some((key.span(), format!("{k} must be a table: [{k}]")));
+                    }
+                    (k, _) => {
+                        problem = Some((
+                            key.span(),
+                            format!(
+                                "unknown key {k:?}: expected [defaults] or [profile.NAME] tables"
+                            ),
+                        ));
+                    }
+                }
+                if problem.is_some() {
+                    break;
+                }
+            }
+            if let Some((span, what)) = problem {
+                cfg.text = text.clone();
+                return Err(cfg.error(&span, what));
+            }
+            (defaults, profiles)
+        };
+        cfg.text = text;
+        cfg.defaults = defaults;
+        cfg.profiles = profiles;
+        Ok(cfg)
+    }
+
+    /// Turn a profile into what `get` runs with: its argument list plus whatever was
+    /// typed on the command line (`cli`, the matches of `get`), through clap and
+    /// `GetConfig::from_args`. Errors name the file, the line and the key.
+    fn resolve(
+        &self,
+        profile: &Profile,
+        typed: &Typed,
+        parser: &mut clap::Command,
+        opts: &[OptionInfo],
+    ) -> Result<GetConfig> {
+        let is_typed = |id: &str| typed.ids.iter().any(|t| t == id);
+        let in_profile = |id: &str| profile.entries.iter().any(|e| e.id == id);
+        let mut argv: Vec<OsString> = Vec::new();
+        let mut used: Vec<&Entry> = Vec::new();
+        for e in &profile.entries {
+            if !is_typed(&e.id) {
+                argv.extend(e.argv.iter().cloned());
+                used.push(e);
+            }
+        }
+        for e in &self.defaults {
+            if !is_typed(&e.id) && !in_profile(&e.id) {
+                argv.extend(e.argv.iter().cloned());
+                used.push(e);
+            }
+        }
+        argv.extend(typed.argv.iter().cloned());
+        let here = |e: Option<&&Entry>| match e {
+            Some(e) => format!(
+                "{}: profile {}, key {}",
+                self.at(&e.span),
+                profile.name,
+                e.key
+            ),
+            None => format!("{}: profile {}", self.at(&profile.span), profile.name),
+        };
+        // Which entry an error message's `--option` comes from, if any.
+        let culprit = |text: &str| {
+            used.iter().find(|e| {
+                let long = opts.iter().find(|o| o.id == e.id).map(|o| o.long.as_str());
+                long.is_some_and(|l| {
+                    text.match_indices(&format!("--{l}")).any(|(i, m)| {
+                        !text[i + m.len()..]
+                            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+                    })
+                })
+            })
+        };
+        let matches = parser.try_get_matches_from_mut(argv).map_err(|e| {
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid value")
+                .trim_start_matches("error: ")
+                .to_string();
+            Error::config(format!("{}: {first}", here(culprit(&first))))
+        })?;
+        let args = GetArgs::from_arg_matches(&matches)
+            .map_err(|e| Error::config(format!("{}: {e}", here(None))))?;
+        let mut cfg = GetConfig::from_args(&args).map_err(|e| {
+            Error::config(format!("{}: {}", here(culprit(e.message())), e.message()))
+        })?;
+        cfg.profile = Some(profile.name.clone());
+        Ok(cfg)
+    }
+
+    /// Resolve the chosen profiles and refuse two that write the same token file,
+    /// before anything touches the network.
+    pub fn resolve_all(
+        &self,
+        which: &[&Profile],
+        cli: Option<&ArgMatches>,
+    ) -> Result<Vec<GetConfig>> {
+        // Built once: 1,000 profiles must resolve in a few milliseconds.
+        let mut parser = profile_command();
+        let opts = options();
+        let typed = Typed::new(&opts, cli);
+        let mut dirs = HashMap::new();
+        let mut out = Vec::with_capacity(which.len());
+        let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(which.len());
+        for (i, p) in which.iter().enumerate() {
+            let cfg = self.resolve(p, &typed, &mut parser, &opts)?;
+            let files: Vec<PathBuf> = if cfg.outputs.is_empty() {
+                vec![cfg.outfile.clone()]
+            } else {
+                cfg.outputs.iter().map(|o| o.path.clone()).collect()
+            };
+            for file in files {
+                let key = same_file_key(&file, &mut dirs);
+                match seen.get(&key) {
+                    Some(&j) if j != i => {
+                        let first = which[j];
+                        return Err(self.error(
+                            &p.span,
+                            format!(
+                                "profiles {} (line {}) and {} both write the token file {}: give each its own outfile",
+                                first.name,
+                                self.line(first.span.start),
+                                p.name,
+                                store::absolute(&file).display()
+                            ),
+                        ));
+                    }
+                    _ => {
+                        seen.insert(key, i);
+                    }
+                }
+            }
+            out.push(cfg);
+        }
+        Ok(out)
+    }
+}
+
+/// The get options typed on the command line, which override every profile.
+struct Typed {
+    ids: Vec<String>,
+    argv: Vec<OsString>,
+}
+
+impl Typed {
+    fn new(opts: &[OptionInfo], cli: Option<&ArgMatches>) -> Typed {
+        let mut t = Typed {
+            ids: Vec::new(),
+            argv: Vec::new(),
+        };
+        let Some(m) = cli else { return t };
+        for o in opts {
+            if m.value_source(&o.id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            t.ids.push(o.id.clone());
+            if o.takes_value {
+                for raw in m.get_raw(&o.id).into_iter().flatten() {
+                    let mut a = OsString::from(format!("--{}=", o.long));
+                    a.push(raw);
+                    t.argv.push(a);
+                }
+            } else if m.get_flag(&o.id) {
+                t.argv.push(OsString::from(format!("--{}", o.long)));
+            }
+        }
+        t
+    }
+}
+
+/// A token file path made comparable: absolute, its directory's symlinks resolved
+/// (once per directory: profiles tend to share a few).
+fn same_file_key(p: &Path, dirs: &mut HashMap<PathBuf, PathBuf>) -> PathBuf {
+    let abs = store::absolute(p);
+    let normal: PathBuf = abs.components().collect();
+    match (normal.parent(), normal.file_name()) {
+        (Some(dir), Some(name)) => {
+            let real = dirs.entry(dir.to_path_buf()).or_insert_with(|| {
+                std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+            });
+            real.join(name)
+        }
+        _ => normal,
+    }
+}
+
+/// The entries of one table; an error is (where, what).
+fn entries(
+    t: &DeTable<'_>,
+    by_long: &HashMap<&str, &OptionInfo>,
+) -> std::result::Result<Vec<Entry>, (Range<usize>, String)> {
+    let mut out = Vec::with_capacity(t.len());
+    for (key, value) in t {
+        let k = key.get_ref().as_ref();
+        let long = k.replace('_', "-");
+        let Some(opt) = by_long.get(long.as_str()) else {
+            return Err((
+                key.span(),
+                format!("unknown key {k:?}: not an option of `robot-token get` (see robot-token get --help)"),
+            ));
+        };
+        let argv =
+            to_argv(opt, value).map_err(|what| (value.span(), format!("key {k}: {what}")))?;
+        out.push(Entry {
+            key: k.to_string(),
+            id: opt.id.clone(),
+            argv,
+            span: key.span(),
+        });
+    }
+    Ok(out)
+}
+
+fn scalar(v: &DeValue<'_>) -> Option<String> {
+    match v {
+        // `{path = "/tmp/t", owner = "alice", mode = "0640"}`: the `-o PATH:key=value,...`
+        // form of a token file for another user.
+        DeValue::Table(t) => {
+            let path = t.get("path").and_then(|p| scalar_only(p.get_ref()))?;
+            let mut opts = Vec::new();
+            for (k, v) in t {
+                if k.get_ref() != "path" {
+                    opts.push(format!("{}={}", k.get_ref(), scalar_only(v.get_ref())?));
+                }
+            }
+            Some(if opts.is_empty() {
+                path
+            } else {
+                format!("{path}:{}", opts.join(","))
+            })
+        }
+        other => scalar_only(other),
+    }
+}
+
+fn scalar_only(v: &DeValue<'_>) -> Option<String> {
+    match v {
+        DeValue::String(s) => Some(s.to_string()),
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n.to_string()),
+        DeValue::Float(f) => Some(f.to_string()),
+        DeValue::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// The command-line form of one value: `--long=value` for each value, `--long` for a
+/// flag set to true. `--long=value` keeps a value that starts with '-' a value.
+fn to_argv(
+    opt: &OptionInfo,
+    v: &Spanned<DeValue<'_>>,
+) -> std::result::Result<Vec<OsString>, String> {
+    let arg = |s: &str| OsString::from(format!("--{}={s}", opt.long));
+    if !opt.takes_value {
+        return match v.get_ref() {
+            DeValue::Boolean(true) => Ok(vec![OsString::from(format!("--{}", opt.long))]),
+            DeValue::Boolean(false) => Ok(Vec::new()),
+            _ => Err("must be true or false".into()),
+        };
+    }
+    match v.get_ref() {
+        DeValue::Array(items) => items
+            .iter()
+            .map(|i| {
+                scalar(i.get_ref()).map(|s| arg(&s)).ok_or_else(|| {
+                    "array items must be strings, numbers or {path = ...} tables".to_string()
+                })
+            })
+            .collect(),
+        other => scalar(other).map(|s| vec![arg(&s)]).ok_or_else(|| {
+            "must be a string, a number, a boolean, an array or a {path = ...} table".into()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ConfigFile> {
+        ConfigFile::parse(Path::new("c.toml"), text.to_string())
+    }
+
+    #[test]
+    fn errors_name_line_and_key() {
+        let e = parse("[profile.a]\noutfile = \"/tmp/x\"\nbogus = 1\n").unwrap_err();
+        assert_eq!(e.exit(), crate::error::Exit::Config);
+        assert!(e.message().starts_with("c.toml:3: "), "{e}");
+        assert!(e.message().contains("\"bogus\""), "{e}");
+        let e = parse("[profile.a]\nscope = [{x = 1}]\n").unwrap_err();
+        assert!(e.message().starts_with("c.toml:2: "), "{e}");
+        let e = parse("[profile.a]\noutfile = \n").unwrap_err();
+        assert!(e.message().starts_with("c.toml:2: invalid TOML"), "{e}");
+        let e = parse("[profile.\"a b\"]\n").unwrap_err();
+        assert!(e.message().contains("profile name"), "{e}");
+        let e = parse("verbose = 1\n").unwrap_err();
+        assert!(e.message().contains("unknown key \"verbose\""), "{e}");
+    }
+
+    #[test]
+    fn keys_become_the_same_options() {
+        let c = parse(
+            "[defaults]\nminsecs = 7200\n[profile.a]\noutfile = \"/tmp/a\"\ncredential = \"/c.json\"\nscope = [\"x\", \"y\"]\ndeploy-hook = \"-dash\"\n[profile.b]\noutfile = \"/tmp/b\"\ncredential = \"/c.json\"\nminsecs = \"1h\"\n",
+        )
+        .unwrap();
+        let all: Vec<&Profile> = c.profiles.iter().collect();
+        let cfgs = c.resolve_all(&all, None).unwrap();
+        assert_eq!(cfgs[0].minsecs, 7200);
+        assert_eq!(cfgs[0].scope, vec!["x", "y"]);
+        assert_eq!(cfgs[0].deploy_hook.as_deref(), Some("-dash"));
+        assert_eq!(cfgs[0].profile.as_deref(), Some("a"));
+        assert_eq!(cfgs[1].minsecs, 3600);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let c = parse("[profile.a]\ncredential = \"/c\"\n\nminsecs = \"soon\"\n").unwrap();
+        let e = c.resolve_all(&[&c.profiles[0]], None).unwrap_err();
+        assert!(
+            e.message().starts_with("c.toml:4: profile a, key minsecs:"),
+            "{e}"
+        );
+        let c = parse("[profile.a]\ncredential = \"/c\"\nclient_auth = \"magic\"\n").unwrap();
+        let e = c.resolve_all(&[&c.profiles[0]], None).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("c.toml:3: profile a, key client_auth:"),
+            "{e}"
+        );
+        let c = parse("[profile.a]\noutfile = \"/tmp/x\"\n").unwrap();
+        let e = c.resolve_all(&[&c.profiles[0]], None).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("c.toml:1: profile a: no credential"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn token_file_tables_are_the_option_syntax() {
+        let c = parse(
+            "[profile.a]\ncredential = \"/c\"\noutfile = [\"/tmp/one\", {path = \"/tmp/two\", mode = \"0640\"}]\n",
+        )
+        .unwrap();
+        let cfgs = c.resolve_all(&[&c.profiles[0]], None).unwrap();
+        let paths: Vec<_> = cfgs[0].outputs.iter().map(|o| o.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![PathBuf::from("/tmp/one"), PathBuf::from("/tmp/two")]
+        );
+        assert_eq!(cfgs[0].outputs[1].mode, Some(0o640));
+        let c = parse(
+            "[profile.a]\ncredential = \"/c\"\noutfile = [\"/tmp/x\"]\n[profile.b]\ncredential = \"/c\"\noutfile = [\"/tmp/y\", \"/tmp/x\"]\n",
+        )
+        .unwrap();
+        let all: Vec<&Profile> = c.profiles.iter().collect();
+        assert!(c.resolve_all(&all, None).is_err());
+    }
+
+    #[test]
+    fn same_token_file_twice_is_refused() {
+        let c = parse(
+            "[profile.a]\ncredential = \"/c\"\noutfile = \"/tmp/./t\"\n[profile.b]\ncredential = \"/d\"\noutfile = \"/tmp/t\"\n",
+        )
+        .unwrap();
+        let all: Vec<&Profile> = c.profiles.iter().collect();
+        let e = c.resolve_all(&all, None).unwrap_err();
+        assert!(
+            e.message()
+                .starts_with("c.toml:4: profiles a (line 1) and b"),
+            "{e}"
+        );
+    }
+}

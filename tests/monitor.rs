@@ -1,0 +1,177 @@
+//! `robot-token status` and `robot-token check`: output snapshots (times, durations,
+//! ports and paths normalised) and exit codes, after real runs against oidc-provider.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value};
+
+const SCOPE: &str = "openid offline_access storage.read:/";
+
+fn cred(env: &Env, name: &str, iss: &Issuer, rt: &str) -> PathBuf {
+    let v = json!({
+        "version": 1, "issuer": iss.url, "client_id": "robot-basic",
+        "client_secret": "robot-basic-secret", "scope": SCOPE, "refresh_token": rt,
+    });
+    env.write_private(name, &v.to_string())
+}
+
+/// Snapshots must not depend on the clock, the port or the temporary directory.
+fn normalised(env: &Env, iss: &Issuer, text: &str) -> String {
+    let dir = env.dir.path().display().to_string();
+    let mut s = text.replace(&dir, "[DIR]").replace(&iss.url, "[ISSUER]");
+    let rules: [(&str, &str); 3] = [
+        (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [A-Z]+", "[TIME]"),
+        (r"=-?\d+s;", "=[N]s;"),
+        (r"(\d+d )?(\d+h )?(\d+m )?\d+s\b", "[DURATION]"),
+    ];
+    for (re, with) in rules {
+        s = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&s, with)
+            .into_owned();
+    }
+    s
+}
+
+/// Two profiles: one renewed, one whose credential the issuer rejects.
+fn fleet(iss: &Issuer, env: &Env) -> PathBuf {
+    let (rt, _) = iss.mint("robot-basic", SCOPE, Some("https://storage.example.org"));
+    let good = cred(env, "storage.json", iss, &rt);
+    let bad = cred(env, "compute.json", iss, "revoked-refresh-token");
+    let c = env.write_private(
+        "config.toml",
+        &format!(
+            "[profile.storage]\ncredential = {good:?}\noutfile = \"storage.token\"\n\
+             audience = \"https://storage.example.org\"\n\n\
+             [profile.compute]\ncredential = {bad:?}\noutfile = \"compute.token\"\n"
+        ),
+    );
+    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    c
+}
+
+#[test]
+fn status_shows_every_profile_with_its_last_run() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let c = fleet(&iss, &env);
+    let r = run(env
+        .cmd()
+        .args(["status", "--config"])
+        .arg(&c)
+        .env("TZ", "UTC"));
+    assert_eq!(r.code, 1, "a missing token: {}", r.stderr);
+    insta::assert_snapshot!("status", normalised(&env, &iss, &r.stdout));
+
+    let r = run(env.cmd().args(["status", "--json", "--config"]).arg(&c));
+    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let storage = &v[0];
+    assert_eq!(storage["profile"], "storage");
+    assert_eq!(storage["state"], "valid");
+    assert_eq!(storage["iss"], json!(iss.url));
+    assert_eq!(storage["aud"], json!(["https://storage.example.org"]));
+    assert!(storage["remaining"].as_i64().unwrap() > 3000);
+    assert!(storage["rotated_at"].as_i64().unwrap() > 0, "{storage}");
+    assert_eq!(storage["last_run"]["exit"], 0);
+    let compute = &v[1];
+    assert_eq!(compute["state"], "missing");
+    assert_eq!(compute["last_run"]["exit"], 77);
+    assert!(compute["last_run"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("rejected"));
+
+    // A token file given by name, and the WLCG default.
+    let r = run(env.cmd().args(["status", "storage.token"]).env("TZ", "UTC"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("storage.token; sub "), "{}", r.stdout);
+    let r = run(env
+        .cmd()
+        .arg("status")
+        .env("BEARER_TOKEN_FILE", env.path("storage.token")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn check_is_a_monitoring_plugin() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let c = fleet(&iss, &env);
+    // 1 h left: WARNING under 2 h; missing: CRITICAL; the worst wins.
+    let r = run(env
+        .cmd()
+        .args([
+            "check",
+            "--all",
+            "--warning",
+            "2h",
+            "--critical",
+            "30m",
+            "--config",
+        ])
+        .arg(&c));
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    insta::assert_snapshot!("check_all", normalised(&env, &iss, &r.stdout));
+
+    let r = run(env.cmd().args([
+        "check",
+        "storage.token",
+        "--warning",
+        "10m",
+        "--critical",
+        "5m",
+    ]));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    insta::assert_snapshot!("check_ok", normalised(&env, &iss, &r.stdout));
+
+    let r = run(env
+        .cmd()
+        .args([
+            "check",
+            "--profile",
+            "storage",
+            "-w",
+            "2h",
+            "-c",
+            "30m",
+            "--config",
+        ])
+        .arg(&c));
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("ROBOT-TOKEN WARNING - storage valid for "),
+        "{}",
+        r.stdout
+    );
+
+    std::fs::write(env.path("old.token"), iss.mint_expired()).unwrap();
+    let r = run(env.cmd().args(["check", "old.token"]));
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .starts_with("ROBOT-TOKEN CRITICAL - old.token expired "),
+        "{}",
+        r.stdout
+    );
+
+    // Usage and configuration problems are UNKNOWN, on one line.
+    for args in [
+        vec!["check", "--warning", "5m", "--critical", "1h"],
+        vec!["check", "--no-such-option"],
+        vec!["check", "--all", "--config", "/nonexistent.toml"],
+    ] {
+        let r = run(env.cmd().args(&args));
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stdout);
+        assert!(
+            r.stdout.starts_with("ROBOT-TOKEN UNKNOWN - "),
+            "{}",
+            r.stdout
+        );
+        assert_eq!(r.stdout.lines().count(), 1);
+    }
+}

@@ -1,0 +1,71 @@
+//! The systemd units in cron/ pass `systemd-analyze verify` (installed by
+//! scripts/install-peers.sh), with no warning, pointed at the binary under test.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn verify(user: bool, files: &[&str]) {
+    let env = Env::new();
+    let bin = assert_cmd::cargo::cargo_bin!("robot-token");
+    let mut paths = Vec::new();
+    for f in files {
+        let text = read(&manifest_dir().join("cron").join(f));
+        // verify checks that ExecStart= exists: point it at the binary under test.
+        let text = text.replace("/usr/bin/robot-token", &bin.display().to_string());
+        let name = std::path::Path::new(f).file_name().unwrap();
+        let p = env.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        paths.push(p);
+    }
+    let runtime = env.path("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    let mut cmd = Command::new("systemd-analyze");
+    if user {
+        cmd.arg("--user");
+    }
+    let out = cmd
+        .args(["verify", "--man=no"])
+        .args(&paths)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .current_dir(env.dir.path())
+        .output()
+        .expect(
+            "systemd-analyze is missing: run scripts/install-peers.sh (Debian package systemd)",
+        );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{files:?}: {stderr}");
+    assert_eq!(stderr, "", "{files:?}: warnings");
+}
+
+#[test]
+fn system_units_verify() {
+    verify(false, &["robot-token.service", "robot-token.timer"]);
+    let unit = read(&manifest_dir().join("cron/robot-token.service"));
+    for needed in [
+        "ProtectSystem=strict",
+        "PrivateTmp=no",
+        "NoNewPrivileges=yes",
+        "ReadWritePaths=/tmp",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(needed)), "{needed}");
+    }
+    let timer = read(&manifest_dir().join("cron/robot-token.timer"));
+    for needed in [
+        "OnCalendar=hourly",
+        "RandomizedDelaySec=",
+        "Persistent=true",
+    ] {
+        assert!(timer.lines().any(|l| l.starts_with(needed)), "{needed}");
+    }
+}
+
+#[test]
+fn user_units_verify() {
+    verify(
+        true,
+        &["user/robot-token.service", "user/robot-token.timer"],
+    );
+}
