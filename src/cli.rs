@@ -109,7 +109,8 @@ pub enum Command {
 /// `get`: which profiles to run, then what the command line says for each.
 #[derive(Debug, Args, Clone)]
 pub struct GetCmd {
-    /// Run this profile of the configuration file.
+    /// Run this profile of the configuration file. (No environment variable:
+    /// ROBOT_TOKEN_PROFILE is what deploy hooks receive.)
     #[arg(long, value_name = "NAME", conflicts_with = "all")]
     pub profile: Option<String>,
 
