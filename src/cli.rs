@@ -197,7 +197,7 @@ pub enum Generate {
     },
 }
 
-const GET_HELP: &str = "The token files are every -o, else the credential file's \"outputs\", else $BEARER_TOKEN_FILE, \
+const GET_HELP: &str = "The token files are every -o (a profile's outfile or outputs), else $BEARER_TOKEN_FILE, \
 else $XDG_RUNTIME_DIR/bt_u<euid>, else /tmp/bt_u<euid> (WLCG Bearer Token Discovery). One renewal, when any of \
 them is due, replaces them all.\n\nEvery option can also be set by the environment variable shown.\n\n\
 Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 77 a person must act, 78 configuration.";
@@ -207,7 +207,7 @@ Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure, 
 pub struct GetArgs {
     /// Token file to keep fresh; repeatable: all are replaced from one renewal. As root,
     /// PATH:owner=USER,group=GROUP,mode=0640 writes it for another user
-    /// [default: the credential's "outputs", else WLCG discovery].
+    /// [default: WLCG discovery].
     #[arg(
         short = 'o',
         long,

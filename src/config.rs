@@ -98,11 +98,10 @@ pub struct ExchangeOptions {
 
 #[derive(Debug, Clone)]
 pub struct GetConfig {
-    /// The token files from `-o`; empty: the credential's `outputs`, else WLCG
-    /// discovery (decided by `output::targets`, which may read the credential).
+    /// The token files from `-o` (or a profile's `outfile`/`outputs`); empty: the WLCG
+    /// discovery default (`output::targets`, which never reads the credential).
     pub outputs: Vec<OutputSpec>,
-    /// The first token file: the first `-o`, else the WLCG discovery default. (With a
-    /// credential's `outputs` the run's real first file is in `renew::Outcome::files`.)
+    /// The first token file: the first `-o`, else the WLCG discovery default.
     pub outfile: PathBuf,
     pub minsecs: i64,
     pub source: Source,

@@ -7,12 +7,12 @@
 //! keys; a path that itself ends in such text is written with a trailing `:`.
 
 use std::ffi::CString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{GetConfig, Source};
+use crate::config::GetConfig;
 use crate::error::{Error, Result};
 use crate::store::{self, euid};
 
@@ -284,14 +284,12 @@ fn in_group(gid: u32) -> bool {
 /// The token files of this run, resolved: `-o`, else the credential file's
 /// `outputs`, else the WLCG discovery default. A path named twice is refused.
 pub fn targets(cfg: &GetConfig) -> Result<Vec<Target>> {
-    let specs = if !cfg.outputs.is_empty() {
-        cfg.outputs.clone()
+    // Only what the command line (or a profile) names: the fresh path must decide
+    // without reading the credential.
+    let specs = if cfg.outputs.is_empty() {
+        vec![OutputSpec::plain(cfg.outfile.clone())]
     } else {
-        let from_file = match &cfg.source {
-            Source::File(f) => credential_outputs(f)?,
-            _ => None,
-        };
-        from_file.unwrap_or_else(|| vec![OutputSpec::plain(cfg.outfile.clone())])
+        cfg.outputs.clone()
     };
     let mut seen = std::collections::HashSet::new();
     for s in &specs {
@@ -303,31 +301,6 @@ pub fn targets(cfg: &GetConfig) -> Result<Vec<Target>> {
         }
     }
     specs.iter().map(OutputSpec::resolve).collect()
-}
-
-/// The `outputs` of a credential file, read without its lock and without keeping
-/// anything else of it: only for runs with no `-o`. `None` when it names none.
-pub fn credential_outputs(file: &Path) -> Result<Option<Vec<OutputSpec>>> {
-    let (real, data) = crate::credential::read_file(file)?;
-    let data = zeroize::Zeroizing::new(data);
-    let v: Value = match serde_json::from_slice(&data) {
-        Ok(v) => v,
-        // Malformed: the credential parser says where.
-        Err(_) => {
-            crate::credential::Credential::parse(&data, &real)?;
-            return Ok(None);
-        }
-    };
-    let Some(list) = v.get("outputs") else {
-        return Ok(None);
-    };
-    let specs: Vec<OutputSpec> = serde_json::from_value(list.clone()).map_err(|e| {
-        Error::data(format!(
-            "malformed credential file {}: \"outputs\": {e}",
-            real.display()
-        ))
-    })?;
-    Ok((!specs.is_empty()).then_some(specs))
 }
 
 #[cfg(test)]

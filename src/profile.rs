@@ -472,7 +472,11 @@ fn entries(
     let mut out = Vec::with_capacity(t.len());
     for (key, value) in t {
         let k = key.get_ref().as_ref();
-        let long = k.replace('_', "-");
+        let mut long = k.replace('_', "-");
+        // `outputs = [...]` reads better than `outfile = [...]` for several files.
+        if long == "outputs" {
+            long = "outfile".into();
+        }
         let Some(opt) = by_long.get(long.as_str()) else {
             return Err((
                 key.span(),

@@ -33,6 +33,15 @@ fn fresh_token_is_a_no_op_without_network_or_credential() {
     assert_eq!(r.stdout, "");
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
     assert_eq!(read(&out), format!("{at}\n"));
+    // The same with the token file found by WLCG discovery, the crontab's usual form.
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "60", "-c"])
+        .arg(&cred)
+        .env("BEARER_TOKEN_FILE", &out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "");
+    assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! Several token files from one renewal (`-o` repeatable, `outputs` in the credential
-//! file), a failing one that does not undo the others, and token files that root
+//! Several token files from one renewal (`-o` repeatable, `outputs` in a profile),
+//! a failing one that does not undo the others, and token files that root
 //! keeps for another user (owner, group, mode), against the real test issuer.
 
 mod common;
@@ -103,36 +103,50 @@ fn a_failing_token_file_does_not_undo_the_others() {
 }
 
 #[test]
-fn outputs_in_the_credential_file() {
+fn outputs_in_a_profile_and_never_from_the_credential() {
     let (iss, env, cred) = setup();
     let (a, b) = (env.path("a"), env.path("b"));
-    let mut v: Value = serde_json::from_str(&read(&cred)).unwrap();
-    v["outputs"] = json!([a, {"path": b, "mode": "0640"}]);
-    fs::write(&cred, serde_json::to_string_pretty(&v).unwrap()).unwrap();
-    let r = run(env.cmd().args(["get", "-m", "600", "-c"]).arg(&cred));
+    let config = env.write_private(
+        "config.toml",
+        &format!(
+            "[profile.robot]\ncredential = {cred:?}\nminsecs = \"10m\"\n\
+             outputs = [{a:?}, {{ path = {b:?}, mode = \"0640\" }}]\n"
+        ),
+    );
+    let profile = || {
+        let mut c = env.cmd();
+        c.args(["get", "--profile", "robot", "--config"])
+            .arg(&config);
+        c
+    };
+    let r = run(&mut profile());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&a), read(&b));
     assert_eq!(fs::metadata(&b).unwrap().mode() & 0o777, 0o640);
-    // The rotated refresh token was saved, and "outputs" kept.
-    let after: Value = serde_json::from_str(&read(&cred)).unwrap();
-    assert_eq!(after["outputs"], v["outputs"]);
-    assert_ne!(after["refresh_token"], v["refresh_token"]);
-    // Fresh: no request.
-    let r = run(env.cmd().args(["get", "-m", "600", "-c"]).arg(&cred));
+    // Fresh: no request, and the credential is not even read (unreadable now).
+    let saved = read(&cred);
+    fs::set_permissions(&cred, fs::Permissions::from_mode(0o000)).unwrap();
+    fs::write(&cred, "{ not json").unwrap();
+    let r = run(&mut profile());
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
-    // -o replaces the file's outputs.
+    fs::write(&cred, saved).unwrap();
+    fs::set_permissions(&cred, fs::Permissions::from_mode(0o600)).unwrap();
+
+    // A credential's own "outputs" field is not where token files are named: the
+    // fresh path would have to read the credential. It is kept, and not used.
+    let mut v: Value = serde_json::from_str(&read(&cred)).unwrap();
+    v["outputs"] = json!([env.path("never")]);
+    fs::write(&cred, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let c = env.path("c");
-    let r = run(&mut get(&env, &cred, &[&c]));
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "600", "-c"])
+        .arg(&cred)
+        .env("BEARER_TOKEN_FILE", &c));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 2);
     assert!(c.exists());
-    // A malformed "outputs" is 65, naming the field.
-    v["outputs"] = json!([{"path": a, "mode": "0666"}]);
-    fs::write(&cred, v.to_string()).unwrap();
-    let r = run(env.cmd().args(["get", "-c"]).arg(&cred));
-    assert_eq!(r.code, 65, "{}", r.stderr);
-    assert!(r.stderr.contains("\"outputs\""), "{}", r.stderr);
+    assert!(!env.path("never").exists());
 }
 
 #[test]
