@@ -1,10 +1,13 @@
 //! robot-token: keep a robot's OAuth2 bearer token fresh from cron.
 //!
-//! The data path, one module per step:
-//! `cli` → `config` → `discovery` → `token` (fresh? stop) → `store` (lock) →
-//! `source` (`credential` → `oauth` over `http`, or `vault` with `keytab` and
-//! `gssapi`) → `store` (atomic replace) → `condor` (`--condor`: hand the token to
-//! HTCondor).
+//! The data path of `get`, one module per step:
+//! `cli` → `config` (+ `profile` for `--profile`/`--all`) → `get` → `renew`:
+//! `output` + `discovery` (which token files) → `token` (fresh? stop: no network, no
+//! credential read) → `store` (locks) → `source` (`credential` → `oauth` over `http`,
+//! with `assertion` and `exchange`; or `vault` with `keytab` and `gssapi`; or `exec`) →
+//! `scope` (granted as asked?) → `store` (atomic replace) → `condor` (`--condor`) →
+//! `hook` (`--deploy-hook`) → `state` (for `status`/`check` in `monitor`).
+//! The other commands: `init` (device flow), `inspect` (+ `verify`), `generate`, `version`.
 
 pub mod assertion;
 pub mod cli;
