@@ -149,7 +149,7 @@ size=$(stat -c %s "$bin")
   echo "  Where they go (callgrind on a release build with symbols, 2026-12-01): the dynamic loader's"
   echo "  relocations ~39%, building clap's parser for every option ~38%, Rust's runtime start-up"
   echo "  (main-thread stack guard from /proc/self/maps) ~13%, robot-token's own work (resolve the"
-  echo "  file, read it without following links, decode the JWT) ~5%. \\`strace -c\\`: one openat of the"
+  echo "  file, read it without following links, decode the JWT) ~5%. \`strace -c\`: one openat of the"
   echo "  token file, no socket, no credential read, no TLS root store."
   echo "- Renewal / curl: **${r_ep}x** with token_endpoint set (budget 1.3x), ${r_disc}x with discovery (one extra GET)."
   echo "- Renewal / oidc-token with its agent already running: ${r_oidc}x."
