@@ -379,16 +379,6 @@ fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
     if !audience.is_empty() && !matches!(req.grant, Grant::DeviceCode(_)) {
         pairs.push(("audience", &audience));
     }
-    let auth = client_auth(req.client, req.endpoint)?;
-    let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
-    if let Some(h) = &auth.header {
-        headers.push(("Authorization", h.expose()));
-    }
-    for (k, v) in &auth.fields {
-        pairs.push((k, v.expose()));
-    }
-    let body = zeroize::Zeroizing::new(form(&pairs));
-    drop(pairs);
     // A refresh token may be dead once redeemed, and a device code is redeemed once
     // (some issuers revoke the grant when a used code is polled again). An exchange
     // or client_credentials request only asks for a new token: repeating it is safe.
@@ -409,8 +399,32 @@ fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
         req.client.id,
         auth_name(req.client.auth),
     );
-    http.send(req.endpoint, &headers, Some(&body), retry)
+    post_authenticated(http, req.endpoint, req.client, req.endpoint, &pairs, retry)?
         .map_err(|f| transport_error(f, req))
+}
+
+/// POST `pairs` as a form with the client's authentication (RFC 6749 2.3; RFC 7523 with
+/// `assertion_aud` as the assertion's audience). The secrets live only for the call.
+fn post_authenticated(
+    http: &Http,
+    endpoint: &str,
+    client: &Client,
+    assertion_aud: &str,
+    pairs: &[(&str, &str)],
+    retry: Retry,
+) -> Result<std::result::Result<Reply, Failure>> {
+    let auth = client_auth(client, assertion_aud)?;
+    let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
+    if let Some(h) = &auth.header {
+        headers.push(("Authorization", h.expose()));
+    }
+    let mut all = pairs.to_vec();
+    for (k, v) in &auth.fields {
+        all.push((k, v.expose()));
+    }
+    let body = zeroize::Zeroizing::new(form(&all));
+    drop(all);
+    Ok(http.send(endpoint, &headers, Some(&body), retry))
 }
 
 fn auth_name(a: ClientAuth) -> &'static str {
@@ -552,20 +566,16 @@ pub fn device_authorization(
     if !audience.is_empty() {
         pairs.push(("audience", &audience));
     }
-    let auth = client_auth(client, token_endpoint)?;
-    let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
-    if let Some(h) = &auth.header {
-        headers.push(("Authorization", h.expose()));
-    }
-    for (k, v) in &auth.fields {
-        pairs.push((k, v.expose()));
-    }
-    let body = zeroize::Zeroizing::new(form(&pairs));
-    drop(pairs);
     tracing::info!("starting a device authorization at {endpoint}");
-    let reply = http
-        .send(endpoint, &headers, Some(&body), Retry::Idempotent)
-        .map_err(|f| f.into_error("cannot reach", endpoint))?;
+    let reply = post_authenticated(
+        http,
+        endpoint,
+        client,
+        token_endpoint,
+        &pairs,
+        Retry::Idempotent,
+    )?
+    .map_err(|f| f.into_error("cannot reach", endpoint))?;
     if reply.status != 200 {
         let grant = Grant::DeviceCode(Secret::new(""));
         return Err(error_reply(&reply, endpoint, &grant));
