@@ -644,15 +644,19 @@ mod tests {
         assert_eq!(raw, b"a%3Ab:c+d");
     }
 
-    #[test]
-    fn errors_map_to_exit_codes() {
-        let reply = |status, body: &str| Reply {
+    /// An answer of the issuer with this status and body.
+    fn reply(status: u16, body: &str) -> Reply {
+        Reply {
             status,
             body: body.as_bytes().to_vec(),
             content_type: None,
             retry_after: None,
             location: None,
-        };
+        }
+    }
+
+    #[test]
+    fn errors_map_to_exit_codes() {
         let rt = Grant::RefreshToken(Secret::new("r"));
         let cc = Grant::ClientCredentials;
         let code = |r: Reply, g: &Grant| error_reply(&r, "https://x/token", g).exit();
@@ -681,13 +685,6 @@ mod tests {
 
     #[test]
     fn device_polls_are_classified_per_rfc8628() {
-        let reply = |status, body: &str| Reply {
-            status,
-            body: body.as_bytes().to_vec(),
-            content_type: None,
-            retry_after: None,
-            location: None,
-        };
         let client = Client {
             id: "c".into(),
             secret: None,
