@@ -16,6 +16,30 @@ pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Start a test peer that prints one JSON ready line on stdout and exits when its
+/// stdin closes; its log goes to stderr only with PEER_LOG set. Returns the child, its
+/// stdin (hold it to keep the peer alive) and the ready line.
+pub fn spawn_peer(cmd: &mut Command, what: &str) -> (Child, Option<ChildStdin>, Value) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("PEER_LOG").is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdin = child.stdin.take();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("{what}: no ready line: {e}"));
+    let ready: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{what} did not start: {line:?}"));
+    (child, stdin, ready)
+}
+
 /// A running test issuer. Killed on drop; it also exits when our end of its stdin closes.
 pub struct Issuer {
     child: Child,
@@ -35,26 +59,12 @@ impl Issuer {
             peer.join("node_modules").is_dir(),
             "the test issuer is not installed: run `npm ci --prefix tests/peer` (scripts/test.sh does)"
         );
-        let mut child = Command::new("node")
-            .arg(peer.join("issuer.mjs"))
+        let mut cmd = Command::new("node");
+        cmd.arg(peer.join("issuer.mjs"))
             .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("PEER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("cannot start node tests/peer/issuer.mjs");
-        let stdin = child.stdin.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("issuer ready line");
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("issuer did not start: {line:?}"));
+            .args(args);
+        let (child, stdin, ready) = spawn_peer(&mut cmd, "node tests/peer/issuer.mjs");
+        let stdin = stdin.unwrap();
         let url = ready["issuer"].as_str().unwrap().to_string();
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -4,7 +4,6 @@
 //! started per test in a private directory and stopped on drop. Missing packages
 //! fail loudly: scripts/install-peers.sh installs them.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
@@ -140,8 +139,8 @@ impl VaultStub {
             py.exists(),
             "/usr/bin/python3 is missing (Debian python3 with python3-gssapi)"
         );
-        let mut child = Command::new(py)
-            .arg(vault_dir().join("vault_stub.py"))
+        let mut cmd = Command::new(py);
+        cmd.arg(vault_dir().join("vault_stub.py"))
             .args(["--port", "0", "--issuer", "igwn", "--role", "robot"])
             .arg("--service-keytab")
             .arg(kdc.service_keytab())
@@ -151,24 +150,12 @@ impl VaultStub {
             .arg(token_source)
             .args(extra)
             .args(&tls_args)
-            .env("KRB5_CONFIG", kdc.krb5_config())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("PEER_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
-            .spawn()
-            .expect("cannot start tests/vault/vault_stub.py");
-        let stdin = child.stdin.take();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("stub ready line");
-        let ready: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-            panic!("the Vault stub did not start (apt-get install python3-gssapi): {line:?}")
-        });
+            .env("KRB5_CONFIG", kdc.krb5_config());
+        // The ready line is JSON only when the stub started (python3-gssapi installed).
+        let (child, stdin, ready) = super::spawn_peer(
+            &mut cmd,
+            "tests/vault/vault_stub.py (apt-get install python3-gssapi)",
+        );
         let mut config = ureq::Agent::config_builder().http_status_as_error(false);
         if tls {
             let pem = std::fs::read(test_ca()).unwrap();
