@@ -76,6 +76,7 @@ impl SigningKey {
     /// Read a PEM private key (RSA, EC P-256/P-384 or Ed25519; PKCS#8, or PKCS#1 for
     /// RSA). The file must be ours with no group or other bits, like the credential.
     pub fn load(path: &Path, kid: Option<String>) -> Result<SigningKey> {
+        crate::jws::install();
         let data = match store::read_own(path, MAX_KEY_LEN) {
             Ok(Some(d)) => zeroize::Zeroizing::new(d),
             Ok(None) => {

@@ -1,7 +1,7 @@
 //! `robot-token inspect --verify`: what `scitokens-verify` and `scitokens-list-access`
 //! users expect. Fetch the discovery document and JWKS of the issuer named in the
 //! token's `iss` (https; plain http only for loopback test issuers), check the
-//! signature with the `jsonwebtoken` crate, then `iss`, `exp`/`nbf` (with a small
+//! signature with the `jsonwebtoken` crate (ring underneath, see `jws`), then `iss`, `exp`/`nbf` (with a small
 //! leeway), and optionally the audience and WLCG scopes.
 //!
 //! Only `inspect --verify` reaches this module: `get` never fetches keys.
@@ -220,6 +220,7 @@ fn check_signature(
 /// verification that ran; `Err` is a token that cannot be checked at all (no
 /// `iss`, a refused algorithm: 77) or keys that cannot be fetched (75).
 pub fn verify(http: &Http, token: &str, jwt: &Jwt, expect: &Expect, now: i64) -> Result<Verdict> {
+    crate::jws::install();
     let alg_name = jwt
         .header
         .get("alg")

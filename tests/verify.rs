@@ -96,6 +96,7 @@ fn a_token_signed_by_another_key_is_77() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 
     // Another key that claims the provider's kid: the signature itself fails.
+    robot_token::jws::install();
     let pem = std::fs::read(manifest_dir().join("tests/peer/keys/ci.key.pem")).unwrap();
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);

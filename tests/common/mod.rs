@@ -254,8 +254,74 @@ pub struct Output {
     pub stderr: String,
 }
 
+/// How long one child may run before a test calls it hung: far above any honest
+/// run on a loaded 2-core machine, far below a CI budget.
+pub const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `child`'s output, or a panic (after killing it) when it outlives `limit`: a test
+/// must fail on a hang, not wait for CI's budget to run out.
+pub fn wait_output(mut child: Child, limit: Duration) -> std::process::Output {
+    use std::io::Read;
+    // Drain both pipes in threads, so a chatty child cannot block on a full pipe.
+    let drain = |p: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for a child") {
+            break s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = err.join().unwrap_or_default();
+            panic!(
+                "child process {} still running after {} s: killed; its stderr:\n{}",
+                child.id(),
+                limit.as_secs(),
+                String::from_utf8_lossy(&stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+/// Run `cmd` to completion (at most [`CHILD_TIMEOUT`]), capturing its output.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run robot-token");
+    run_within(cmd, CHILD_TIMEOUT)
+}
+
+/// [`run`] with another time limit.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run robot-token");
+    let out = wait_output(child, limit);
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
