@@ -54,3 +54,11 @@ if ! command -v systemd-analyze >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends systemd >/dev/null; }
 fi
+
+# cargo-deny, for the supply-chain check in scripts/test.sh. Pinned, built from
+# crates.io once per machine (a few minutes on 2 cores).
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  echo "install-peers: installing cargo-deny $deny_version" >&2
+  cargo install --locked --quiet "cargo-deny@$deny_version" >&2
+fi

@@ -17,10 +17,12 @@ echo "== property tests: 100000 cases per parser"
 PROPTEST_CASES=100000 cargo test --release --locked --test parsers 2>&1 | grep -E "^test |test result"
 
 echo "== coverage-guided fuzzing: ${secs}s per target"
-command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
-for t in jwt credential token_response discovery; do
+# Pinned, like the fuzz crate's own dependencies (fuzz/Cargo.lock).
+fuzz_version=0.13.2
+[ "$(cargo fuzz --version 2>/dev/null)" = "cargo-fuzz $fuzz_version" ] || cargo install --locked "cargo-fuzz@$fuzz_version"
+for t in jwt credential token_response discovery device_authorization; do
   echo "-- fuzz target $t"
   # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=512 -max_len=65536 2>&1 \
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --locked --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=512 -max_len=65536 2>&1 \
     | grep -E "^#[0-9]+.*(DONE|pulse)|SUMMARY|ERROR|crash-" | tail -2
 done

@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-peers.sh
+# Supply chain: licenses, banned crates (rsa: RUSTSEC-2023-0071), crates.io only.
+# Offline: no advisory database is fetched. `cargo metadata` wants every platform's
+# crates, so fetch them first (a no-op once they are in cargo's cache).
+cargo fetch --locked --quiet
+cargo deny --offline --locked check bans licenses sources
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
 cargo test --all-targets --locked --features test-hooks
