@@ -801,11 +801,9 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_hands_off_a_token_file_it_keeps_for_another_user() {
-    if !common::is_root() {
-        eprintln!("SKIPPED root_hands_off_a_token_file_it_keeps_for_another_user: needs root");
-        return;
-    }
+    common::require_root();
     use std::os::unix::fs::MetadataExt;
     let r = Robot::fresh();
     let nobody = 65534;

@@ -263,20 +263,53 @@ fn exchange_failures_are_one_line_and_keep_the_old_token() {
     fs::set_permissions(&loose, fs::Permissions::from_mode(0o666)).unwrap();
     let r = get(&["--subject-token-file", "loose.jwt"], &[]);
     assert_one_line_error(&r, 77);
-    // Another user's file (root can plant one): refused, whatever its mode.
-    if is_root() {
-        let foreign = env.write_private("foreign.jwt", &expired);
-        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-        let r = get(&["--subject-token-file", "foreign.jwt"], &[]);
-        assert_one_line_error(&r, 77);
-        assert!(r.stderr.contains("owned by"), "{}", r.stderr);
-    }
     // Both sources at once is a usage error.
     let r = get(
         &["--subject-token-file", "a", "--subject-token-env", "B"],
         &[],
     );
     assert_one_line_error(&r, 64);
+    assert_eq!(read(&out), format!("{old}\n"), "old token intact");
+}
+
+/// Another user's subject token or private key (root can plant one): refused,
+/// whatever its mode, before any request; the old token stays.
+#[test]
+#[ignore = "needs root"]
+fn another_users_subject_token_or_private_key_is_refused() {
+    require_root();
+    let iss = Issuer::start();
+    let env = Env::new();
+    let secret = env.write_private("secret", "robot-basic-secret");
+    let out = env.path("bt");
+    let old = iss.mint_expired();
+    fs::write(&out, format!("{old}\n")).unwrap();
+    let subject = iss.mint("robot-basic", "openid storage.read:/", None).1;
+    let foreign = env.write_private("foreign.jwt", &subject);
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    iss.reset();
+    let r = run(env
+        .cmd()
+        .args(["get", "--issuer", &iss.url, "--client-id", "robot-basic"])
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .args(["--subject-token-file", "foreign.jwt", "-o"])
+        .arg(&out));
+    assert_one_line_error(&r, 77);
+    assert!(r.stderr.contains("owned by"), "{}", r.stderr);
+
+    let key = key_copy(&env, "client-ec.key.pem");
+    std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
+    let r = run(env
+        .cmd()
+        .args(["get", "--issuer", &iss.url, "--client-id", "robot-pkjwt-ec"])
+        .arg("--private-key-file")
+        .arg(&key)
+        .arg("-o")
+        .arg(&out));
+    assert_one_line_error(&r, 77);
+    assert!(r.stderr.contains("private key"), "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 0);
     assert_eq!(read(&out), format!("{old}\n"), "old token intact");
 }
 
@@ -368,19 +401,6 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("private key"), "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0);
-    // Another user's key.
-    if is_root() {
-        let foreign = key_copy(&env, "client-ec.key.pem");
-        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
-        let r = run(env
-            .cmd()
-            .args(["get", "--issuer", &iss.url, "--client-id", "robot-pkjwt-ec"])
-            .arg("--private-key-file")
-            .arg(&foreign)
-            .arg("-o")
-            .arg(env.path("bt-wrong")));
-        assert_one_line_error(&r, 77);
-    }
     // Not a key at all.
     let junk = env.write_private(
         "junk.pem",

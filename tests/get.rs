@@ -296,11 +296,9 @@ fn refuses_a_symlink_at_the_token_path() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn refuses_a_token_file_owned_by_another_user() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root to create a file owned by another user");
-        return;
-    }
+    require_root();
     let env = Env::new();
     let shared = env.path("tmp");
     fs::create_dir(&shared).unwrap();

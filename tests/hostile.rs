@@ -1,8 +1,9 @@
 //! A hostile local environment: the robot runs as an unprivileged user created by the
 //! test; another user plants files in a shared sticky directory (a stand-in for /tmp).
 //! Every case gets a clear error, or succeeds safely, without touching the victim's
-//! files or the attacker's plants. Needs root (to create users); skipped visibly
-//! otherwise.
+//! files or the attacker's plants. Needs root (to create users, deleted
+//! when each test ends): marked `ignore = "needs root"`, which scripts/test.sh runs as
+//! root (as CI is) with `--include-ignored`.
 
 mod common;
 
@@ -15,30 +16,6 @@ use std::process::Command;
 
 use common::*;
 
-fn user(name: &str) -> (u32, u32) {
-    let id = |flag: &str| {
-        let o = Command::new("id").arg(flag).arg(name).output().unwrap();
-        String::from_utf8(o.stdout)
-            .unwrap()
-            .trim()
-            .parse::<u32>()
-            .ok()
-    };
-    if id("-u").is_none() {
-        // Several test binaries may race to create the same user.
-        let _ = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                name,
-            ])
-            .status();
-    }
-    (id("-u").expect("useradd failed"), id("-g").unwrap())
-}
-
 struct World {
     _base: tempfile::TempDir,
     bin: PathBuf,
@@ -46,16 +23,16 @@ struct World {
     home: PathBuf,
     victim: (u32, u32),
     attacker: (u32, u32),
+    // Deleted when the test ends (after _base, which holds their files).
+    _users: [TestUser; 2],
 }
 
 impl World {
-    fn new() -> Option<World> {
-        if !is_root() {
-            eprintln!("SKIPPED: the hostile-environment tests need root to create users");
-            return None;
-        }
-        let victim = user("rt-victim");
-        let attacker = user("rt-attacker");
+    fn new() -> World {
+        let victim_user = TestUser::create("v");
+        let attacker_user = TestUser::create("a");
+        let victim = (victim_user.uid, victim_user.gid);
+        let attacker = (attacker_user.uid, attacker_user.gid);
         let base = tempfile::Builder::new()
             .prefix("rt-hostile")
             .tempdir()
@@ -72,14 +49,19 @@ impl World {
         fs::create_dir(&home).unwrap();
         fs::set_permissions(&home, fs::Permissions::from_mode(0o700)).unwrap();
         chown(&home, Some(victim.0), Some(victim.1)).unwrap();
-        Some(World {
+        World {
             _base: base,
             bin,
             shared,
             home,
             victim,
             attacker,
-        })
+            _users: [victim_user, attacker_user],
+        }
+    }
+
+    fn attacker_name(&self) -> &str {
+        &self._users[1].name
     }
 
     fn token_path(&self) -> PathBuf {
@@ -133,8 +115,9 @@ fn one_line(r: &Output, code: i32) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn planted_symlink_is_refused_and_the_target_untouched() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let iss = Issuer::start();
     let cred = w.credential(&iss);
     let precious = w.victim_file("precious", "do not clobber", 0o600);
@@ -147,15 +130,17 @@ fn planted_symlink_is_refused_and_the_target_untouched() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn token_file_precreated_by_another_user_is_refused() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let iss = Issuer::start();
     let cred = w.credential(&iss);
     w.plant(&w.token_path(), "attacker's token", 0o644);
     let r = w.get(&cred, &[]);
     one_line(&r, 73);
     assert!(
-        r.stderr.contains("owned by rt-attacker") && r.stderr.contains("BEARER_TOKEN_FILE"),
+        r.stderr.contains(&format!("owned by {}", w.attacker_name()))
+            && r.stderr.contains("BEARER_TOKEN_FILE"),
         "{}",
         r.stderr
     );
@@ -164,8 +149,9 @@ fn token_file_precreated_by_another_user_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let iss = Issuer::start();
     let cred = w.credential(&iss);
     let name = format!("bt_u{}", w.victim.0);
@@ -205,8 +191,9 @@ fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn unsafe_or_foreign_credential_files_are_refused() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let iss = Issuer::start();
     let cred = w.credential(&iss);
     for mode in [0o640, 0o604, 0o644] {
@@ -219,14 +206,19 @@ fn unsafe_or_foreign_credential_files_are_refused() {
     chown(&cred, Some(w.attacker.0), Some(w.attacker.1)).unwrap();
     let r = w.get(&cred, &[]);
     one_line(&r, 77);
-    assert!(r.stderr.contains("owned by rt-attacker"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("owned by {}", w.attacker_name())),
+        "{}",
+        r.stderr
+    );
     assert_eq!(iss.requests("token"), 0);
     assert!(!w.token_path().exists());
 }
 
 #[test]
+#[ignore = "needs root"]
 fn huge_and_garbage_token_files_are_replaced_with_bounded_reads() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let iss = Issuer::start();
     let cred = w.credential(&iss);
     // 1 GB, sparse: a read that is not capped would show in time and memory.
@@ -246,8 +238,9 @@ fn huge_and_garbage_token_files_are_replaced_with_bounded_reads() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn wrong_json_types_are_bad_data() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     for content in [
         r#"{"version":"1","issuer":"http://127.0.0.1:9","client_id":"x"}"#,
         r#"{"version":1,"issuer":["http://127.0.0.1:9"],"client_id":"x"}"#,
@@ -262,8 +255,9 @@ fn wrong_json_types_are_bad_data() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn plain_http_to_a_remote_issuer_is_refused() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let cred = w.victim_file(
         "cred.json",
         r#"{"version":1,"issuer":"http://iam.example.org","client_id":"x","refresh_token":"r"}"#,
@@ -295,8 +289,9 @@ fn serve_discovery(doc: String) -> (String, std::thread::JoinHandle<()>) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn discovery_pointing_to_another_host_over_http_is_refused() {
-    let Some(w) = World::new() else { return };
+    let w = World::new();
     let (url, h) = serve_discovery(
         r#"{"issuer":"ISSUER","token_endpoint":"http://attacker.example.org/token"}"#.into(),
     );
@@ -315,4 +310,16 @@ fn discovery_pointing_to_another_host_over_http_is_refused() {
         r.stderr
     );
     assert!(!r.stderr.contains("secret-rt"));
+}
+
+#[test]
+#[ignore = "needs root"]
+fn test_users_are_deleted_when_the_test_ends() {
+    let w = World::new();
+    let names: Vec<String> = w._users.iter().map(|u| u.name.clone()).collect();
+    assert!(names.iter().all(|n| TestUser::exists(n)));
+    drop(w);
+    for n in names {
+        assert!(!TestUser::exists(&n), "user {n} is left behind");
+    }
 }

@@ -199,57 +199,12 @@ fn overlapping_sets_of_token_files_never_deadlock() {
     }
 }
 
-/// A system user for the test, removed on drop.
-struct TestUser {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl TestUser {
-    fn create() -> TestUser {
-        let name = format!("rtok{}", std::process::id() % 100000);
-        let st = Command::new("useradd")
-            .args([
-                "--system",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                "--user-group",
-            ])
-            .arg(&name)
-            .status()
-            .expect("useradd (Debian package passwd)");
-        assert!(st.success(), "useradd {name}");
-        let out = Command::new("id").args(["-u", &name]).output().unwrap();
-        let uid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        let out = Command::new("id").args(["-g", &name]).output().unwrap();
-        let gid = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-        TestUser { name, uid, gid }
-    }
-}
-
-impl Drop for TestUser {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
-
-fn need_root(what: &str) -> bool {
-    if !is_root() {
-        eprintln!("SKIPPED {what}: needs root (creates a user, chowns files)");
-        return false;
-    }
-    true
-}
-
 #[test]
+#[ignore = "needs root"]
 fn root_writes_token_files_for_a_service_user() {
-    if !need_root("root_writes_token_files_for_a_service_user") {
-        return;
-    }
+    require_root();
     let (iss, env, cred) = setup();
-    let user = TestUser::create();
+    let user = TestUser::create("svc");
     let svc_dir = env.path("svc");
     fs::create_dir(&svc_dir).unwrap();
     std::os::unix::fs::chown(&svc_dir, Some(user.uid), Some(user.gid)).unwrap();

@@ -316,11 +316,20 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// [`run`] with another time limit.
 pub fn run_within(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run robot-token");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut tries = 0;
+    let child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            // A binary copied by a parallel test (tests/hostile.rs) is "busy" while
+            // another thread's fork still holds the copy's write descriptor.
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("cannot run {:?}: {e}", cmd.get_program()),
+        }
+    };
     let out = wait_output(child, limit);
     Output {
         code: out.status.code().unwrap_or(-1),
@@ -340,6 +349,83 @@ pub fn read(p: &Path) -> String {
 
 pub fn is_root() -> bool {
     robot_token::store::euid() == 0
+}
+
+/// For the tests marked `#[ignore = "needs root"]` (scripts/test.sh runs them with
+/// `--include-ignored` as root, as CI is): fail loudly, never pass by skipping.
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (it creates users or chowns files); run it as root"
+    );
+}
+
+/// A system user (with its own group) for one test, deleted with its group on drop.
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl TestUser {
+    /// A new user named `rt<tag><pid><n>`: unique per test, so that parallel tests
+    /// and test binaries never share or delete each other's users.
+    pub fn create(tag: &str) -> TestUser {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        require_root();
+        let name = format!(
+            "rt{tag}{}x{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--user-group",
+            ])
+            .arg(&name)
+            .status()
+            .expect("useradd (Debian package passwd)");
+        assert!(st.success(), "useradd {name}");
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").args([flag, &name]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        TestUser {
+            uid: id("-u"),
+            gid: id("-g"),
+            name,
+        }
+    }
+
+    /// Does a user of this name exist?
+    pub fn exists(name: &str) -> bool {
+        Command::new("id")
+            .arg(name)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        // userdel also removes the user's own group (USERGROUPS_ENAB).
+        let ok = Command::new("userdel")
+            .arg(&self.name)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            eprintln!("warning: could not delete test user {}", self.name);
+        }
+    }
 }
 
 pub fn wait_ms(ms: u64) {
