@@ -33,7 +33,7 @@ fn fifty_simultaneous_runs_send_one_request() {
         })
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = wait_output(c, CHILD_TIMEOUT);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert!(
             o.stderr.is_empty(),
@@ -79,7 +79,7 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
         })
         .collect();
     for c in children {
-        let o = c.wait_with_output().unwrap();
+        let o = wait_output(c, CHILD_TIMEOUT);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(iss.requests("token"), 8);

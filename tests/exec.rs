@@ -358,14 +358,14 @@ fn oidc_agent(env: &Env, iss: &Issuer) -> Agent {
     );
     let sock = env.path("oidc.sock");
     let conf = env.path("oidc-agent");
-    let o = Command::new("oidc-agent")
-        .args(["--json", "--socket-path"])
-        .arg(&sock)
-        .env("HOME", env.dir.path())
-        .env("OIDC_CONFIG_DIR", &conf)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = output_of(
+        Command::new("oidc-agent")
+            .args(["--json", "--socket-path"])
+            .arg(&sock)
+            .env("HOME", env.dir.path())
+            .env("OIDC_CONFIG_DIR", &conf)
+            .stdin(Stdio::null()),
+    );
     let v: Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|_| panic!("oidc-agent: {}", String::from_utf8_lossy(&o.stderr)));
     let pid: i32 = v["dpid"].as_str().unwrap().parse().unwrap();
@@ -375,26 +375,26 @@ fn oidc_agent(env: &Env, iss: &Issuer) -> Agent {
     };
     let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
     // The refresh token goes through the environment, not argv.
-    let o = Command::new("oidc-gen")
-        .args([
-            "-m",
-            &format!("--iss={}", iss.url),
-            "--client-id=robot-basic",
-            "--client-secret=robot-basic-secret",
-            "--rt-env",
-            "--scope=openid offline_access storage.read:/",
-            "--no-save",
-            "--prompt=none",
-            "--confirm-default",
-            "robot",
-        ])
-        .env("HOME", env.dir.path())
-        .env("OIDC_CONFIG_DIR", &conf)
-        .env("OIDC_SOCK", &sock)
-        .env("OIDC_REFRESH_TOKEN", &rt)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = output_of(
+        Command::new("oidc-gen")
+            .args([
+                "-m",
+                &format!("--iss={}", iss.url),
+                "--client-id=robot-basic",
+                "--client-secret=robot-basic-secret",
+                "--rt-env",
+                "--scope=openid offline_access storage.read:/",
+                "--no-save",
+                "--prompt=none",
+                "--confirm-default",
+                "robot",
+            ])
+            .env("HOME", env.dir.path())
+            .env("OIDC_CONFIG_DIR", &conf)
+            .env("OIDC_SOCK", &sock)
+            .env("OIDC_REFRESH_TOKEN", &rt)
+            .stdin(Stdio::null()),
+    );
     assert!(
         o.status.success(),
         "oidc-gen: {}{}",

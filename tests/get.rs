@@ -261,7 +261,7 @@ fn two_concurrent_runs_send_exactly_one_request() {
     let a = spawn();
     wait_ms(150);
     let b = spawn();
-    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let (a, b) = (wait_output(a, CHILD_TIMEOUT), wait_output(b, CHILD_TIMEOUT));
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
     assert_eq!(iss.requests("token"), 1);

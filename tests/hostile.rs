@@ -139,7 +139,8 @@ fn token_file_precreated_by_another_user_is_refused() {
     let r = w.get(&cred, &[]);
     one_line(&r, 73);
     assert!(
-        r.stderr.contains(&format!("owned by {}", w.attacker_name()))
+        r.stderr
+            .contains(&format!("owned by {}", w.attacker_name()))
             && r.stderr.contains("BEARER_TOKEN_FILE"),
         "{}",
         r.stderr
@@ -207,7 +208,8 @@ fn unsafe_or_foreign_credential_files_are_refused() {
     let r = w.get(&cred, &[]);
     one_line(&r, 77);
     assert!(
-        r.stderr.contains(&format!("owned by {}", w.attacker_name())),
+        r.stderr
+            .contains(&format!("owned by {}", w.attacker_name())),
         "{}",
         r.stderr
     );

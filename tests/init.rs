@@ -36,7 +36,7 @@ fn approve(iss: &Issuer, user_code: &str, deny: bool) {
     if deny {
         c.arg("--deny");
     }
-    let out = c.output().expect("run approve.mjs");
+    let out = output_of(c.stdin(Stdio::null()));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -56,7 +56,7 @@ struct Running {
 
 impl Running {
     fn finish(mut self) -> Output {
-        let status = self.child.wait().unwrap();
+        let status = wait_status(&mut self.child, CHILD_TIMEOUT);
         let mut stderr = String::new();
         self.child
             .stderr
@@ -411,7 +411,7 @@ fn ctrl_c_while_waiting_leaves_no_file() {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(flow.child.id() as i32, libc::SIGINT) };
     let mut child = flow.child;
-    let status = child.wait().unwrap();
+    let status = wait_status(&mut child, CHILD_TIMEOUT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGINT));
     assert_eq!(only_temp_free_files(env.dir.path()), vec!["secret"]);
@@ -487,7 +487,7 @@ fn on_a_terminal_it_draws_a_qr_code() {
     drop(c); // our copies of the terminal side, so EOF arrives when the child ends
     let (user_code, _, rest) = read_instructions(BufReader::new(fs::File::from(ctl)));
     approve(&iss, &user_code, false);
-    let status = child.wait().unwrap();
+    let status = wait_status(&mut child, CHILD_TIMEOUT);
     let after = rest
         .recv_timeout(Duration::from_secs(30))
         .unwrap_or_default();
@@ -553,7 +553,7 @@ fn ctrl_c_during_the_writes_takes_effect_after_them() {
     // SAFETY: signalling our own child by pid.
     unsafe { libc::kill(flow.child.id() as i32, libc::SIGINT) };
     let mut child = flow.child;
-    let status = child.wait().unwrap();
+    let status = wait_status(&mut child, CHILD_TIMEOUT);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), Some(libc::SIGINT), "Ctrl-C still ends it");
     // Both files complete, no temp file left.

@@ -59,7 +59,7 @@ fn inspects_files_stdin_and_environment() {
         .unwrap()
         .write_all(at.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = wait_output(child, CHILD_TIMEOUT);
     assert!(out.status.success());
 }
 

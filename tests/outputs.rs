@@ -189,7 +189,7 @@ fn overlapping_sets_of_token_files_never_deadlock() {
         })
         .collect();
     for ch in children {
-        let o = ch.wait_with_output().unwrap();
+        let o = wait_output(ch, CHILD_TIMEOUT);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     // At most one renewal per distinct set of files; every file holds a valid token.
@@ -239,7 +239,7 @@ fn root_writes_token_files_for_a_service_user() {
         }
         wait_ms(5);
     }
-    let o = child.wait_with_output().unwrap();
+    let o = wait_output(child, CHILD_TIMEOUT);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
         seen,
@@ -339,26 +339,26 @@ fn root_writes_token_files_for_a_service_user() {
     fs::create_dir(&user_dir).unwrap();
     std::os::unix::fs::chown(&user_dir, Some(user.uid), Some(user.gid)).unwrap();
     let before = iss.requests("token");
-    let o = Command::new(assert_cmd::cargo::cargo_bin!("robot-token"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &user_dir)
-        .args([
-            "get",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "x",
-            "--client-secret-file",
-            "/nonexistent",
-        ])
-        .arg("-o")
-        .arg(format!("{}/bt:owner=root", user_dir.display()))
-        .uid(user.uid)
-        .gid(user.gid)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let o = output_of(
+        Command::new(assert_cmd::cargo::cargo_bin!("robot-token"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &user_dir)
+            .args([
+                "get",
+                "--issuer",
+                &iss.url,
+                "--client-id",
+                "x",
+                "--client-secret-file",
+                "/nonexistent",
+            ])
+            .arg("-o")
+            .arg(format!("{}/bt:owner=root", user_dir.display()))
+            .uid(user.uid)
+            .gid(user.gid)
+            .stdin(Stdio::null()),
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(78), "{err}");
     assert!(err.contains("owner=root needs root"), "{err}");

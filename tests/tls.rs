@@ -6,7 +6,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 use rcgen::{
@@ -102,11 +102,12 @@ fn https_issuer_needs_its_ca() {
     // The grid CA layout: <hash>.0 files beside CRLs, signing policies and namespaces.
     let capath = env.path("certificates");
     std::fs::create_dir(&capath).unwrap();
-    let out = Command::new("openssl")
-        .args(["x509", "-hash", "-noout", "-in"])
-        .arg(&ca_file)
-        .output()
-        .expect("openssl is needed for the hashed CA directory test");
+    let out = output_of(
+        Command::new("openssl")
+            .stdin(Stdio::null())
+            .args(["x509", "-hash", "-noout", "-in"])
+            .arg(&ca_file),
+    );
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
     std::fs::write(capath.join(format!("{hash}.0")), ca.cert.pem()).unwrap();
     std::fs::write(capath.join(format!("{hash}.r0")), "not a certificate").unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use common::*;
 
@@ -31,7 +31,11 @@ fn verify(user: bool, files: &[&str]) {
         .args(&paths)
         .env("XDG_RUNTIME_DIR", &runtime)
         .current_dir(env.dir.path())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map(|c| wait_output(c, CHILD_TIMEOUT))
         .expect(
             "systemd-analyze is missing: run scripts/install-peers.sh (Debian package systemd)",
         );
@@ -68,4 +72,13 @@ fn user_units_verify() {
         true,
         &["user/robot-token.service", "user/robot-token.timer"],
     );
+}
+
+/// The harness itself: a child that hangs fails its test, within the limit.
+#[test]
+#[should_panic(expected = "still running after 1 s")]
+fn a_hung_child_fails_the_test_instead_of_hanging_it() {
+    let mut c = Command::new("sleep");
+    c.arg("30").stdin(Stdio::null());
+    run_within(&mut c, std::time::Duration::from_secs(1));
 }

@@ -327,13 +327,12 @@ fn vault_down_is_75_and_keeps_the_token() {
 fn kdc_down_is_75() {
     let s = setup();
     let old = s.write_old_token();
-    drop(
+    drop(common::output_of(
         Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
             .arg("stop")
             .arg(s.kdc.dir.path().join("kdc"))
-            .output()
-            .unwrap(),
-    );
+            .stdin(std::process::Stdio::null()),
+    ));
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["KDC"]);
 }

@@ -309,6 +309,38 @@ pub fn wait_output(mut child: Child, limit: Duration) -> std::process::Output {
     }
 }
 
+/// Wait for `child` (whose pipes the caller handles) at most `limit`; kill it and
+/// panic when it is still running then.
+pub fn wait_status(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().expect("wait for a child") {
+            return s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "child process {} still running after {} s: killed",
+                child.id(),
+                limit.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// `cmd.output()` with [`CHILD_TIMEOUT`]. Unlike `output()` it leaves stdin as the
+/// caller set it (inherited by default): set it.
+pub fn output_of(cmd: &mut Command) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+    wait_output(child, CHILD_TIMEOUT)
+}
+
 /// Run `cmd` to completion (at most [`CHILD_TIMEOUT`]), capturing its output.
 pub fn run(cmd: &mut Command) -> Output {
     run_within(cmd, CHILD_TIMEOUT)

@@ -27,13 +27,12 @@ impl Kdc {
             .prefix("robot-token-kdc")
             .tempdir()
             .unwrap();
-        let out = Command::new(vault_dir().join("kdc.sh"))
-            .arg("start")
-            .arg(dir.path().join("kdc"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("cannot run tests/vault/kdc.sh");
+        let out = super::output_of(
+            Command::new(vault_dir().join("kdc.sh"))
+                .arg("start")
+                .arg(dir.path().join("kdc"))
+                .stdin(Stdio::null()),
+        );
         assert!(
             out.status.success(),
             "the test KDC did not start (run scripts/install-peers.sh: krb5-kdc krb5-admin-server krb5-user): {}",
