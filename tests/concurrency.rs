@@ -83,6 +83,18 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
     assert_eq!(iss.requests("token"), 8);
+    // Each token file holds its own fresh token from this issuer: eight renewals,
+    // eight different tokens.
+    let mut jtis: Vec<String> = (0..8)
+        .map(|i| {
+            let jwt = assert_issued_token(&env.path(&format!("bt{i}")), &iss, "robot-basic");
+            assert!(jwt.scopes().contains(&"storage.read:/".to_string()));
+            jwt.str_claim("jti").unwrap().to_string()
+        })
+        .collect();
+    jtis.sort();
+    jtis.dedup();
+    assert_eq!(jtis.len(), 8, "eight distinct tokens");
     // The family is alive: the current refresh token still works.
     let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
     let (status, body) = iss.refresh_status(

@@ -206,7 +206,10 @@ fn narrowed_scope_warns_but_installs() {
         "{}",
         r.stderr
     );
-    assert!(out.exists());
+    // The narrowed token is the one installed: what was granted, not what was asked.
+    let jwt = assert_issued_token(&out, &iss, "robot-basic");
+    assert_eq!(jwt.scopes(), vec!["storage.read:/".to_string()]);
+    assert_eq!(iss.requests("token"), 1);
 }
 
 #[test]
@@ -224,8 +227,12 @@ fn default_location_follows_wlcg_discovery() {
         .env("XDG_RUNTIME_DIR", &runtime));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let uid = robot_token::store::euid();
-    assert!(runtime.join(format!("bt_u{uid}")).exists());
-    // BEARER_TOKEN_FILE wins over XDG_RUNTIME_DIR.
+    let default = runtime.join(format!("bt_u{uid}"));
+    let first = assert_issued_token(&default, &iss, "robot-basic");
+    assert_eq!(iss.requests("token"), 1);
+    // BEARER_TOKEN_FILE wins over XDG_RUNTIME_DIR: a new token there, none written
+    // to the default file.
+    let before = read(&default);
     let r = run(env
         .cmd()
         .args(["get", "-c"])
@@ -233,7 +240,10 @@ fn default_location_follows_wlcg_discovery() {
         .env("XDG_RUNTIME_DIR", &runtime)
         .env("BEARER_TOKEN_FILE", env.path("explicit")));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(env.path("explicit").exists());
+    let second = assert_issued_token(&env.path("explicit"), &iss, "robot-basic");
+    assert_ne!(first.str_claim("jti"), second.str_claim("jti"));
+    assert_eq!(read(&default), before, "the default file is left alone");
+    assert_eq!(iss.requests("token"), 2);
 }
 
 #[test]

@@ -37,13 +37,24 @@ fn inspects_files_stdin_and_environment() {
     );
     assert!(r.stdout.contains("expires in "), "{}", r.stdout);
 
-    // $BEARER_TOKEN comes first in discovery.
+    let jti = |stdout: &str| -> Value {
+        let v: Value = serde_json::from_str(stdout).unwrap();
+        v["claims"]["jti"].clone()
+    };
+    let want = jti(&r_json(&env, &f));
+    assert!(want.is_string());
+
+    // $BEARER_TOKEN comes first in discovery: its token is the one shown, not the
+    // one in $BEARER_TOKEN_FILE.
+    let other = env.path("other");
+    std::fs::write(&other, iss.mint_expired() + "\n").unwrap();
     let r = run(env
         .cmd()
-        .arg("inspect")
+        .args(["inspect", "--json"])
         .env("BEARER_TOKEN", &at)
-        .env("BEARER_TOKEN_FILE", "/nonexistent"));
+        .env("BEARER_TOKEN_FILE", &other));
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(jti(&r.stdout), want, "{}", r.stdout);
 
     // stdin
     let mut child = env
@@ -61,6 +72,17 @@ fn inspects_files_stdin_and_environment() {
         .unwrap();
     let out = wait_output(child, CHILD_TIMEOUT);
     assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(jti(&stdout), want, "{stdout}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["claims"]["aud"], "https://storage.example.org");
+    assert!(v["expires_in"].as_i64().unwrap() > 3000);
+}
+
+fn r_json(env: &Env, f: &std::path::Path) -> String {
+    let r = run(env.cmd().args(["inspect", "--json"]).arg(f));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.stdout
 }
 
 #[test]

@@ -375,6 +375,32 @@ pub fn lifetime(token: &str) -> i64 {
     robot_token::token::expiry(robot_token::token::trim(token)).unwrap() - robot_token::token::now()
 }
 
+/// What robot-token writes after a renewal: one access token that `iss` issued to
+/// `client`, fresh (the issuer's 1 h lifetime), a single `\n`, mode 0600. Returns
+/// the decoded token for further checks.
+pub fn assert_issued_token(path: &Path, iss: &Issuer, client: &str) -> robot_token::token::Jwt {
+    use std::os::unix::fs::MetadataExt;
+    let text = read(path);
+    let what = path.display();
+    assert!(
+        text.ends_with('\n') && text.matches('\n').count() == 1 && !text.contains('\r'),
+        "{what}: not one line ending in \\n: {text:?}"
+    );
+    let jwt = robot_token::token::decode(text.trim_end())
+        .unwrap_or_else(|e| panic!("{what}: not a JWT ({e:?}): {text:?}"));
+    assert_eq!(jwt.str_claim("iss"), Some(iss.url.as_str()), "{what}: iss");
+    assert_eq!(
+        jwt.str_claim("client_id"),
+        Some(client),
+        "{what}: client_id"
+    );
+    let left = lifetime(&text);
+    assert!(left > 3000 && left <= 3600, "{what}: {left} s left");
+    let mode = std::fs::metadata(path).unwrap().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{what}: mode {mode:o}");
+    jwt
+}
+
 pub fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap()
 }
