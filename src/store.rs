@@ -329,6 +329,27 @@ fn test_delay() {
     }
 }
 
+/// Test-only hook for the crash-consistency tests: with
+/// `ROBOT_TOKEN_TEST_KILL_AFTER_WRITES=N`, SIGKILL this process right after its Nth
+/// durable write (a completed `atomic_write` or `atomic_create`). Deterministic where
+/// a timed kill is not: N = 1 stops a renewal after its first file is on disk, which
+/// must be the rotated credential, never the token file. Compiled out of normal builds.
+fn test_crash_point() {
+    #[cfg(feature = "test-hooks")]
+    {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let done = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+        let kill_at = std::env::var("ROBOT_TOKEN_TEST_KILL_AFTER_WRITES")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
+        if kill_at == Some(done) {
+            // SAFETY: kill(2) on our own pid; nothing of ours is touched.
+            unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        }
+    }
+}
+
 /// Atomically replace `target` with `data`.
 pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
     let other = how.owner.map(|(u, _)| u).filter(|u| *u != euid());
@@ -348,6 +369,7 @@ pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), Fi
     fs::rename(&tmp_path, target).map_err(|e| FileError::io(target, "replace", e))?;
     std::mem::forget(guard);
     sync_dir(target);
+    test_crash_point();
     Ok(())
 }
 
@@ -358,6 +380,7 @@ pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), F
     let _guard = TempGuard(Some(&tmp_path));
     fs::hard_link(&tmp_path, target).map_err(|e| FileError::io(target, "create", e))?;
     sync_dir(target);
+    test_crash_point();
     Ok(())
 }
 

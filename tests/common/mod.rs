@@ -120,6 +120,14 @@ impl Issuer {
             .unwrap_or(0)
     }
 
+    /// Refresh-token requests since the last reset that presented a refresh token
+    /// the issuer had seen before: a replay, which revokes the whole family.
+    pub fn refresh_reused(&self) -> u64 {
+        self.get("/__test/stats")["refresh_reused"]
+            .as_u64()
+            .unwrap_or(0)
+    }
+
     pub fn reset(&self) {
         self.post("/__test/reset", json!({}));
     }

@@ -10,7 +10,7 @@
 //
 // stdout carries exactly one line, the ready line; everything else goes to stderr.
 
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { openSync, readFileSync, writeSync } from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -369,7 +369,10 @@ async function renderError(ctx, out) {
 // ---------------------------------------------------------------------------
 // Test-control state
 
-const stats = { requests: {}, grants: {} };
+const stats = { requests: {}, grants: {}, refresh_reused: 0 };
+// Every refresh token ever presented (sha256), across resets: a second presentation
+// of one is the replay a client must never make (it revokes the family).
+const presentedRefresh = new Set();
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
 const device = { interval: null, slowDownOnce: false, expiresIn: null };
@@ -379,6 +382,7 @@ function resetState() {
     discovery: 0, token: 0, jwks: 0, device: 0, other: 0,
   };
   stats.grants = {};
+  stats.refresh_reused = 0;
   faults = [];
   faultsApplied = 0;
   device.interval = null;
@@ -679,6 +683,11 @@ provider.use(async (ctx, next) => {
     const gt = typeof form.grant_type === 'string' ? form.grant_type : 'missing';
     const short = GRANT_SHORT[gt] ?? gt;
     stats.grants[short] = (stats.grants[short] ?? 0) + 1;
+    if (gt === GT.refresh && typeof form.refresh_token === 'string') {
+      const h = createHash('sha256').update(form.refresh_token).digest('hex');
+      if (presentedRefresh.has(h)) stats.refresh_reused += 1;
+      presentedRefresh.add(h);
+    }
   } else if (kind === 'device' && isForm(ctx)) {
     ctx.state.form = formToObject(await readRawBody(ctx));
   }
