@@ -194,6 +194,7 @@ fn lost_response_after_rotation_is_reported_and_never_resent() {
         r.stderr
     );
     assert_eq!(s.iss.requests("token"), 1, "not resent within the run");
+    assert_eq!(s.iss.refresh_reused(), 0, "no replay of the refresh token");
     // The issuer did rotate it: the next run learns so, says why, and asks for a person.
     let r = s.get(&[]);
     s.assert_intact(&r, 77);

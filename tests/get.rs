@@ -392,3 +392,163 @@ fn secrets_never_appear_at_maximum_verbosity() {
     }
     assert!(!all.to_lowercase().contains("authorization: basic"));
 }
+
+/// The token file and the credential are replaced by a rename, never rewritten in
+/// place: a reader that opened the old file keeps reading the old, complete token
+/// (an in-place rewrite would show it a truncated or mixed file), and the path names
+/// a new inode. No delay hook: this holds for every write, not only slow ones.
+#[test]
+fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
+    use std::io::Read;
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let out = env.path("bt");
+    let old_token = iss.mint_expired() + "\n";
+    fs::write(&out, &old_token).unwrap();
+    fs::set_permissions(&out, fs::Permissions::from_mode(0o600)).unwrap();
+    let old_cred = read(&cred);
+    let mut token_reader = fs::File::open(&out).unwrap();
+    let mut cred_reader = fs::File::open(&cred).unwrap();
+    let (token_ino, cred_ino) = (
+        fs::metadata(&out).unwrap().ino(),
+        fs::metadata(&cred).unwrap().ino(),
+    );
+
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "60", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_issued_token(&out, &iss, "robot-basic");
+    assert_ne!(cred_json(&cred)["refresh_token"], rt.as_str());
+
+    let mut seen = String::new();
+    token_reader.read_to_string(&mut seen).unwrap();
+    assert_eq!(seen, old_token, "an open reader sees the old token, whole");
+    let mut seen = String::new();
+    cred_reader.read_to_string(&mut seen).unwrap();
+    assert_eq!(
+        seen, old_cred,
+        "an open reader sees the old credential, whole"
+    );
+    assert_ne!(
+        fs::metadata(&out).unwrap().ino(),
+        token_ino,
+        "token file inode"
+    );
+    assert_ne!(
+        fs::metadata(&cred).unwrap().ino(),
+        cred_ino,
+        "credential inode"
+    );
+    let temps: Vec<_> = fs::read_dir(env.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp."))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+}
+
+/// The locks are taken, not assumed: while another holder has the token file's lock,
+/// or the credential's, a renewal waits for it until its deadline, then gives up
+/// with exit 75 having sent nothing.
+#[test]
+fn a_held_token_file_or_credential_lock_blocks_the_renewal() {
+    use robot_token::store;
+    use std::time::{Duration, Instant};
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let old_cred = read(&cred);
+    let out = env.path("bt");
+    let old_token = iss.mint_expired() + "\n";
+    fs::write(&out, &old_token).unwrap();
+    iss.reset();
+    let get = |file: &std::path::Path| {
+        run(env
+            .cmd()
+            .args(["get", "--deadline", "1s", "-m", "60", "-o"])
+            .arg(file)
+            .arg("-c")
+            .arg(&cred))
+    };
+    for (held, file) in [(&out, &out), (&cred, &env.path("bt2"))] {
+        let lock = store::lock(
+            &store::lock_path(held).unwrap(),
+            Instant::now() + Duration::from_secs(5),
+        )
+        .unwrap();
+        let t = Instant::now();
+        let r = get(file);
+        assert_eq!(r.code, 75, "{} held: {}", held.display(), r.stderr);
+        assert!(r.stderr.contains("still holds the lock"), "{}", r.stderr);
+        assert!(t.elapsed() >= Duration::from_millis(900), "waited for it");
+        assert_eq!(
+            iss.requests("token"),
+            0,
+            "{} held: nothing sent",
+            held.display()
+        );
+        assert_eq!(read(&out), old_token);
+        assert_eq!(read(&cred), old_cred);
+        drop(lock);
+    }
+    // Released: the same run goes through.
+    let r = get(&out);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_issued_token(&out, &iss, "robot-basic");
+}
+
+/// --minsecs decides: a token with about 30 min left is fresh for -m 20m (no request,
+/// file untouched) and due for -m 1h (renewed).
+#[test]
+fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let out = env.path("bt");
+    let v = iss.post(
+        "/__test/mint",
+        json!({"client_id": "robot-basic", "scope": "openid storage.read:/", "access_ttl": 1800}),
+    );
+    let half_hour = format!("{}\n", v["access_token"].as_str().unwrap());
+    fs::write(&out, &half_hour).unwrap();
+    iss.reset();
+    let get = |m: &str| {
+        run(env
+            .cmd()
+            .args(["get", "-m", m, "-o"])
+            .arg(&out)
+            .arg("-c")
+            .arg(&cred))
+    };
+    for fresh_enough in ["60", "20m", "1700"] {
+        let r = get(fresh_enough);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(iss.requests("token"), 0, "-m {fresh_enough}: fresh");
+        assert_eq!(read(&out), half_hour);
+    }
+    let r = get("1h");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 1, "-m 1h: due");
+    assert_ne!(read(&out), half_hour);
+    assert_issued_token(&out, &iss, "robot-basic");
+    // And through the environment.
+    let renewed = read(&out);
+    let r = run(env
+        .cmd()
+        .args(["get", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred)
+        .env("ROBOT_TOKEN_MINSECS", "2h"));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 2, "ROBOT_TOKEN_MINSECS=2h: due");
+    assert_ne!(read(&out), renewed);
+}
