@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::ArgMatches;
 
@@ -65,7 +65,12 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
-    let r = renew::run(cfg)
+    // --deadline bounds the whole run: the renewal, the hand-off and the hook.
+    let deadline = Instant::now()
+        .checked_add(cfg.deadline)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 86400));
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let r = renew::run(cfg, deadline)
         .and_then(|o| {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
@@ -74,6 +79,7 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                 if let Some(first) = o.files.first() {
                     cfg.outfile = first.clone();
                 }
+                cfg.timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
                 condor::run(&cfg, mode)?;
             }
             Ok(o)
@@ -86,7 +92,10 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                     profile: cfg.profile.as_deref(),
                     expires: o.expires,
                 },
-                cfg.hook_timeout,
+                // The hook gets 5 s after SIGTERM before SIGKILL: keep them inside.
+                cfg.hook_timeout
+                    .min(left().saturating_sub(Duration::from_secs(5)))
+                    .max(Duration::from_millis(100)),
             )
             .map(|()| o),
             _ => Ok(o),
@@ -99,7 +108,6 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     };
     if let Some(note) = note {
         state::record_run(
-            cfg.credential_path(),
             &cfg.outfile,
             cfg.profile.as_deref(),
             note,
@@ -137,7 +145,7 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
             run_one(cfg)
         };
         if let Err(e) = &r {
-            eprintln!("robot-token: error: profile {name}: {}", e.message());
+            crate::logging::error_line(&format!("profile {name}: {}", e.message()));
         }
         *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
@@ -177,11 +185,11 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         .iter()
         .map(|(name, exit)| format!("{name} ({})", exit.code()))
         .collect();
-    eprintln!(
-        "robot-token: error: {} of {n} profiles failed: {}",
+    crate::logging::error_line(&format!(
+        "{} of {n} profiles failed: {}",
         failed.len(),
         list.join(", ")
-    );
+    ));
     failed
         .iter()
         .map(|(_, e)| *e)

@@ -273,7 +273,8 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(format!("{}:owner={}", deep.display(), user.name)));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    // The trust rule: a person must fix the directories (77), found before sending.
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
@@ -295,7 +296,7 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(link.join("bt")));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
@@ -313,7 +314,7 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(userlink.join("bt")));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", userlink.display(), user.name)),

@@ -363,7 +363,7 @@ pub fn run_within(cmd: &mut Command, limit: Duration) -> Output {
             Ok(c) => break c,
             // A binary copied by a parallel test (tests/hostile.rs) is "busy" while
             // another thread's fork still holds the copy's write descriptor.
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
