@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mutation testing of the persistence and renewal path with cargo-mutants (pinned,
+# installed here): the atomic write and locks, the credential rewrite, the source's
+# redeem and in-flight marker, the renewal decision and ordering, the token-expiry
+# decision. Each group runs only the test targets that exercise it, so that one run
+# fits in about an hour on a 2-core machine. Results and the survivors' explanations:
+# docs/reliability.md ("Mutation testing").
+#
+#   scripts/mutants.sh              every group
+#   scripts/mutants.sh store token  only these groups
+#   scripts/mutants.sh --list       the mutants each group would test, nothing run
+#
+# Output: target/mutants/<group>/mutants.out/{caught,missed,unviable,timeout}.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=27.1.0
+if [ "$(cargo mutants --version 2>/dev/null)" != "cargo-mutants $version" ]; then
+  echo "mutants.sh: installing cargo-mutants $version" >&2
+  cargo install --locked --quiet "cargo-mutants@$version"
+fi
+scripts/install-peers.sh
+
+list=
+if [ "${1:-}" = --list ]; then
+  list=--list
+  shift
+fi
+
+# group ; file ; functions (a regex over mutant names) ; test targets
+groups=(
+  "store;src/store.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|atomic_create|sync_dir|create_temp|lock|lock_path|Lock::(record|set_record|reserve_record)|read_record|parse_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety"
+  "credential;src/credential.rs;\\b(render_with_refresh_token|prepare_rewrite|store_refresh_token)\\b;--lib --test get --test crash --test credential_safety"
+  "source;src/source.rs;\\b(redeem|earlier_send|set_marker|clear_marker|lock_credential|holds|precheck)\\b;--test get --test crash --test failures --test credential_safety"
+  "renew;src/renew.rs;\\b(fresh|survey|settled|current_by|current|run)\\b;--lib --test get --test crash --test concurrency --test outputs"
+  "token;src/token.rs;\\b(expiry|numeric_date|Jwt::exp|now)\\b;--lib --test get --test inspect"
+)
+
+# One build cache for every group (dependencies are built once; cargo-mutants builds
+# each group's copy of the tree against it).
+export CARGO_TARGET_DIR="$PWD/target/mutants-build"
+started=$(date +%s)
+for g in "${groups[@]}"; do
+  IFS=';' read -r name file re tests <<<"$g"
+  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then
+    continue
+  fi
+  echo "== mutants: $name ($file; tests: $tests)"
+  test_args=()
+  for a in $tests; do test_args+=(--cargo-test-arg "$a"); done
+  # Build and test timeouts well above this machine's times under load: a mutant
+  # that makes a run hang (a lock never taken, a loop) is a timeout, not a pass.
+  cargo mutants $list --no-shuffle --features test-hooks \
+    --file "$file" --re "$re" \
+    --baseline skip --timeout 240 --build-timeout 600 \
+    --output "target/mutants/$name" \
+    "${test_args[@]}" || true
+  if [ -z "$list" ]; then
+    for kind in caught missed unviable timeout; do
+      f="target/mutants/$name/mutants.out/$kind.txt"
+      printf '   %-9s %s\n' "$kind" "$( [ -f "$f" ] && wc -l <"$f" || echo 0)"
+    done
+  fi
+done
+if [ -z "$list" ]; then
+  echo "== total ($(( ($(date +%s) - started) / 60 )) min)"
+  for kind in caught missed unviable timeout; do
+    printf '   %-9s %s\n' "$kind" "$(cat target/mutants/*/mutants.out/$kind.txt 2>/dev/null | wc -l)"
+  done
+  echo "missed (each needs a test, or a line in docs/reliability.md):"
+  cat target/mutants/*/mutants.out/missed.txt 2>/dev/null | sed 's/^/   /'
+fi
