@@ -46,6 +46,7 @@ for g in "${groups[@]}"; do
     continue
   fi
   echo "== mutants: $name ($file; tests: $tests)"
+  mkdir -p "target/mutants/$name"
   test_args=()
   for a in $tests; do test_args+=(--cargo-test-arg "$a"); done
   # Build and test timeouts well above this machine's times under load: a mutant
