@@ -133,15 +133,15 @@ enum Left {
 }
 
 /// Check the invariants after a killed run, run the next (unkilled) one, and say
-/// what the kill had left and how long that next run took. Panics naming the trial
-/// on any violation.
+/// what the kill had left, how long that next run took and how long its token
+/// request took (from its `-vv` log). Panics naming the trial on any violation.
 fn check_after_kill(
     r: &Robot,
     trial: &str,
     old_token: &str,
     old_rt: &str,
     killed_log: &str,
-) -> (Left, Duration) {
+) -> (Left, Duration, Option<f64>) {
     // The token file: old or new, and complete.
     let token = read(&r.out);
     let new_token = token != old_token;
@@ -219,7 +219,27 @@ fn check_after_kill(
         "{trial}: temp files remain: {:?}",
         temp_files(r.env.dir.path())
     );
-    (left, took)
+    (left, took, token_request_ms(&next.stderr))
+}
+
+/// The duration of the token request in a `-vv` log: "POST URL -> 200 in 12.3 ms".
+fn token_request_ms(log: &str) -> Option<f64> {
+    log.lines()
+        .filter(|l| l.contains("POST ") && l.contains(" -> 200 in "))
+        .filter_map(|l| {
+            l.split(" -> 200 in ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .next_back()
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 /// A renewal's durable writes (renames made durable), in order: the credential
@@ -237,7 +257,7 @@ fn a_kill_after_each_durable_write_keeps_the_invariants() {
         let out = run(r
             .get()
             .env("ROBOT_TOKEN_TEST_KILL_AFTER_WRITES", n.to_string()));
-        let (left, _) = check_after_kill(&r, &trial, &old_token, &old_rt, &out.stderr);
+        let (left, _, _) = check_after_kill(&r, &trial, &old_token, &old_rt, &out.stderr);
         let want = match n {
             // The rotated refresh token is the first thing on disk.
             1 => Left::Rotated,
@@ -310,6 +330,8 @@ fn sigkill_at_random_points_never_loses_a_token() {
         v[v.len() * 3 / 8].max(1000)
     };
     let mut windows = Vec::new();
+    // Unkilled runs: their length and their token request's, for the window figures.
+    let (mut run_ms, mut post_ms_all) = (Vec::new(), Vec::new());
     let mut c = Counts::default();
     let started = Instant::now();
     for trial in 0..trials {
@@ -339,7 +361,7 @@ fn sigkill_at_random_points_never_loses_a_token() {
             assert!(status.success(), "trial {trial}: {status}\n{killed_log}");
             c.already_exited += 1;
         }
-        let (left, took) = check_after_kill(
+        let (left, took, post_ms) = check_after_kill(
             &r,
             &format!("trial {trial}"),
             &old_token,
@@ -349,6 +371,8 @@ fn sigkill_at_random_points_never_loses_a_token() {
         if left != Left::LostInFlight {
             recent.pop_front();
             recent.push_back(took.as_micros() as u64);
+            run_ms.push(took.as_secs_f64() * 1e3);
+            post_ms_all.extend(post_ms);
         }
         match left {
             Left::Untouched => c.untouched += 1,
@@ -361,6 +385,13 @@ fn sigkill_at_random_points_never_loses_a_token() {
         }
     }
     windows.sort();
+    eprintln!(
+        "crash trials: unkilled runs (write delay {} ms per file): median {:.1} ms, of which \
+         the token request {:.1} ms",
+        r.write_delay_ms.unwrap_or(0),
+        median(&mut run_ms),
+        median(&mut post_ms_all)
+    );
     eprintln!(
         "crash trials: {} trials in {:.1} s (kill window median {:.1} ms): {} killed while renewing, \
          {} killed before deciding to renew, {} had already exited; what the kills left: \
