@@ -48,8 +48,10 @@ for g in "${groups[@]}"; do
   echo "== mutants: $name ($file; tests: $tests)"
   mkdir -p "target/mutants/$name"
   test_args=()
-  for a in $tests; do test_args+=(--cargo-test-arg "$a"); done
-  # Build and test timeouts well above this machine's times under load: a mutant
+  # --cargo-arg, not --cargo-test-arg: the build phase (`cargo test --no-run`) must
+  # build only these targets too, not all two dozen test binaries per mutant.
+  for a in $tests; do test_args+=(--cargo-arg "$a"); done
+  # --baseline skip: scripts/test.sh is the baseline. Build and test timeouts well above this machine's times under load: a mutant
   # that makes a run hang (a lock never taken, a loop) is a timeout, not a pass.
   cargo mutants $list --no-shuffle --features test-hooks \
     --file "$file" --re "$re" \
