@@ -55,13 +55,14 @@ for g in "${groups[@]}"; do
   # --cargo-arg, not --cargo-test-arg: the build phase (`cargo test --no-run`) must
   # build only these targets too, not all two dozen test binaries per mutant.
   for a in $tests; do test_args+=(--cargo-arg "$a"); done
-  # --baseline skip: scripts/test.sh is the baseline. Build and test timeouts well above this machine's times under load: a mutant
+  # The unmutated tree is tested first (baseline): a failing or flaky test would
+  # otherwise "catch" every mutant. Build and test timeouts well above this machine's times under load: a mutant
   # that makes a run hang (a lock never taken, a loop) is a timeout, not a pass.
   cargo mutants $list --no-shuffle --features test-hooks \
     --file "$file" --re "$re" \
-    --baseline skip --timeout 240 --build-timeout 600 \
+    --timeout 240 --build-timeout 600 \
     --output "target/mutants/$name" \
-    "${test_args[@]}" -- "${ignored[@]}" || true
+    "${test_args[@]}" -- -- "${ignored[@]}" || true
   if [ -z "$list" ]; then
     for kind in caught missed unviable timeout; do
       f="target/mutants/$name/mutants.out/$kind.txt"
