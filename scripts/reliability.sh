@@ -25,6 +25,6 @@ fuzz_version=0.13.2
 for t in jwt credential token_response discovery device_authorization; do
   echo "-- fuzz target $t"
   # cargo-fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the stable toolchain accept them.
-  RUSTC_BOOTSTRAP=1 cargo fuzz run --locked --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=512 -max_len=65536 2>&1 \
+  RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz "$t" -- -max_total_time="$secs" -rss_limit_mb=512 -max_len=65536 2>&1 \
     | grep -E "^#[0-9]+.*(DONE|pulse)|SUMMARY|ERROR|crash-" | tail -2
 done
