@@ -31,10 +31,24 @@ pub fn spawn_peer(cmd: &mut Command, what: &str) -> (Child, Option<ChildStdin>, 
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     let stdin = child.stdin.take();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap_or_else(|e| panic!("{what}: no ready line: {e}"));
+    // The ready line within a time limit: a peer that hangs while starting fails
+    // the test instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let r = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+        let _ = tx.send(r);
+    });
+    let line = match rx.recv_timeout(CHILD_TIMEOUT) {
+        Ok(Ok(line)) => line,
+        Ok(Err(e)) => panic!("{what}: no ready line: {e}"),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: no ready line within {} s", CHILD_TIMEOUT.as_secs())
+        }
+    };
     let ready: Value =
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("{what} did not start: {line:?}"));
     (child, stdin, ready)
