@@ -20,7 +20,8 @@
 //!   against children that had already exited, and renewals that really happened.
 //!   The default run does a few; `scripts/reliability.sh` does 500
 //!   (ROBOT_TOKEN_CRASH_TRIALS). The write paths are stretched by the test-only delay
-//!   hook (ROBOT_TOKEN_TEST_WRITE_DELAY_MS) so that kills land inside them.
+//!   hook (ROBOT_TOKEN_TEST_WRITE_DELAY_MS, 10 ms; ROBOT_TOKEN_CRASH_WRITE_DELAY_MS
+//!   sets another) so that kills land inside them.
 //!
 //! Both need the `test-hooks` feature (scripts/test.sh sets it); without it they are
 //! listed as ignored, never passed.
@@ -133,15 +134,15 @@ enum Left {
 }
 
 /// Check the invariants after a killed run, run the next (unkilled) one, and say
-/// what the kill had left, how long that next run took and how long its token
-/// request took (from its `-vv` log). Panics naming the trial on any violation.
+/// what the kill had left and the next run's timings. Panics naming the trial on
+/// any violation.
 fn check_after_kill(
     r: &Robot,
     trial: &str,
     old_token: &str,
     old_rt: &str,
     killed_log: &str,
-) -> (Left, Duration, Option<f64>) {
+) -> (Left, Timings) {
     // The token file: old or new, and complete.
     let token = read(&r.out);
     let new_token = token != old_token;
@@ -169,9 +170,7 @@ fn check_after_kill(
     // The next run, unkilled, must work with what is on disk, and must never present
     // a refresh token the issuer has already seen (invariants 1 and 2).
     let reused_before = r.iss.refresh_reused();
-    let t = Instant::now();
-    let next = run(&mut r.get());
-    let took = t.elapsed();
+    let (next, timings) = run_timed(&mut r.get());
     let reused = r.iss.refresh_reused() - reused_before;
     let lost = !rotated
         && killed_log.contains("requesting a token")
@@ -219,7 +218,61 @@ fn check_after_kill(
         "{trial}: temp files remain: {:?}",
         temp_files(r.env.dir.path())
     );
-    (left, took, token_request_ms(&next.stderr))
+    (left, timings)
+}
+
+/// Where an unkilled run spends its time, from its `-vv` log lines stamped as they
+/// arrive: the whole run, the token request, and the lost-in-flight window (from
+/// "requesting a token" to the rotated refresh token's "saved it to").
+#[derive(Debug, Default, Clone, Copy)]
+struct Timings {
+    run_ms: f64,
+    request_ms: Option<f64>,
+    in_flight_ms: Option<f64>,
+}
+
+/// [`run`], stamping each stderr line with the time it arrived.
+fn run_timed(cmd: &mut std::process::Command) -> (Output, Timings) {
+    use std::io::BufRead;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| (started.elapsed(), l))
+            .collect::<Vec<_>>()
+    });
+    let status = wait_status(&mut child, CHILD_TIMEOUT);
+    let run_ms = started.elapsed().as_secs_f64() * 1e3;
+    let lines = reader.join().unwrap();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .find(|(_, l)| l.contains(needle))
+            .map(|(t, _)| t.as_secs_f64() * 1e3)
+    };
+    let in_flight_ms = match (at("requesting a token"), at("saved it to")) {
+        (Some(a), Some(b)) => Some(b - a),
+        _ => None,
+    };
+    let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let timings = Timings {
+        run_ms,
+        request_ms: token_request_ms(&text),
+        in_flight_ms,
+    };
+    let out = Output {
+        code: status.code().unwrap_or(-1),
+        stdout: String::new(),
+        stderr: text,
+    };
+    (out, timings)
 }
 
 /// The duration of the token request in a `-vv` log: "POST URL -> 200 in 12.3 ms".
@@ -257,7 +310,7 @@ fn a_kill_after_each_durable_write_keeps_the_invariants() {
         let out = run(r
             .get()
             .env("ROBOT_TOKEN_TEST_KILL_AFTER_WRITES", n.to_string()));
-        let (left, _, _) = check_after_kill(&r, &trial, &old_token, &old_rt, &out.stderr);
+        let (left, _) = check_after_kill(&r, &trial, &old_token, &old_rt, &out.stderr);
         let want = match n {
             // The rotated refresh token is the first thing on disk.
             1 => Left::Rotated,
@@ -309,7 +362,14 @@ fn sigkill_at_random_points_never_loses_a_token() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
     let mut r = Robot::new();
-    r.write_delay_ms = Some(10);
+    // The test-only write delay (ms before each rename) that stretches the write path
+    // so that kills land in it; ROBOT_TOKEN_CRASH_WRITE_DELAY_MS=0 measures without.
+    r.write_delay_ms = Some(
+        std::env::var("ROBOT_TOKEN_CRASH_WRITE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10),
+    );
     let mut rng = Rng(0x9e3779b97f4a7c15);
     // Kill points spread over a whole renewal as it runs on this machine now: the
     // 4th shortest of the last 8 unkilled runs (each trial's next run is one). A
@@ -331,7 +391,7 @@ fn sigkill_at_random_points_never_loses_a_token() {
     };
     let mut windows = Vec::new();
     // Unkilled runs: their length and their token request's, for the window figures.
-    let (mut run_ms, mut post_ms_all) = (Vec::new(), Vec::new());
+    let (mut run_ms, mut post_ms_all, mut in_flight_all) = (Vec::new(), Vec::new(), Vec::new());
     let mut c = Counts::default();
     let started = Instant::now();
     for trial in 0..trials {
@@ -361,7 +421,7 @@ fn sigkill_at_random_points_never_loses_a_token() {
             assert!(status.success(), "trial {trial}: {status}\n{killed_log}");
             c.already_exited += 1;
         }
-        let (left, took, post_ms) = check_after_kill(
+        let (left, timings) = check_after_kill(
             &r,
             &format!("trial {trial}"),
             &old_token,
@@ -370,9 +430,10 @@ fn sigkill_at_random_points_never_loses_a_token() {
         );
         if left != Left::LostInFlight {
             recent.pop_front();
-            recent.push_back(took.as_micros() as u64);
-            run_ms.push(took.as_secs_f64() * 1e3);
-            post_ms_all.extend(post_ms);
+            recent.push_back((timings.run_ms * 1e3) as u64);
+            run_ms.push(timings.run_ms);
+            post_ms_all.extend(timings.request_ms);
+            in_flight_all.extend(timings.in_flight_ms);
         }
         match left {
             Left::Untouched => c.untouched += 1,
@@ -387,10 +448,12 @@ fn sigkill_at_random_points_never_loses_a_token() {
     windows.sort();
     eprintln!(
         "crash trials: unkilled runs (write delay {} ms per file): median {:.1} ms, of which \
-         the token request {:.1} ms",
+         the token request {:.1} ms and the lost-in-flight window (request sent to rotated \
+         refresh token saved) {:.1} ms",
         r.write_delay_ms.unwrap_or(0),
         median(&mut run_ms),
-        median(&mut post_ms_all)
+        median(&mut post_ms_all),
+        median(&mut in_flight_all)
     );
     eprintln!(
         "crash trials: {} trials in {:.1} s (kill window median {:.1} ms): {} killed while renewing, \
