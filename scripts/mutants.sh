@@ -43,27 +43,20 @@ exclude='replace \| with (&|\^)'
 ignored=()
 [ "$(id -u)" = 0 ] && ignored=(--include-ignored)
 
-# One build cache for every group (dependencies are built once; cargo-mutants builds
-# each group's copy of the tree against it).
-export CARGO_TARGET_DIR="$PWD/target/mutants-build"
-started=$(date +%s)
-for g in "${groups[@]}"; do
-  IFS=';' read -r name file re tests <<<"$g"
-  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then
-    continue
-  fi
+# Run one group: cargo-mutants on its file and functions, with its test targets.
+run_group() {
+  local name=$1 file=$2 re=$3 tests=$4
   echo "== mutants: $name ($file; tests: $tests)"
   mkdir -p "target/mutants/$name"
-  test_args=()
+  local test_args=()
   # --cargo-arg, not --cargo-test-arg: the build phase (`cargo test --no-run`) must
   # build only these targets too, not all two dozen test binaries per mutant.
   for a in $tests; do test_args+=(--cargo-arg "$a"); done
   # The unmutated tree is tested first (baseline): a failing or flaky test would
-  # otherwise "catch" every mutant. Build and test timeouts well above this machine's times under load: a mutant
-  # that makes a run hang (a lock never taken, a loop) is a timeout, not a pass.
-  # Two mutants at a time: the tests spend much of their time waiting on the issuer,
-  # on locks and on timeouts, so two jobs use the two cores better than one.
-  cargo mutants $list --jobs 2 --no-shuffle --features test-hooks \
+  # otherwise "catch" every mutant. Build and test timeouts well above this
+  # machine's times under load: a mutant that makes a run hang (a lock never taken,
+  # a loop) is a timeout, not a pass.
+  cargo mutants $list --no-shuffle --features test-hooks \
     --file "$file" --re "$re" --exclude-re "$exclude" \
     --timeout 240 --build-timeout 600 \
     --output "target/mutants/$name" \
@@ -74,7 +67,37 @@ for g in "${groups[@]}"; do
       printf '   %-9s %s\n' "$kind" "$( [ -f "$f" ] && wc -l <"$f" || echo 0)"
     done
   fi
-done
+}
+
+# Two lanes side by side, one mutant at a time each: the tests spend much of their
+# time waiting (on the issuer, locks, timeouts), so two lanes use two cores better
+# than one. Each lane has its own build cache (dependencies built once per lane,
+# reused by its groups); two cargo-mutants jobs must never share one.
+started=$(date +%s)
+lane() {
+  export CARGO_TARGET_DIR="$PWD/target/mutants-build-$1"
+  shift
+  for g in "${groups[@]}"; do
+    IFS=';' read -r name file re tests <<<"$g"
+    [[ " $* " == *" $name "* ]] || continue
+    if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $name "* ]]; then
+      continue
+    fi
+    run_group "$name" "$file" "$re" "$tests"
+  done
+}
+only=("$@")
+if [ -n "$list" ]; then
+  lane a store credential source renew token
+else
+  mkdir -p target/mutants
+  lane a store renew >target/mutants/lane-a.log 2>&1 &
+  a=$!
+  lane b credential source token >target/mutants/lane-b.log 2>&1 &
+  b=$!
+  wait $a $b || true
+  cat target/mutants/lane-a.log target/mutants/lane-b.log | grep -E "^(==|   [a-z])"
+fi
 if [ -z "$list" ]; then
   echo "== total ($(( ($(date +%s) - started) / 60 )) min)"
   for kind in caught missed unviable timeout; do
