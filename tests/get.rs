@@ -552,3 +552,147 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
     assert_eq!(iss.requests("token"), 2, "ROBOT_TOKEN_MINSECS=2h: due");
     assert_ne!(read(&out), renewed);
 }
+
+/// The write path's building blocks, directly: a replacement prepared and then
+/// abandoned leaves no temp file; a commit leaves exactly the target; a create never
+/// replaces what is there (init's credential).
+#[test]
+fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
+    use robot_token::store::{self, WriteMode};
+    let env = Env::new();
+    let files = || {
+        let mut v: Vec<String> = fs::read_dir(env.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let target = env.path("bt");
+    fs::write(&target, "old\n").unwrap();
+    // Abandoned (the issuer failed, the run stopped): the temp file goes.
+    let p = store::prepare(&target, 4096, WriteMode::default()).unwrap();
+    assert_eq!(files().len(), 2, "{:?}", files());
+    drop(p);
+    assert_eq!(files(), vec!["bt"]);
+    assert_eq!(read(&target), "old\n");
+    // Committed: the new content, mode 0600, nothing else.
+    store::prepare(&target, 4096, WriteMode::default())
+        .unwrap()
+        .commit(b"new\n")
+        .unwrap();
+    assert_eq!(files(), vec!["bt"]);
+    assert_eq!(read(&target), "new\n");
+    assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
+    // Create: only where nothing is; the existing file is never replaced.
+    let cred = env.path("cred.json");
+    store::atomic_create(&cred, b"{}\n", WriteMode::default()).unwrap();
+    assert_eq!(read(&cred), "{}\n");
+    assert!(store::atomic_create(&cred, b"other\n", WriteMode::default()).is_err());
+    assert!(store::prepare(&cred, 64, WriteMode::default())
+        .unwrap()
+        .commit_new(b"other\n")
+        .is_err());
+    assert_eq!(read(&cred), "{}\n");
+    let fresh = env.path("new.json");
+    store::prepare(&fresh, 64, WriteMode::default())
+        .unwrap()
+        .commit_new(b"created\n")
+        .unwrap();
+    assert_eq!(read(&fresh), "created\n");
+    assert_eq!(files(), vec!["bt", "cred.json", "new.json"]);
+}
+
+/// A temp file that cannot be created says why (here: its name is too long for the
+/// file system), before anything is sent; it is not mistaken for a name collision.
+#[test]
+fn a_temp_file_that_cannot_be_created_is_a_clear_error_and_nothing_is_sent() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let before = read(&cred);
+    iss.reset();
+    // 240 bytes: the lock's ".NAME.lock" fits in 255, the temp's ".NAME.tmp.<16 hex>" not.
+    let out = env.path(&"b".repeat(240));
+    let r = run(env.cmd().args(["get", "-c"]).arg(&cred).arg("-o").arg(&out));
+    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert!(r.stderr.contains("File name too long"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 0);
+    assert_eq!(read(&cred), before);
+}
+
+/// ROBOT_TOKEN_LOCK_DIR puts the locks in one private directory, named by the file's
+/// directory identity; empty, it is ignored.
+#[test]
+fn robot_token_lock_dir_holds_the_locks_when_set() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let locks = env.path("locks");
+    let get = |dir: &std::path::Path, out: &str| {
+        run(env
+            .cmd()
+            .args(["get", "-c"])
+            .arg(&cred)
+            .args(["-o", out])
+            .env("ROBOT_TOKEN_LOCK_DIR", dir))
+    };
+    let r = get(&locks, "bt");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let names: Vec<String> = fs::read_dir(&locks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n.ends_with("-bt.lock")), "{names:?}");
+    assert!(!env.path(".bt.lock").exists());
+    assert_eq!(fs::metadata(&locks).unwrap().mode() & 0o777, 0o700);
+    // Empty: as if unset, the lock sits beside the file in its private directory.
+    let r = get(std::path::Path::new(""), "bt2");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(env.path(".bt2.lock").exists());
+}
+
+/// The fresh-path decision reads `exp` as RFC 7519 says (seconds, maybe fractional)
+/// and never trusts an absurd one: such a token is replaced, not kept for ever.
+#[test]
+fn fractional_exp_is_fresh_and_an_absurd_exp_is_replaced() {
+    use base64::Engine;
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let out = env.path("bt");
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt = |exp: &str| {
+        format!(
+            "{}.{}.c2ln\n",
+            b64.encode(r#"{"alg":"RS256"}"#),
+            b64.encode(format!(r#"{{"sub":"x","exp":{exp}}}"#))
+        )
+    };
+    let get = || {
+        run(env
+            .cmd()
+            .args(["get", "-m", "60", "-c"])
+            .arg(&cred)
+            .arg("-o")
+            .arg(&out))
+    };
+    iss.reset();
+    let fractional = jwt(&format!("{}.5", robot_token::token::now() + 3000));
+    fs::write(&out, &fractional).unwrap();
+    let r = get();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 0, "fractional exp: fresh");
+    assert_eq!(read(&out), fractional);
+    for (n, absurd) in ["1e15", "1.0e300", "-1e16"].iter().enumerate() {
+        fs::write(&out, jwt(absurd)).unwrap();
+        let r = get();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(iss.requests("token"), n as u64 + 1, "exp {absurd}: renewed");
+        assert_issued_token(&out, &iss, "robot-basic");
+    }
+}
