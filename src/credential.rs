@@ -67,6 +67,10 @@ pub struct Credential {
     pub kid: Option<String>,
     /// `"grant": "exec"`: how to run the command that obtains the token.
     pub exec: Option<ExecSettings>,
+    /// RFC 7009 revocation endpoint, when discovery cannot name it.
+    pub revocation_endpoint: Option<String>,
+    /// Set by `robot-token revoke`: the robot is retired and `get` refuses the file.
+    pub revoked_at: Option<String>,
 }
 
 /// The `"grant"` field of a credential file.
@@ -103,11 +107,16 @@ impl std::fmt::Debug for Credential {
 impl Drop for Credential {
     // The typed secrets zeroize themselves; wipe their copies in the raw JSON too.
     fn drop(&mut self) {
-        use zeroize::Zeroize;
-        for key in ["client_secret", "refresh_token"] {
-            if let Some(Value::String(s)) = self.raw.get_mut(key) {
-                s.zeroize();
-            }
+        wipe(&mut self.raw);
+    }
+}
+
+/// Zero the secrets of a credential file's JSON object.
+fn wipe(raw: &mut Map<String, Value>) {
+    use zeroize::Zeroize;
+    for key in ["client_secret", "refresh_token"] {
+        if let Some(Value::String(s)) = raw.get_mut(key) {
+            s.zeroize();
         }
     }
 }
@@ -254,6 +263,8 @@ impl Credential {
             scope: list("scope")?,
             audience: list("audience")?,
             exec,
+            revocation_endpoint: string("revocation_endpoint")?,
+            revoked_at: revoked_at(&raw),
             raw,
         })
     }
@@ -261,14 +272,12 @@ impl Credential {
     /// The file's new content with `refresh_token` replaced; every other field,
     /// known or not, is kept in its place.
     pub fn render_with_refresh_token(&self, rt: &Secret) -> Vec<u8> {
-        let mut raw = self.raw.clone();
-        raw.insert(
-            "refresh_token".into(),
-            Value::String(rt.expose().to_string()),
-        );
-        let mut out = serde_json::to_vec_pretty(&Value::Object(raw)).unwrap_or_default();
-        out.push(b'\n');
-        out
+        render_edited(&self.raw, |raw| {
+            raw.insert(
+                "refresh_token".into(),
+                Value::String(rt.expose().to_string()),
+            );
+        })
     }
 
     /// Persist a rotated refresh token (atomically, mode 0600) and use it from now on.
@@ -287,6 +296,72 @@ impl Credential {
         );
         self.refresh_token = Some(rt);
         Ok(())
+    }
+}
+
+/// The one rewrite of a credential file: `edit` changes the fields robot-token owns
+/// (`refresh_token`, `revoked_at`); every other field, known or not, keeps its place.
+fn render_edited(raw: &Map<String, Value>, edit: impl FnOnce(&mut Map<String, Value>)) -> Vec<u8> {
+    let mut raw = raw.clone();
+    edit(&mut raw);
+    let mut out = serde_json::to_vec_pretty(&Value::Object(raw)).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+/// Retire a credential file (`robot-token revoke`): atomically (mode 0600) rewrite
+/// `data`, the file's current bytes, with `refresh_token` removed and `revoked_at` set
+/// (RFC 3339, UTC). Not deleted: it may hold a client secret the operator still needs.
+pub fn mark_revoked(path: &Path, data: &[u8], at: &str) -> Result<()> {
+    let mut raw = match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(m)) => m,
+        _ => {
+            return Err(Error::data(format!(
+                "malformed credential file {}: expected a JSON object",
+                path.display()
+            )))
+        }
+    };
+    let bytes = zeroize::Zeroizing::new(render_edited(&raw, |raw| {
+        raw.shift_remove("refresh_token");
+        raw.insert("revoked_at".into(), Value::String(at.to_string()));
+    }));
+    wipe(&mut raw);
+    store::atomic_write(path, &bytes, WriteMode::default()).map_err(|e| {
+        Error::write(format!(
+            "the credential {} could not be marked revoked ({e}); run revoke again",
+            path.display()
+        ))
+    })
+}
+
+/// `"revoked_at"` of a credential file's JSON object: a retired robot's file.
+fn revoked_at(raw: &Map<String, Value>) -> Option<String> {
+    match raw.get("revoked_at")? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+/// When `robot-token revoke` retired the credential file whose bytes are `data`.
+pub fn revoked_at_in(data: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(raw)) => revoked_at(&raw),
+        _ => None, // the parser names what is wrong with it
+    }
+}
+
+/// A credential file `robot-token revoke` retired: `get` refuses it (exit 77), before
+/// anything is sent, and says how to give the robot a credential again.
+pub fn refuse_revoked(data: &[u8], path: &Path) -> Result<()> {
+    match revoked_at_in(data) {
+        None => Ok(()),
+        Some(at) => Err(Error::perm(format!(
+            "the credential {} was revoked at {at} (robot-token revoke): this robot is retired; \
+             remove its cron line, or give it a new credential with robot-token init --force",
+            path.display()
+        ))),
     }
 }
 

@@ -61,6 +61,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             let _cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
             let (real, data) = credential::read_file(file)?;
+            credential::refuse_revoked(&data, &real)?;
             // A credential file with a `vault` section names an htvault-config server.
             if let Some(opts) = vault::section_of(&data, &real)? {
                 let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
@@ -73,10 +74,16 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             redeem(plan_from_credential(cfg, cred)?, ctx)
         }
         Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
-        Source::Vault(_) => match vault::Settings::resolve(cfg)? {
-            Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
-            None => Err(Error::usage("no Vault settings: give --vault-server")),
-        },
+        Source::Vault(opts) => {
+            if let Some(file) = &opts.credential {
+                let (real, data) = credential::read_file(file)?;
+                credential::refuse_revoked(&data, &real)?;
+            }
+            match vault::Settings::resolve(cfg)? {
+                Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+                None => Err(Error::usage("no Vault settings: give --vault-server")),
+            }
+        }
         Source::Client {
             issuer,
             client_id,
@@ -146,7 +153,7 @@ fn from_exec(
 }
 
 /// Take the credential's lock, unless it is the token file's lock we already hold.
-fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
+pub fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
     let cred_lock_path =
         store::lock_path(real).map_err(|e| Error::write(format!("credential lock: {e}")))?;
     if ctx.holds(&cred_lock_path) {
@@ -248,6 +255,28 @@ fn plan_from_options(
     })
 }
 
+/// The client of a credential file, with the command line's overrides
+/// (`--client-auth`, `--private-key-file`, `--kid`); the private key is loaded here.
+pub fn client_of(cfg: &GetConfig, cred: &Credential) -> Result<Client> {
+    let key_file = cfg
+        .private_key_file
+        .clone()
+        .or_else(|| cred.private_key_file.clone());
+    let key = load_key(
+        key_file.as_deref(),
+        cfg.kid.clone().or_else(|| cred.kid.clone()),
+    )?;
+    Ok(Client {
+        id: cred.client_id.clone(),
+        auth: cfg
+            .client_auth
+            .or(cred.client_auth)
+            .unwrap_or(default_auth(&cred.client_secret, &key)),
+        secret: cred.client_secret.clone(),
+        key,
+    })
+}
+
 fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
     let pick = |cli: &Vec<String>, file: &Vec<String>| {
         if cli.is_empty() {
@@ -278,29 +307,13 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
             _ => Want::Ready(Grant::ClientCredentials),
         },
     };
-    let key_file = cfg
-        .private_key_file
-        .clone()
-        .or_else(|| cred.private_key_file.clone());
-    let key = load_key(
-        key_file.as_deref(),
-        cfg.kid.clone().or_else(|| cred.kid.clone()),
-    )?;
     Ok(Plan {
         issuer: cred.issuer.clone(),
         token_endpoint: cfg
             .token_endpoint
             .clone()
             .or_else(|| cred.token_endpoint.clone()),
-        client: Client {
-            id: cred.client_id.clone(),
-            auth: cfg
-                .client_auth
-                .or(cred.client_auth)
-                .unwrap_or(default_auth(&cred.client_secret, &key)),
-            secret: cred.client_secret.clone(),
-            key,
-        },
+        client: client_of(cfg, &cred)?,
         // A refresh token from an exchange already carries what the exchange granted
         // (maybe narrowed): asking again for the exchange's scope would be refused.
         scope: match (&grant, cred.grant) {
