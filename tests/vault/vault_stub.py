@@ -71,7 +71,7 @@
 # Test-control endpoints (never faulted):
 #   GET  /__stub/stats            counts per endpoint, last minimum_seconds, principals...
 #   POST /__stub/reset            clear stats and faults; {"tokens":true} also drops tokens
-#                                 and restores deleted credentials
+#                                 and restores deleted credentials, {"creds":true} only the latter
 #   POST /__stub/expire-tokens    all tokens' ttl -> 0 (invalid); {"ttl":N} sets N seconds left
 #   POST /__stub/fail             {"status":503,"times":1,"path":"/v1/","errors":[..],
 #                                  "delay_ms":0,"close":false} queue a fault for /v1/ requests
@@ -833,6 +833,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if body.get("tokens"):
                     st.tokens.clear()
                     st.mint_cache.clear()
+                if body.get("tokens") or body.get("creds"):
                     st.deleted.clear()
             return self.send(200, {"ok": True})
         if path == "/__stub/expire-tokens":
