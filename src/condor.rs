@@ -156,6 +156,142 @@ pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
     hand_off_file(&handoff, &file, &Tools::from_env(cfg.timeout))
 }
 
+/// `get --dry-run` for `--condor`: the hand-off's tools are found, HTCondor's version
+/// band is known, the vault-storer settings agree, and the credd answers a query
+/// (`condor_store_cred query-oauth`). Nothing is stored and no storer runs. The checks
+/// (name, outcome) in the hand-off's order, up to the first that fails.
+pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> {
+    let tools = Tools::from_env(cfg.timeout);
+    let mut out = Vec::new();
+    let (service, handle) = match mode {
+        Mode::File => {
+            out.push((
+                "HTCondor".into(),
+                Ok(format!(
+                    "--condor=file: HTCondor's tools read {} (set _CONDOR_SCITOKENS_FILE if it \
+                     is not where bearer token discovery looks)",
+                    cfg.outfile.display()
+                )),
+            ));
+            return out;
+        }
+        Mode::Credd { service, handle } => {
+            let band = condor_version(&tools).and_then(|v| {
+                let vs = format!("{}.{}.{}", v.0, v.1, v.2);
+                match plain_support(v) {
+                    Plain::Unsupported => Err(Error::config(format!(
+                        "HTCondor {vs} cannot store a plain access token in the credd: \
+                         --condor=credd needs HTCondor 24.7.3 or later (24.10.2 or later uses \
+                         -P); upgrade HTCondor, or use --condor=file"
+                    ))),
+                    Plain::Flag => Ok(format!("HTCondor {vs} stores plain tokens with -P")),
+                    Plain::Implicit => Ok(format!("HTCondor {vs} stores plain tokens without -P")),
+                }
+            });
+            let stop = band.is_err();
+            out.push(("HTCondor version".into(), band));
+            if stop {
+                return out;
+            }
+            (service.clone(), handle.clone())
+        }
+        Mode::VaultStorer => {
+            let v = match vault::settings(cfg) {
+                Ok(Some(s)) => VaultStorer {
+                    vault_server: s.server,
+                    issuer: s.issuer,
+                    role: s.role,
+                    credkey: s.credkey,
+                    ccache: PathBuf::new(),
+                },
+                Ok(None) => {
+                    out.push((
+                        "HTCondor vault-storer".into(),
+                        Err(Error::usage(
+                            "--condor=vault-storer needs the Vault source (--vault-server with a \
+                             keytab, or a credential file with a \"vault\" section)",
+                        )),
+                    ));
+                    return out;
+                }
+                Err(e) => {
+                    out.push(("HTCondor vault-storer".into(), Err(e)));
+                    return out;
+                }
+            };
+            let opts = tools
+                .run(
+                    "condor_config_val",
+                    &["SEC_CREDENTIAL_GETTOKEN_OPTS"],
+                    None,
+                    &[],
+                )
+                .map(|ran| {
+                    if ran.success() {
+                        ran.stdout.trim().to_string()
+                    } else {
+                        String::new()
+                    }
+                });
+            let agree = opts.and_then(|opts| {
+                let diff = gettoken_mismatch(&parse_gettoken_opts(&opts), &v);
+                if diff.is_empty() {
+                    return Ok(format!("SEC_CREDENTIAL_GETTOKEN_OPTS = {opts} agrees"));
+                }
+                Err(Error::config(format!(
+                    "HTCondor's SEC_CREDENTIAL_GETTOKEN_OPTS ({}) does not match robot-token's \
+                     Vault options ({}): add this line to ~/.condor/user_config: {}",
+                    if opts.is_empty() { "unset" } else { &opts },
+                    diff.join(", "),
+                    user_config_line(&v)
+                )))
+            });
+            let storer = ["condor_credential_storer", "condor_vault_storer"]
+                .into_iter()
+                .find_map(|n| tools.find(n))
+                .map(|p| format!("{} is installed", p.display()))
+                .ok_or_else(|| {
+                    Error::config(
+                        "neither condor_credential_storer nor condor_vault_storer is on PATH: \
+                         install HTCondor's Vault credmon tools on this access point",
+                    )
+                });
+            let stop = agree.is_err() || storer.is_err();
+            out.push(("HTCondor SEC_CREDENTIAL_GETTOKEN_OPTS".into(), agree));
+            out.push(("HTCondor Vault storer".into(), storer));
+            if stop {
+                return out;
+            }
+            (v.issuer, None)
+        }
+    };
+    let mut q = vec!["query-oauth", "-s", service.as_str()];
+    if let Some(h) = &handle {
+        q.extend(["-H", h.as_str()]);
+    }
+    let answered = tools
+        .run("condor_store_cred", &q, None, &[])
+        .and_then(|ran| {
+            ran.show("condor_store_cred");
+            match classify_store_cred(&ran) {
+                Failure::Unreachable(why) => Err(Error::temp(format!(
+                "condor_store_cred could not reach the credd ({why}): start the credd (and the \
+                 schedd), or check CREDD_HOST; a later run will store the token"
+            ))),
+                Failure::Config(why) => Err(Error::config(format!(
+                    "the credd refused a query for service {service} ({why}): check ALLOW_WRITE, \
+                 SEC_CREDENTIAL_DIRECTORY_OAUTH and a credmon claiming {service}"
+                ))),
+                Failure::Unknown => Ok(format!(
+                    "the credd answered a query for service {service} ({})",
+                    ran.describe()
+                )),
+            }
+        });
+    out.push(("HTCondor credd".into(), answered));
+    out
+}
+
 /// The token file handed off: its path, the other user it may belong to (root
 /// keeping a file for a service user), and how to rewrite it.
 pub struct TokenFile<'a> {

@@ -36,6 +36,9 @@ pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
 }
 
 pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
+    if cmd.dry_run {
+        return dry_run(config, cmd, matches);
+    }
     if cmd.profile.is_none() && !cmd.all {
         let cfg = GetConfig::from_args(&cmd.args)?;
         return run_one(&cfg).map(|_| Exit::Ok);
@@ -60,6 +63,25 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
     }
     let cfgs = file.resolve_all(&all, matches)?;
     Ok(run_all(&cfgs, cmd.jobs as usize))
+}
+
+/// `--dry-run`: the same configurations, resolved the same way, checked instead of run.
+fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
+    if cmd.profile.is_none() && !cmd.all {
+        return Ok(crate::dryrun::run(&[GetConfig::from_args(&cmd.args)?]));
+    }
+    let file = ConfigFile::load(&config_path(config)?)?;
+    let which: Vec<&Profile> = match &cmd.profile {
+        Some(name) => vec![file.profile(name)?],
+        None => file.profiles.iter().collect(),
+    };
+    if which.is_empty() {
+        return Err(Error::config(format!(
+            "{}: no [profile.NAME] tables",
+            file.path.display()
+        )));
+    }
+    Ok(crate::dryrun::run(&file.resolve_all(&which, matches)?))
 }
 
 /// One renewal: `renew::run`, the deploy hook, the state file.

@@ -137,6 +137,11 @@ fn same_issuer(a: &str, b: &str) -> bool {
 
 /// `<issuer>/.well-known/openid-configuration` (OpenID Connect Discovery 1.0, 4).
 pub fn discover(http: &Http, issuer: &str) -> Result<Metadata> {
+    discover_with_date(http, issuer).map(|(m, _)| m)
+}
+
+/// [`discover`], with the answer's `Date` header (the issuer's clock).
+pub fn discover_with_date(http: &Http, issuer: &str) -> Result<(Metadata, Option<String>)> {
     check_url(issuer, "issuer")?;
     let url = format!(
         "{}/.well-known/openid-configuration",
@@ -174,7 +179,7 @@ pub fn discover(http: &Http, issuer: &str) -> Result<Metadata> {
             )));
         }
     }
-    Ok(meta)
+    Ok((meta, reply.date))
 }
 
 /// The token endpoint: given explicitly, or from discovery.
@@ -429,7 +434,8 @@ fn post_authenticated(
     Ok(http.send(endpoint, &headers, Some(&body), retry))
 }
 
-fn auth_name(a: ClientAuth) -> &'static str {
+/// The RFC 7591 name of a client authentication method, for messages.
+pub fn auth_name(a: ClientAuth) -> &'static str {
     match a {
         ClientAuth::Basic => "client_secret_basic",
         ClientAuth::Post => "client_secret_post",

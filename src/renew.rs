@@ -170,7 +170,7 @@ fn settled(
 
 /// One error for the token files that failed, with the exit code of the worst.
 /// A single failure keeps its own message.
-fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
+pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
     if failures.len() <= 1 {
         return failures.pop().map(|(_, e)| e);
     }

@@ -330,6 +330,56 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
     })
 }
 
+/// What a renewal would send, told without sending it (`get --dry-run`). Built by the
+/// real run's own planning code, so its errors (and exit codes) are the real run's.
+#[derive(Debug)]
+pub struct Preview {
+    pub issuer: Option<String>,
+    /// Given explicitly (`--token-endpoint`, the credential's); else from discovery.
+    pub token_endpoint: Option<String>,
+    pub client_id: String,
+    pub client_auth: &'static str,
+    /// The grant's short name: refresh_token, client_credentials, token_exchange.
+    pub grant: &'static str,
+    /// Where a token exchange gets its subject token.
+    pub subject: Option<Subject>,
+    /// The credential file a rotated (or first) refresh token would be written to.
+    pub rewrites: Option<PathBuf>,
+}
+
+/// The plan of an OAuth2 source: from `cred` (a parsed credential file), else from the
+/// command line's client. Loads the private key and reads a client secret file, as the
+/// renewal does; sends nothing.
+pub fn preview(cfg: &GetConfig, cred: Option<Credential>) -> Result<Preview> {
+    let plan = match (cred, &cfg.source) {
+        (Some(c), _) => plan_from_credential(cfg, c)?,
+        (
+            None,
+            Source::Client {
+                issuer,
+                client_id,
+                secret_file,
+            },
+        ) => plan_from_options(cfg, issuer, client_id, secret_file)?,
+        (None, _) => return Err(Error::usage("not an OAuth2 client")),
+    };
+    let (grant, subject) = match &plan.grant {
+        Want::Ready(Grant::RefreshToken(_)) => ("refresh_token", None),
+        Want::Ready(Grant::ClientCredentials) => ("client_credentials", None),
+        Want::Ready(_) => ("token_exchange", None),
+        Want::Exchange { subject, .. } => ("token_exchange", Some(subject.clone())),
+    };
+    Ok(Preview {
+        issuer: plan.issuer.clone(),
+        token_endpoint: plan.token_endpoint.clone(),
+        client_id: plan.client.id.clone(),
+        client_auth: oauth::auth_name(plan.client.auth),
+        grant,
+        subject,
+        rewrites: plan.credential.as_ref().map(|c| c.path.clone()),
+    })
+}
+
 /// Redeem a plan at the token endpoint; persist a rotated refresh token first.
 fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
     let endpoint = oauth::token_endpoint(

@@ -646,6 +646,91 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
     Ok(done)
 }
 
+/// `get --dry-run` for the Vault source: what a renewal checks and reads before its
+/// login, in its order, without logging in: the keytab (mode, the principal in it),
+/// the GSSAPI library, the private ticket cache, the Vault token file, Vault itself
+/// (`GET /v1/sys/health`, unauthenticated), the cached Vault token
+/// (`lookup-self`, a read). Stops at a check the next ones depend on. Returns the
+/// checks (name, outcome) and the `Date` header Vault answered with.
+pub fn preflight(s: &Settings, ctx: &Context) -> (Vec<(String, Result<String>)>, Option<String>) {
+    let mut out: Vec<(String, Result<String>)> = Vec::new();
+    if let Some(k) = &s.keytab {
+        let who = s.principal.clone().unwrap_or_default();
+        let held = match keytab::holds(k, &who) {
+            Ok(Some(false)) => Err(Error::perm(format!(
+                "the keytab {} holds no key for {who}: check --principal, or the keytab with \
+                 `klist -k {}`",
+                k.display(),
+                k.display()
+            ))),
+            Ok(_) => Ok(format!(
+                "{} is yours, mode 0600 or stricter, and holds {who}",
+                k.display()
+            )),
+            Err(e) => Err(e),
+        };
+        let stop = held.is_err();
+        out.push((format!("keytab {}", k.display()), held));
+        if stop {
+            return (out, None);
+        }
+        out.push((
+            "GSSAPI library".into(),
+            crate::gssapi::shared()
+                .map(|_| "libgssapi_krb5.so.2 loads (no login is tried)".into())
+                .map_err(|e| Error::config(e.to_string())),
+        ));
+        out.push((
+            "Kerberos ticket cache".into(),
+            s.kerberos_ccache()
+                .map(|p| format!("{} is private", p.parent().unwrap_or(&p).display())),
+        ));
+    }
+    let file = store::read_own(&s.token_file, MAX_VAULT_TOKEN_LEN)
+        .map(|_| format!("{} is yours or absent", s.token_file.display()))
+        .map_err(token_file_error);
+    let stop = file.is_err();
+    out.push(("Vault token file".into(), file));
+    if stop {
+        return (out, None);
+    }
+    // Standbys answer 429/472/473 by default; these parameters make them answer 200.
+    let url = s.url("sys/health?standbyok=true&perfstandbyok=true");
+    let r = ctx.http.request(&url, &[], Body::Get, Retry::Idempotent);
+    let date = r.as_ref().ok().and_then(|r| r.date.clone());
+    let shown = s.url("sys/health");
+    match unavailable("reaching Vault at", &shown, r) {
+        Ok(r) => out.push((
+            format!("Vault {}", s.server),
+            Ok(format!("{shown} answers HTTP {}", r.status)),
+        )),
+        Err(e) => {
+            out.push((format!("Vault {}", s.server), Err(e)));
+            return (out, date);
+        }
+    }
+    let cached = match cached_token(s, ctx) {
+        Ok(Some(t)) => Ok(format!(
+            "the Vault token {t} in {} is valid for at least --vault-token-minttl: a renewal \
+             reuses it",
+            s.token_file.display()
+        )),
+        Ok(None) if s.keytab.is_some() => Ok(format!(
+            "no usable Vault token in {}: a renewal logs in with the keytab",
+            s.token_file.display()
+        )),
+        Ok(None) => Err(Error::perm(format!(
+            "no valid Vault token in {} and no keytab to log in with: give -k KEYTAB (or set \
+             KRB5_KTNAME), or {}",
+            s.token_file.display(),
+            bootstrap_hint(s)
+        ))),
+        Err(e) => Err(e),
+    };
+    out.push(("cached Vault token".into(), cached));
+    (out, date)
+}
+
 /// The Vault token in the token file, if there is one (no request).
 fn read_token_file(s: &Settings) -> Result<Option<Secret>> {
     let data = match store::read_own(&s.token_file, MAX_VAULT_TOKEN_LEN) {

@@ -373,6 +373,7 @@ const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
 const device = { interval: null, slowDownOnce: false, expiresIn: null };
+let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
 function resetState() {
   stats.requests = {
@@ -384,6 +385,7 @@ function resetState() {
   device.interval = null;
   device.slowDownOnce = false;
   device.expiresIn = null;
+  clockSkew = 0;
 }
 resetState();
 
@@ -674,6 +676,7 @@ provider.use(async (ctx, next) => {
   const started = Date.now();
   const kind = classify(ctx.path);
   stats.requests[kind] += 1;
+  if (clockSkew) ctx.set('Date', new Date(Date.now() + clockSkew * 1000).toUTCString());
   if (kind === 'token' && isForm(ctx)) {
     const form = formToObject(await readRawBody(ctx));
     ctx.state.form = form;
@@ -766,6 +769,12 @@ provider.use(async (ctx, next) => {
           device.expiresIn = body.expires_in;
         }
         ctx.body = { ok: true, ...device };
+        return undefined;
+      }
+      case 'POST /__test/clock': {
+        if (!Number.isInteger(body.skew)) return bad('skew must be an integer number of seconds');
+        clockSkew = body.skew;
+        ctx.body = { ok: true, skew: clockSkew };
         return undefined;
       }
       case 'POST /__test/sign': {
