@@ -16,7 +16,7 @@
 //! discovery and Vault's health and lookup-self are reads; no token request, no login.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::condor;
@@ -27,7 +27,7 @@ use crate::exchange;
 use crate::hook;
 use crate::http::{self, Http, Retry};
 use crate::oauth;
-use crate::output::{self, Target};
+use crate::output;
 use crate::renew::{self, human_secs, Current};
 use crate::source::{self, Context};
 use crate::store::{self, FileError};
@@ -218,13 +218,11 @@ fn check(cfg: &GetConfig) -> Checks {
         }
     }
     let all_unreadable = unreadable.len() == targets.len();
-    if let Some(e) = renew::combine(unreadable, targets.len()) {
-        // None usable: the renewal stops here; otherwise it reports them at its end.
-        if all_unreadable {
-            c.failed.push(e);
-        } else {
-            c.deferred.push(e);
-        }
+    let unreadable_paths: Vec<PathBuf> = unreadable.iter().map(|(p, _)| p.clone()).collect();
+    if all_unreadable {
+        // None usable: the renewal stops here, before anything else.
+        c.failed.extend(renew::combine(unreadable, targets.len()));
+        unreadable = Vec::new();
     }
     c.plan.push(match (due.is_empty(), fresh_for) {
         (false, _) => format!("the next run renews {}", due.join(", ")),
@@ -244,14 +242,20 @@ fn check(cfg: &GetConfig) -> Checks {
         .is_some();
     let deadline = Instant::now() + cfg.deadline;
     let mut lock_paths = Vec::new();
-    for t in &targets {
-        let what = format!("lock of {}", t.path.display());
-        let Some(p) = c.check(
-            &what,
-            store::lock_path(&t.path).map_err(renew::token_file_error),
-            |p| p.display().to_string(),
-        ) else {
-            continue;
+    let mut unwritable = Vec::new();
+    for t in targets
+        .iter()
+        .filter(|t| !unreadable_paths.contains(&t.path))
+    {
+        let what = format!("token file {}", t.path.display());
+        let p = match store::lock_path(&t.path) {
+            Ok(p) => p,
+            Err(e) => {
+                let e = renew::token_file_error(e);
+                c.report(&what, &e);
+                unwritable.push((t.path.clone(), e));
+                continue;
+            }
         };
         // Only a try, and only on a lock file that exists (a dry run creates none): a
         // renewal would wait for it, up to --deadline.
@@ -263,10 +267,37 @@ fn check(cfg: &GetConfig) -> Checks {
         {
             c.warn(
                 &what,
-                "another robot-token run holds it now; the next run waits for it",
+                "another robot-token run holds its lock now; the next run waits for it",
             );
         }
         lock_paths.push(p);
+        // The renewal's own check before it sends anything: the replacement prepared
+        // (directory, owner, trust, temp file, space), here dropped uncommitted.
+        match store::prepare(&t.path, renew::TOKEN_RESERVE, t.write_mode()) {
+            Ok(prepared) => {
+                drop(prepared);
+                c.pass(
+                    &what,
+                    "its directory takes the replacement (temp file created, space reserved, removed)",
+                );
+            }
+            Err(e) => {
+                let e = renew::token_file_error(e);
+                c.report(&what, &e);
+                unwritable.push((t.path.clone(), e));
+            }
+        }
+    }
+    let none_writable = unreadable_paths.len() + unwritable.len() == targets.len();
+    unreadable.extend(unwritable);
+    if let Some(e) = renew::combine(unreadable, targets.len()) {
+        if none_writable {
+            // The renewal stops before sending anything.
+            c.failed.push(e);
+        } else {
+            // It renews the others, and reports these at its end.
+            c.deferred.push(e);
+        }
     }
     lock_paths.sort();
     lock_paths.dedup();
@@ -283,22 +314,7 @@ fn check(cfg: &GetConfig) -> Checks {
     };
 
     // The source: what it reads, and the issuer or Vault it talks to.
-    let rewrites = source_checks(cfg, &ctx, trusted, &mut c);
-
-    // Before a request that may rotate the credential, the renewal makes sure it can
-    // write what it will have to write.
-    c.check(
-        "files the renewal writes",
-        presend_check(&targets, rewrites.as_deref()),
-        |_| match &rewrites {
-            Some(r) => format!(
-                "every token file's directory, and {}'s (for a rotated refresh token), take the \
-                 writes",
-                r.display()
-            ),
-            None => "every token file's directory takes the write".into(),
-        },
-    );
+    source_checks(cfg, &ctx, trusted, &mut c);
 
     // After the renewal: the HTCondor hand-off and the deploy hook.
     if let Some(mode) = &cfg.condor {
@@ -312,64 +328,8 @@ fn check(cfg: &GetConfig) -> Checks {
     c
 }
 
-/// TEMPORARY, until the pre-send check of issue #13 lands on main: the existing target
-/// checks of `store` (no symlink, ours, a directory we may write in; as root, trusted
-/// directories), for the token files and the credential a rotation rewrites. Replace
-/// the body with that single call.
-fn presend_check(targets: &[Target], credential: Option<&Path>) -> Result<()> {
-    let dir_of = |p: &Path| match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let writable = |dir: &Path| -> std::result::Result<(), FileError> {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
-            FileError::io(
-                dir,
-                "use directory",
-                std::io::ErrorKind::InvalidInput.into(),
-            )
-        })?;
-        // SAFETY: access(2) reads a NUL-terminated path we own.
-        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            return Err(FileError::io(
-                dir,
-                "write in directory",
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
-    };
-    for t in targets {
-        let also = t.other_owner();
-        store::check_target_by(&t.path, also)
-            .and_then(|()| writable(&dir_of(&t.path)))
-            .and_then(|()| {
-                if store::euid() == 0 {
-                    store::trusted_dir(&dir_of(&t.path), also).map(|_| ())
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(renew::token_file_error)?;
-    }
-    if let Some(c) = credential {
-        let real = std::fs::canonicalize(c).unwrap_or_else(|_| c.to_path_buf());
-        store::check_target(&real)
-            .and_then(|()| writable(&dir_of(&real)))
-            .map_err(|e| {
-                Error::write(format!(
-                    "credential {}: a rotated refresh token could not be saved: {e}",
-                    real.display()
-                ))
-            })?;
-    }
-    Ok(())
-}
-
-/// The credential (or client, or Vault) checks; the credential file a renewal may
-/// rewrite, if any.
-fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -> Option<PathBuf> {
+/// The credential (or client, or Vault) checks.
+fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -> Option<()> {
     match &cfg.source {
         Source::File(path) => {
             let what = format!("credential {}", path.display());
@@ -392,21 +352,21 @@ fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -
                     describe_vault,
                 )?;
                 vault_checks(&s, ctx, online, c);
-                return None;
+                return Some(());
             }
             let cred = c.check(&what, Credential::parse(&data, &real), |cred| {
                 format!("client {}", cred.client_id)
             })?;
             if let Some(exec) = &cred.exec {
                 exec_check(exec, c);
-                return None;
+                return Some(());
             }
             oauth_checks(cfg, Some(cred), ctx, online, c)
         }
         Source::Client { .. } => oauth_checks(cfg, None, ctx, online, c),
         Source::Exec(exec) => {
             exec_check(exec, c);
-            None
+            Some(())
         }
         Source::Vault(opts) => {
             if let Some(path) = &opts.credential {
@@ -429,7 +389,7 @@ fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -
                 describe_vault,
             )?;
             vault_checks(&s, ctx, online, c);
-            None
+            Some(())
         }
     }
 }
@@ -487,17 +447,21 @@ fn oauth_checks(
     ctx: &Context,
     online: bool,
     c: &mut Checks,
-) -> Option<PathBuf> {
+) -> Option<()> {
+    // The renewal prepares the credential's rewrite before it sends its refresh token.
+    let rewrite = cred.clone();
     let p = c.check("client", source::preview(cfg, cred), |p| {
         format!("{} authenticates by {}", p.client_id, p.client_auth)
     })?;
+    let rewrite = rewrite.filter(|_| p.grant == "refresh_token");
     if let Some(subject) = &p.subject {
         c.check("subject token", exchange::check_available(subject), |d| {
             d.clone()
         });
     }
     if !online {
-        return p.rewrites;
+        rewrite_check(rewrite.as_ref(), c);
+        return Some(());
     }
     let http = ctx.http;
     let (endpoint, date, discovery) = match (&p.token_endpoint, &p.issuer) {
@@ -549,8 +513,9 @@ fn oauth_checks(
             (None, None, None)
         }
     };
+    rewrite_check(rewrite.as_ref(), c);
     let Some(endpoint) = endpoint else {
-        return p.rewrites;
+        return Some(());
     };
     // The TLS chain: proven by the discovery GET when the token endpoint is on the same
     // origin; otherwise a GET to the token endpoint (not a token request) proves it.
@@ -585,7 +550,20 @@ fn oauth_checks(
         "with the {} grant at {endpoint} as client {}",
         p.grant, p.client_id
     ));
-    p.rewrites
+    Some(())
+}
+
+/// The renewal's own check before it sends a refresh token (issue #13): the
+/// credential's rewrite prepared in its real directory, temp file and space
+/// (`Credential::prepare_rewrite`), here dropped uncommitted.
+fn rewrite_check(cred: Option<&Credential>, c: &mut Checks) {
+    if let Some(cred) = cred {
+        c.check(
+            &format!("credential {}", cred.path.display()),
+            cred.prepare_rewrite().map(drop),
+            |_| "its directory takes the rewrite of a rotated refresh token (temp file created, space reserved, removed)".into(),
+        );
+    }
 }
 
 /// `scheme://host:port` of a URL, for comparing and naming servers.

@@ -17,7 +17,7 @@ use crate::token;
 
 /// Space reserved for each token file's replacement before a renewal sends
 /// anything: WLCG tokens are 1-4 KiB; a larger one is still written if it fits.
-const TOKEN_RESERVE: u64 = 16 * 1024;
+pub const TOKEN_RESERVE: u64 = 16 * 1024;
 
 /// What the token file holds now.
 #[derive(Debug, PartialEq, Eq)]

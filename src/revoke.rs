@@ -10,8 +10,9 @@
 //!      revoke at an issuer; say so.
 //! 2. Mark the credential file: `refresh_token` removed, `revoked_at` set (`get` then
 //!    refuses it). It is kept: it may hold a client secret the operator still needs.
-//! 3. Remove the token files, their leftovers and locks, and robot-token's own files
-//!    beside the credential (lock, in-flight marker, state).
+//! 3. Remove the token files, their leftovers, and robot-token's own files: each
+//!    file's lock, whose record holds a token file's last run (for `status`) or the
+//!    credential's in-flight marker.
 //!
 //! A refusal or a network failure in step 1 changes no file, so revoke can be run
 //! again. A credential already marked is not sent anywhere again: a second revoke is a
@@ -34,7 +35,6 @@ use crate::oauth;
 use crate::output;
 use crate::profile::ConfigFile;
 use crate::source::{self, Context};
-use crate::state;
 use crate::store::{self, FileError};
 use crate::vault;
 
@@ -189,38 +189,15 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     for p in &lock_paths {
         let _ = std::fs::remove_file(p);
     }
-    // robot-token's own files: the in-flight marker and the state file `status` reads
-    // (beside the credential, or the secret file), and their locks (this run made some
-    // of those: they are not worth a line).
-    let (mut own, mut locks_of) = (Vec::new(), Vec::new());
+    // robot-token's own file for the credential: its lock, whose record holds the
+    // in-flight marker (a token file's lock, removed above, holds its last run).
+    drop(_cred_lock);
     if let Some(real) = &credential_file {
         store::remove_stale_temps(real);
-        own.extend(store::sidecar_path(real, "inflight").ok());
-        locks_of.extend(store::sidecar_path(real, "lock").ok());
-    }
-    for c in credential_file
-        .iter()
-        .map(PathBuf::as_path)
-        .chain([cfg.credential_path()])
-    {
-        if let Some(p) = state::path(c) {
-            locks_of.extend(store::sidecar_path(&p, "lock").ok());
-            own.push(p);
-        }
-    }
-    own.sort();
-    own.dedup();
-    for p in &own {
-        match store::remove_own(p) {
-            Ok(true) => lines.push(format!("removed {}", p.display())),
-            Ok(false) => {}
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    drop(_cred_lock);
-    for p in &locks_of {
-        if let Err(e) = store::remove_own(p) {
-            failures.push(e.to_string());
+        if let Ok(p) = store::lock_path(real) {
+            if let Err(e) = store::remove_own(&p) {
+                failures.push(e.to_string());
+            }
         }
     }
     if let Some(condor::Mode::Credd { service, handle }) = &cfg.condor {

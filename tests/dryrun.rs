@@ -128,13 +128,7 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
         .arg("-c")
         .arg(&cred));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for check in [
-        "credential",
-        "discovery",
-        "token endpoint",
-        "clock",
-        "files the renewal writes",
-    ] {
+    for check in ["credential", "discovery", "token endpoint", "clock"] {
         assert!(
             r.stderr.contains(&format!("dry run: ok: {check}")),
             "{check}: {}",
@@ -145,6 +139,23 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
         .as_str()
         .unwrap()
         .to_string();
+    // The renewal's own checks before it sends: every replacement prepared.
+    assert!(
+        r.stderr.contains(&format!(
+            "dry run: ok: token file {}: its directory takes the replacement",
+            out.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&format!(
+            "dry run: ok: credential {}: its directory takes the rewrite",
+            cred.display()
+        )),
+        "{}",
+        r.stderr
+    );
     assert!(!r.stderr.contains(&rt) && !r.stderr.contains("robot-basic-secret"));
     assert_eq!(iss.requests("token"), 0);
 
@@ -165,7 +176,7 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
     // A fresh token: the summary says when the next renewal is due.
     let r = run(env
         .cmd()
-        .args(["get", "--dry-run", "-o"])
+        .args(["get", "--dry-run", "-m", "60", "-o"])
         .arg(&out)
         .arg("-c")
         .arg(&cred));
@@ -682,4 +693,70 @@ fn condor_credd_checks_exit_as_the_real_run() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let calls = read(&bin.join("condor_store_cred.argv"));
     assert!(!calls.contains("add-oauth"), "{calls}");
+}
+
+// ---------------------------------------------------------------------------
+// The credential's directory must take the rewrite of a rotated refresh token: the
+// renewal's own pre-send check (issue 13), run by the dry run.
+
+/// A uid with no account, for the robot that is not root.
+const ROBOT: u32 = 64_914;
+
+#[test]
+#[ignore = "needs root"]
+fn a_credential_directory_that_refuses_the_rewrite_exits_as_the_real_run() {
+    use std::os::unix::process::CommandExt;
+    let iss = Issuer::start();
+    let env = Env::new();
+    fs::set_permissions(env.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let own = |p: &Path, uid: u32, m: u32| {
+        std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
+    };
+    // The robot's credential (0600) in a root-owned 0755 directory: 73.
+    let cdir = env.path("etc-robot");
+    fs::create_dir(&cdir).unwrap();
+    own(&cdir, 0, 0o755);
+    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let cred = cdir.join("cred.json");
+    fs::write(
+        &cred,
+        json!({"version": 1, "issuer": iss.url, "client_id": "robot-basic",
+               "client_secret": "robot-basic-secret", "refresh_token": rt})
+        .to_string(),
+    )
+    .unwrap();
+    own(&cred, ROBOT, 0o600);
+    let home = env.path("home");
+    fs::create_dir(&home).unwrap();
+    own(&home, ROBOT, 0o700);
+    let out = home.join("bt");
+    let as_robot = || {
+        let mut c = env.cmd();
+        c.env("HOME", &home)
+            .current_dir(&home)
+            .uid(ROBOT)
+            .gid(ROBOT);
+        c
+    };
+    let args = os(&[&"-o", &out, &"-c", &cred]);
+    same_code_with(
+        as_robot,
+        Some(&iss),
+        &args,
+        73,
+        &[&cdir.display().to_string()],
+    );
+    assert_eq!(
+        iss.requests("token"),
+        0,
+        "the real run refused too, before sending"
+    );
+
+    // Root, with its credential under a directory a user may write: 77 for both.
+    own(&cdir, ROBOT, 0o755);
+    own(&cred, 0, 0o600);
+    let out = env.path("bt");
+    let args = os(&[&"-o", &out, &"-c", &cred]);
+    same_code(&env, Some(&iss), &args, 77, &["credential"]);
 }
