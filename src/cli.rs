@@ -17,6 +17,9 @@ Examples:
   # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
   robot-token get -c ~/.config/robot-token/robot.json -m 3600
 
+  # before the first cron run: check that line without redeeming or writing anything
+  robot-token get --dry-run -c ~/.config/robot-token/robot.json -m 3600
+
   # client_credentials robot, token for one storage endpoint
   robot-token get --issuer https://iam.example.org/ --client-id robot \\
       --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
@@ -38,9 +41,11 @@ const MAIN_EXAMPLES: &str = "\
 Examples:
   robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
   robot-token get --all                                   # every profile of the config file
+  robot-token get --all --dry-run                         # check them without renewing
   robot-token status                                      # what every token looks like now
   robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
-  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token";
+  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
+  robot-token revoke -c ~/.config/robot-token/robot.json  # retire a robot";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,9 +80,11 @@ const LONG_MAIN_HELP: &str = concat!(
 Examples:
   robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
   robot-token get --all                                   # every profile of the config file
+  robot-token get --all --dry-run                         # check them without renewing
   robot-token status                                      # what every token looks like now
   robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
   robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
+  robot-token revoke -c ~/.config/robot-token/robot.json  # retire a robot
 
 ",
     crate::exit_table!(),
@@ -507,7 +514,7 @@ pub struct GetArgs {
 
 const REVOKE_HELP: &str = "Give it the same options as the robot's `get` line (or its --profile). \
 OAuth: the refresh token is revoked at the issuer's revocation_endpoint (RFC 7009) with the client's \
-authentication; then the token files and robot-token's lock, marker and state files are removed, and the \
+authentication; then the token files and robot-token's own files (each file's lock and its record) are removed, and the \
 credential file is kept (it may hold a client secret) without its refresh_token and with \"revoked_at\": \
 `get` refuses it from then on. Vault: the cached Vault token is revoked (auth/token/revoke-self); with \
 --force the refresh token stored in Vault is deleted first, as `htdestroytoken -f` does. A robot without a \
@@ -519,6 +526,8 @@ it again), 77 the issuer or Vault refused (local files kept), 78 configuration."
 /// `revoke`: which robot, then the options of its `get` line.
 #[derive(Debug, Args, Clone)]
 #[command(
+    // Not get's examples, which the flattened options would bring.
+    after_long_help = REVOKE_HELP,
     mut_arg("minsecs", |a| a.hide(true)),
     mut_arg("subject_token_file", |a| a.hide(true)),
     mut_arg("subject_token_env", |a| a.hide(true)),

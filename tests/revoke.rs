@@ -96,8 +96,8 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
         .unwrap_or(rt);
     let access = read(&out);
     assert!(
-        names(&env).iter().any(|n| n.ends_with(".state")),
-        "a renewal leaves a state file: {:?}",
+        read(&env.path(".bt.lock")).contains("last_run"),
+        "a renewal leaves its record for status: {:?}",
         names(&env)
     );
 
