@@ -11,8 +11,8 @@
 //! Each check that fails is one line on stderr saying what to do; a passing check is a
 //! line only with -v; success is one summary line on stdout. The exit code is the one
 //! the renewal would exit with: that of the first failure it would meet (token files
-//! that cannot be written count at its end, as the renewal reports them there, unless
-//! none can be written). Nothing is sent that could redeem, rotate or consume anything:
+//! that cannot be written while others can count after the source, as the renewal
+//! reports them once it wrote the others, and before the hand-off and the hook). Nothing is sent that could redeem, rotate or consume anything:
 //! discovery and Vault's health and lookup-self are reads; no token request, no login.
 
 use std::io::Write;
@@ -104,8 +104,6 @@ struct Checks {
     passed: usize,
     /// In the order the renewal would meet them: the first decides the exit code.
     failed: Vec<Error>,
-    /// Token files that cannot be written: the renewal reports them at its end.
-    deferred: Vec<Error>,
     /// What the next run would do, for the summary.
     plan: Vec<String>,
 }
@@ -163,11 +161,7 @@ impl Checks {
     }
 
     fn exit(&self) -> Exit {
-        self.failed
-            .first()
-            .or(self.deferred.first())
-            .map(Error::exit)
-            .unwrap_or(Exit::Ok)
+        self.failed.first().map(Error::exit).unwrap_or(Exit::Ok)
     }
 
     fn summary(&self, cfg: &GetConfig) -> String {
@@ -186,7 +180,6 @@ fn check(cfg: &GetConfig) -> Checks {
         profile: cfg.profile.clone(),
         passed: 0,
         failed: Vec::new(),
-        deferred: Vec::new(),
         plan: Vec::new(),
     };
     c.pass("configuration", &describe_source(cfg));
@@ -290,13 +283,15 @@ fn check(cfg: &GetConfig) -> Checks {
     }
     let none_writable = unreadable_paths.len() + unwritable.len() == targets.len();
     unreadable.extend(unwritable);
+    let mut at_the_end = None;
     if let Some(e) = renew::combine(unreadable, targets.len()) {
         if none_writable {
             // The renewal stops before sending anything.
             c.failed.push(e);
         } else {
-            // It renews the others, and reports these at its end.
-            c.deferred.push(e);
+            // It renews the others, and fails with these once they are written,
+            // before any hand-off or hook.
+            at_the_end = Some(e);
         }
     }
     lock_paths.sort();
@@ -315,6 +310,7 @@ fn check(cfg: &GetConfig) -> Checks {
 
     // The source: what it reads, and the issuer or Vault it talks to.
     source_checks(cfg, &ctx, trusted, &mut c);
+    c.failed.extend(at_the_end);
 
     // After the renewal: the HTCondor hand-off and the deploy hook.
     if let Some(mode) = &cfg.condor {

@@ -302,6 +302,54 @@ fn each_failing_local_check_exits_as_the_real_run() {
 }
 
 #[test]
+fn with_several_failures_the_first_the_renewal_meets_decides() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let out = env.path("bt");
+    let cred = credential(&env, &iss);
+    let lost = env.path("no-such-dir/bt");
+    let hook: &dyn AsRef<std::ffi::OsStr> = &"no-such-command-xyz";
+    // A token file that cannot be written while another can, and a failing hook: the
+    // renewal writes the one, fails with 73 and never runs the hook.
+    same_code(
+        &env,
+        Some(&iss),
+        &os(&[
+            &"-o",
+            &out,
+            &"-o",
+            &lost,
+            &"-c",
+            &cred,
+            &"--deploy-hook",
+            hook,
+        ]),
+        73,
+        &["no-such-dir"],
+    );
+    // The same with an unsafe credential: it stops at the credential (77).
+    fs::remove_file(&out).unwrap();
+    fs::set_permissions(&cred, fs::Permissions::from_mode(0o640)).unwrap();
+    same_code(
+        &env,
+        Some(&iss),
+        &os(&[
+            &"-o",
+            &out,
+            &"-o",
+            &lost,
+            &"-c",
+            &cred,
+            &"--deploy-hook",
+            hook,
+        ]),
+        77,
+        &["no-such-dir"],
+    );
+    assert!(!out.exists(), "nothing was written");
+}
+
+#[test]
 fn each_failing_issuer_check_exits_as_the_real_run() {
     let iss = Issuer::start();
     let env = Env::new();
