@@ -227,6 +227,18 @@ fn check(cfg: &GetConfig) -> Checks {
         (true, None) => "no token file is usable".into(),
     });
 
+    // A credential file that does not exist: the renewal stops here, creating nothing.
+    let mut source_ok = true;
+    if let Source::File(path) = &cfg.source {
+        source_ok = c
+            .check(
+                &format!("credential {}", path.display()),
+                source::precheck(cfg),
+                |_| "exists".into(),
+            )
+            .is_some();
+    }
+
     // What the renewal checks before its first request.
     let trusted = c
         .check("CA options", http::check_trust(&cfg.trust), |_| {
@@ -309,7 +321,9 @@ fn check(cfg: &GetConfig) -> Checks {
     };
 
     // The source: what it reads, and the issuer or Vault it talks to.
-    source_checks(cfg, &ctx, trusted, &mut c);
+    if source_ok {
+        source_checks(cfg, &ctx, trusted, &mut c);
+    }
     c.failed.extend(at_the_end);
 
     // After the renewal: the HTCondor hand-off and the deploy hook.

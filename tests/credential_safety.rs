@@ -717,7 +717,14 @@ fn init_proves_both_files_can_be_written_before_the_login() {
     let mut c = env.cmd();
     c.env("HOME", &home)
         .current_dir(&home)
-        .args(["init", "--no-tty", "--issuer", &iss.url, "--client-id", "robot-basic"])
+        .args([
+            "init",
+            "--no-tty",
+            "--issuer",
+            &iss.url,
+            "--client-id",
+            "robot-basic",
+        ])
         .arg("--client-secret-file")
         .arg(&secret)
         .arg("-c")

@@ -123,7 +123,7 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
     // -v: one line per check, each "ok"; nothing secret.
     let r = run(env
         .cmd()
-        .args(["get", "--dry-run", "-v", "-o"])
+        .args(["get", "--dry-run", "-vv", "-o"])
         .arg(&out)
         .arg("-c")
         .arg(&cred));
