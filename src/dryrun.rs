@@ -12,8 +12,11 @@
 //! line only with -v; success is one summary line on stdout. The exit code is the one
 //! the renewal would exit with: that of the first failure it would meet (token files
 //! that cannot be written while others can count after the source, as the renewal
-//! reports them once it wrote the others, and before the hand-off and the hook). Nothing is sent that could redeem, rotate or consume anything:
-//! discovery and Vault's health and lookup-self are reads; no token request, no login.
+//! reports them once it wrote the others, and before the hand-off and the hook).
+//! Nothing is sent that could redeem, rotate or consume anything: discovery and
+//! Vault's health and lookup-self are reads; no token request, no login. The renewal's
+//! own pre-send checks (`store::prepare`, `Credential::prepare_rewrite`) run as they
+//! are, their temp files removed uncommitted.
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -284,6 +284,19 @@ fn each_failing_local_check_exits_as_the_real_run() {
         r.code,
         &["missing.pem"],
     );
+    // An exec credential whose command does not exist: 78 (it is never run).
+    let exec = env.write_private(
+        "exec.json",
+        &json!({"version": 1, "grant": "exec", "command": [env.path("no-such-helper")]})
+            .to_string(),
+    );
+    same_code(
+        &env,
+        Some(&iss),
+        &os(&[&"-o", &out, &"-c", &exec]),
+        78,
+        &["exec command", "no-such-helper"],
+    );
     // A deploy hook whose command is not found: the renewal succeeds, the hook fails: 75.
     same_code(
         &env,
@@ -627,6 +640,41 @@ fn vault_dry_run_checks_without_logging_in() {
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o640)).unwrap();
     same_code_with(|| s.cmd(), None, &s.args(&kt, &[]), 77, &["chmod 600"]);
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn vault_storer_settings_that_disagree_exit_78_in_both() {
+    let s = VaultSetup::new();
+    let bin = s.env.path("fakebin");
+    fake(
+        &bin,
+        "condor_config_val",
+        "--credkey=someone-else --role=robot --vaultserver=elsewhere.example.org\n",
+        0,
+    );
+    fake(&bin, "condor_vault_storer", "", 0);
+    fake(&bin, "condor_store_cred", "", 0);
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let cmd = || {
+        let mut c = s.cmd();
+        c.env("PATH", &path);
+        c
+    };
+    let args = s.args(&s.kdc.robot_keytab(), &["--condor=vault-storer"]);
+    same_code_with(
+        cmd,
+        None,
+        &args,
+        78,
+        &[
+            "SEC_CREDENTIAL_GETTOKEN_OPTS",
+            "--credkey=robot/ci.example.org",
+        ],
+    );
+    assert!(
+        !bin.join("condor_vault_storer.argv").exists(),
+        "the storer never ran"
+    );
 }
 
 #[test]

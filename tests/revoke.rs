@@ -383,3 +383,48 @@ fn quiet_revoke_prints_nothing_and_a_symlinked_token_file_is_not_followed() {
     assert_eq!(read(&victim), "precious\n");
     assert!(json_of(&cred)["revoked_at"].is_string());
 }
+
+#[test]
+fn the_revocation_endpoint_comes_from_discovery_or_the_credential() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let meta = iss.get("/.well-known/openid-configuration");
+    let token_endpoint = meta["token_endpoint"].as_str().unwrap().to_string();
+    // Without an issuer there is no discovery: 78, nothing changed.
+    let v = json!({"version": 1, "token_endpoint": token_endpoint, "client_id": "robot-basic",
+                   "client_secret": "robot-basic-secret", "refresh_token": rt});
+    let cred = env.write_private("cred.json", &v.to_string());
+    let out = env.path("bt");
+    fs::write(&out, "old\n").unwrap();
+    let r = run(env
+        .cmd()
+        .args(["revoke", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred));
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("revocation_endpoint"), "{}", r.stderr);
+    assert_eq!(
+        (read(&cred), read(&out)),
+        (v.to_string(), "old\n".to_string())
+    );
+    // The credential names it: revoked there.
+    let mut v = v;
+    v["revocation_endpoint"] = meta["revocation_endpoint"].clone();
+    let cred = env.write_private("cred.json", &v.to_string());
+    iss.reset();
+    let r = run(env
+        .cmd()
+        .args(["revoke", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        (iss.requests("revocation"), iss.requests("discovery")),
+        (1, 0)
+    );
+    let (status, _) = iss.refresh_status("robot-basic", &secret_of("robot-basic"), &rt);
+    assert_eq!(status, 400);
+}
