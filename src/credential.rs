@@ -407,10 +407,8 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
             real.display()
         )));
     }
-    store::check_private(&real, &meta).map_err(|e| match e {
-        FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
-        _ => Error::perm(format!("unsafe credential file: {e}")),
-    })?;
+    store::check_private(&real, &meta)
+        .map_err(|e| Error::perm(format!("unsafe credential file: {e}")))?;
     let mut data = zeroize::Zeroizing::new(Vec::new());
     file.take(MAX_CREDENTIAL_LEN as u64 + 1)
         .read_to_end(&mut data)
@@ -432,27 +430,21 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
 
 /// Read a client secret from its own file (same safety rules as the credential).
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
-    let meta = fs::metadata(path).map_err(|e| {
-        Error::config(format!(
+    let cannot = |e: FileError| match e {
+        FileError::Io { err, .. } => Error::config(format!(
             "cannot read client secret file {}: {}",
             path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    store::check_private(path, &meta)
+            io_reason(&err)
+        )),
+        e => Error::config(format!("client secret file: {e}")),
+    };
+    let opened = store::open_regular(path).map_err(cannot)?;
+    store::check_private(path, &opened.1)
         .map_err(|e| Error::perm(format!("unsafe client secret file: {e}")))?;
-    let mut data = String::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut data))
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read client secret file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-    let secret = Secret::new(data.trim_end_matches(['\n', '\r']).to_string());
-    data.clear();
+    let data = store::read_capped(path, opened, 64 * 1024).map_err(cannot)?;
+    let text = std::str::from_utf8(&data)
+        .map_err(|_| Error::data(format!("client secret file {} is not text", path.display())))?;
+    let secret = Secret::new(text.trim_end_matches(['\n', '\r']).to_string());
     if secret.is_empty() {
         return Err(Error::data(format!(
             "client secret file {} is empty",
