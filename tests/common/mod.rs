@@ -255,7 +255,7 @@ pub struct Output {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run robot-token");
+    let out = retry_busy(|| cmd.output()).expect("run robot-token");
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -283,11 +283,8 @@ pub fn wait_ms(ms: u64) {
 /// Run the binary, failing the test if it is still running after `secs`: for cases
 /// where the bug is a hang (a FIFO waited on).
 pub fn run_within(cmd: &mut Command, secs: u64) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run robot-token");
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = retry_busy(|| cmd.spawn()).expect("run robot-token");
     let start = std::time::Instant::now();
     while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(secs) {
@@ -311,4 +308,18 @@ pub fn mkfifo(p: &Path) {
     let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
     // SAFETY: a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Tests that copy the binary (tests/hostile.rs) can hit ETXTBSY: a child forked by
+/// another test thread briefly holds the copy's write descriptor until it execs.
+fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..100 {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => return r,
+        }
+    }
+    f()
 }
