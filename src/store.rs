@@ -772,6 +772,42 @@ mod tests {
     }
 
     #[test]
+    fn a_foreign_secret_gets_its_own_fix() {
+        let token = FileError::ForeignOwner {
+            path: "/tmp/bt_u1000".into(),
+            uid: 4242,
+        };
+        assert!(token.to_string().contains("BEARER_TOKEN_FILE"), "{token}");
+        let secret = token.secret().to_string();
+        assert!(!secret.contains("BEARER_TOKEN_FILE"), "{secret}");
+        assert!(
+            secret.contains("chown ") && secret.contains("/tmp/bt_u1000"),
+            "{secret}"
+        );
+    }
+
+    #[test]
+    fn fifos_are_refused_without_waiting() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fifo");
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(open_regular(&p), Err(FileError::NotRegular(_))));
+        assert!(matches!(read_own(&p, 10), Err(FileError::NotRegular(_))));
+        let f = d.path().join("f");
+        fs::write(&f, "12345").unwrap();
+        assert_eq!(
+            &*read_capped(&f, open_regular(&f).unwrap(), 5).unwrap(),
+            b"12345"
+        );
+        assert!(matches!(
+            read_capped(&f, open_regular(&f).unwrap(), 4),
+            Err(FileError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
     fn refuses_symlinks() {
         let d = tempfile::tempdir().unwrap();
         let victim = d.path().join("victim");
