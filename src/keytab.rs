@@ -3,11 +3,7 @@
 //! (credkey, role) even on runs that reuse a cached Vault token and never call GSSAPI.
 //! The keys themselves are never looked at; the bytes are wiped after parsing.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
 use crate::store::{self, FileError};
@@ -34,31 +30,9 @@ pub fn file_of(name: &Path) -> Option<PathBuf> {
 /// igwn-robot-get requires), and return its first principal (`robot/host@REALM`).
 /// `Ok(None)` for a keytab type without a file.
 pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
-    let Some(path) = file_of(name) else {
+    let Some((path, data)) = read_checked(name)? else {
         return Ok(None);
     };
-    let cannot = |e: &std::io::Error| {
-        Error::config(format!(
-            "cannot read the keytab {}: {}",
-            path.display(),
-            io_reason(e)
-        ))
-    };
-    let meta = fs::metadata(&path).map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(Error::config(format!(
-            "the keytab {} is not a regular file",
-            path.display()
-        )));
-    }
-    store::check_private(&path, &meta).map_err(|e| match e {
-        FileError::UnsafeMode { .. } => Error::perm(format!("unsafe keytab: {e}")),
-        e => Error::perm(format!("unsafe keytab: {e}")),
-    })?;
-    let mut data = Zeroizing::new(Vec::new());
-    fs::File::open(&path)
-        .and_then(|f| f.take(MAX_KEYTAB_LEN).read_to_end(&mut data))
-        .map_err(|e| cannot(&e))?;
     first_principal(&data).map(Some).map_err(|why| {
         Error::data(format!(
             "the keytab {} is unusable ({why}): check it with `klist -k {}`",
@@ -66,6 +40,31 @@ pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
             path.display()
         ))
     })
+}
+
+/// The keytab's file and bytes, after the checks: ours, no group or other bits, a
+/// regular file, capped. `None` for a keytab type without a file.
+fn read_checked(name: &Path) -> Result<Option<(PathBuf, zeroize::Zeroizing<Vec<u8>>)>> {
+    let Some(path) = file_of(name) else {
+        return Ok(None);
+    };
+    let cannot = |e: FileError| match e {
+        FileError::Io { err, .. } => Error::config(format!(
+            "cannot read the keytab {}: {}",
+            path.display(),
+            io_reason(&err)
+        )),
+        FileError::NotRegular(_) => Error::config(format!(
+            "the keytab {} is not a regular file",
+            path.display()
+        )),
+        e => Error::config(format!("keytab: {e}")),
+    };
+    let opened = store::open_regular(&path).map_err(cannot)?;
+    store::check_private(&path, &opened.1)
+        .map_err(|e| Error::perm(format!("unsafe keytab: {e}")))?;
+    let data = store::read_capped(&path, opened, MAX_KEYTAB_LEN as usize).map_err(cannot)?;
+    Ok(Some((path, data)))
 }
 
 /// The first principal of an MIT keytab (format versions 0x501 and 0x502).
@@ -105,20 +104,10 @@ pub fn principals(data: &[u8]) -> std::result::Result<Vec<String>, &'static str>
 /// `get --dry-run`: does the keytab hold a key for `principal`? `Ok(None)` for a keytab
 /// type without a file. Reads it with the same checks as [`check_and_read_principal`].
 pub fn holds(name: &Path, principal: &str) -> Result<Option<bool>> {
-    let Some(path) = file_of(name) else {
+    check_and_read_principal(name)?;
+    let Some((_, data)) = read_checked(name)? else {
         return Ok(None);
     };
-    check_and_read_principal(name)?;
-    let mut data = Zeroizing::new(Vec::new());
-    fs::File::open(&path)
-        .and_then(|f| f.take(MAX_KEYTAB_LEN).read_to_end(&mut data))
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read the keytab {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
     let all = principals(&data).unwrap_or_default();
     // A principal given without a realm matches the keytab's entry in any realm.
     Ok(Some(all.iter().any(|p| {

@@ -127,11 +127,14 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
                         let s =
                             vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
                         lines.extend(vault::revoke(&s, force, &ctx)?);
+                        mark(&real, &data, &mut lines)?;
                     } else {
-                        let cred = Credential::parse(&data, &real)?;
+                        let mut cred = Credential::parse(&data, &real)?;
                         lines.push(at_issuer(cfg, &cred, &http)?);
+                        let at = now_rfc3339();
+                        cred.store_revoked(&at)?;
+                        lines.push(kept(&real, &at));
                     }
-                    mark(&real, &data, &mut lines)?;
                 }
             }
         }
@@ -227,16 +230,21 @@ fn already(credential: &Path, at: &str) -> String {
     )
 }
 
-/// Mark the credential file revoked, and say so.
+/// Mark a credential file that is not an OAuth2 client's (a `vault` section) revoked,
+/// and say so.
 fn mark(real: &Path, data: &[u8], lines: &mut Vec<String>) -> Result<()> {
     let at = now_rfc3339();
     credential::mark_revoked(real, data, &at)?;
-    lines.push(format!(
+    lines.push(kept(real, &at));
+    Ok(())
+}
+
+fn kept(real: &Path, at: &str) -> String {
+    format!(
         "kept {} without its refresh_token and with \"revoked_at\": \"{at}\" (robot-token get \
          refuses it now; it still holds the client's settings)",
         real.display()
-    ));
-    Ok(())
+    )
 }
 
 /// Step 1 for an OAuth credential file: revoke its refresh token, if it has one.
