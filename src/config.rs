@@ -127,8 +127,8 @@ pub struct GetConfig {
 }
 
 impl GetConfig {
-    /// The long-lived secret this configuration reads, beside which its state file
-    /// (last rotation, last run) lives; the token file when there is none (exec).
+    /// The long-lived secret this configuration reads (shown by `status`); the token
+    /// file when there is none (exec).
     pub fn credential_path(&self) -> &std::path::Path {
         match &self.source {
             Source::File(p) => p,

@@ -2,7 +2,7 @@
 //! or every profile of the configuration file (`--all`), `--jobs` at a time.
 //!
 //! Each run is `renew::run`, then the deploy hook if the token was replaced, then a
-//! note in the state file if anything was attempted. With `--all`, one failing profile
+//! note in the token file's lock record if anything was attempted. With `--all`, one failing profile
 //! does not stop the others; the exit code is the most severe one, and a summary line
 //! names each failure. Everything a configuration file can get wrong (syntax, keys,
 //! values, two profiles on one token file) is found before any network traffic.
@@ -84,7 +84,7 @@ fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
     Ok(crate::dryrun::run(&file.resolve_all(&which, matches)?))
 }
 
-/// One renewal: `renew::run`, the deploy hook, the state file.
+/// One renewal: `renew::run`, the hand-off, the deploy hook, the note in the state.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
     // --deadline bounds the whole run: the renewal, the hand-off and the hook.
