@@ -65,7 +65,20 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
-    let r = renew::run(cfg)
+    // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
+    // running job never holds an expired token.
+    let early = condor::early_renewal(cfg);
+    let renewal = early.map(|e| {
+        let mut c = cfg.clone();
+        c.minsecs = e.minsecs();
+        c
+    });
+    let r = renew::run(renewal.as_ref().unwrap_or(cfg))
+        .inspect(|o| {
+            if let (Some(e), true) = (early, o.renewed) {
+                e.check_lifetime(o.expires);
+            }
+        })
         .and_then(|o| {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
