@@ -263,7 +263,7 @@ start_pool() {
     # A fresh pool for each run.
     rm -rf "$ROOT"/var/log/condor/* "$ROOT"/var/log/condor/.[!.]* "$ROOT"/var/spool/condor/* \
         "$ROOT"/var/lib/condor/execute/* "$ROOT/var/lib/condor/oauth_credentials" \
-        "$ROOT/run/condor" "$ROOT/home/robot/.condor"
+        "$ROOT/run/condor" "$ROOT/home/robot/.condor" "$ROOT/home/robot/pipeline"
     printf '127.0.0.1 localhost %s\n' "$(hostname)" >"$ROOT/etc/hosts"
     in_root sh -ec '
         mkdir -p /run/condor/cache /var/lock/condor /var/lib/condor/execute /var/spool/condor \
@@ -404,7 +404,7 @@ error = /tmp/rt/job/err
 log = /tmp/rt/job/events
 queue
 EOF
-    chown -R robot:robot "$RUNDIR/job" 2>/dev/null || in_root chown -R robot:robot /tmp/rt/job
+    in_root chown -R robot:robot /tmp/rt/job
 }
 
 main() {
@@ -412,6 +412,7 @@ main() {
     build_chroot
     local t_built=$SECONDS
     cargo build --locked -q --features test-hooks
+    local t_cargo=$SECONDS
     RUNDIR=$ROOT/tmp/rt
     trap cleanup EXIT
     rm -rf "$RUNDIR"
@@ -422,7 +423,7 @@ main() {
     local t_up=$SECONDS
     local version
     version=$(in_root condor_version | head -n1)
-    say "pool up in $((t_up - t_built)) s: $version"
+    say "pool up in $((t_up - t_cargo)) s: $version"
     case $version in
     *'$CondorVersion: 25.'*) ;;
     *) bad "expected HTCondor 25.x, got $version" ;;
@@ -490,6 +491,8 @@ EOF
     write_job
     as_robot sh -c 'cd /tmp/rt/job && condor_submit watch.sub' >"$RUNDIR/submit.out" 2>&1 ||
         bad "2: condor_submit: $(cat "$RUNDIR/submit.out")"
+    # Negotiate now rather than at the next cycle.
+    in_root condor_reschedule >/dev/null 2>&1 || true
     local t_submit=$SECONDS
     if wait_for "$RUNDIR/job/seen.1" 120 && cmp -s "$RUNDIR/job/seen.1" "$RUNDIR/bt"; then
         ok "2: the job (use_oauth_services = $SVC) read exactly the token file in \$_CONDOR_CREDS/$SVC.use, $((SECONDS - t_submit)) s after submit"
@@ -539,10 +542,39 @@ EOF
         bad "2: the job did not end normally: $(tail -n 5 "$RUNDIR/job/events" 2>&1)"
     fi
 
+    # --- a DAG's node job reads the token the same way ---------------------------------
+    # (Not under /tmp: DAGMan refuses a node log there.)
+    mkdir -p "$ROOT/home/robot/pipeline"
+    cat >"$ROOT/home/robot/pipeline/node.sh" <<'EOF'
+#!/bin/sh
+# What a pipeline's job does: point WLCG bearer-token discovery at the credd's copy.
+export BEARER_TOKEN_FILE="$_CONDOR_CREDS/$1.use"
+cp "$BEARER_TOKEN_FILE" /home/robot/pipeline/node.use
+EOF
+    chmod 755 "$ROOT/home/robot/pipeline/node.sh"
+    printf '%s\n' 'executable = /home/robot/pipeline/node.sh' "arguments = $SVC" "use_oauth_services = $SVC" \
+        'should_transfer_files = NO' 'log = /home/robot/pipeline/node.log' 'queue' >"$ROOT/home/robot/pipeline/node.sub"
+    echo 'JOB read /home/robot/pipeline/node.sub' >"$ROOT/home/robot/pipeline/pipeline.dag"
+    in_root chown -R robot:robot /home/robot/pipeline
+    local t_dag=$SECONDS
+    as_robot sh -c 'cd /home/robot/pipeline && condor_submit_dag pipeline.dag' >"$ROOT/home/robot/pipeline/submit.out" 2>&1 ||
+        bad "dag: condor_submit_dag: $(cat "$ROOT/home/robot/pipeline/submit.out")"
+    for i in $(seq 1 900); do
+        [ -z "$(in_root condor_q -af ClusterId 2>/dev/null)" ] && break
+        [ "$i" = 50 ] && in_root condor_reschedule >/dev/null 2>&1
+        sleep 0.1
+    done
+    if cmp -s "$ROOT/home/robot/pipeline/node.use" "$(credd_file $SVC)" && cmp -s "$ROOT/home/robot/pipeline/node.use" "$RUNDIR/bt" &&
+        grep -q 'EXITING WITH STATUS 0' "$ROOT/home/robot/pipeline/pipeline.dag.dagman.out"; then
+        ok "dag: a DAG node with use_oauth_services = $SVC read the token file's bytes through BEARER_TOKEN_FILE=\$_CONDOR_CREDS/$SVC.use ($((SECONDS - t_dag)) s)"
+    else
+        bad "dag: $(ls -l "$ROOT/home/robot/pipeline" 2>&1 | paste -sd' '); $(tail -n 3 "$ROOT/home/robot/pipeline/pipeline.dag.dagman.out" 2>&1)"
+    fi
+
     # --- service names: why not "scitokens" -----------------------------------------
     # At submit the credd writes a placeholder .top for the local credmon's provider
     # name (default "scitokens"), which a credmon would then act on; none for ours.
-    robot_token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 60 --condor=credd \
+    robot_token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 1 --condor=credd \
         --condor-service scitokens >/dev/null 2>&1 || true
     sed -e "s/^use_oauth_services = .*/use_oauth_services = scitokens/" -e 's/^queue/hold = true\nqueue/' \
         "$RUNDIR/job/watch.sub" >"$RUNDIR/job/held.sub"
@@ -652,7 +684,7 @@ EOF
     else
         bad "the host's sysctls changed: $(diff <(echo "$SYSCTLS_BEFORE") <(sysctls) | grep '^[<>]' | paste -sd';')"
     fi
-    say "times: chroot $((t_built - t0)) s, pool start $((t_up - t_built)) s, tests $((t_tests - t_up)) s, stop $((SECONDS - t_tests)) s, total $((SECONDS - t0)) s"
+    say "times: chroot $((t_built - t0)) s, cargo build $((t_cargo - t_built)) s, pool start $((t_up - t_cargo)) s, tests $((t_tests - t_up)) s, stop $((SECONDS - t_tests)) s, total $((SECONDS - t0)) s"
     say "$passed passed, $failed failed"
     [ "$failed" = 0 ]
 }
