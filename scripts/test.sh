@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
-cargo test --all-targets --locked --features test-hooks
+cargo test --all-targets --locked --features test-hooks -- --include-ignored
 
 t0=$SECONDS
 log=$(mktemp)

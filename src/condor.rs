@@ -411,11 +411,11 @@ impl EarlyRenewal {
 /// For `--condor=credd`, read `SEC_CREDENTIAL_REFRESH` and say how the renewal moves.
 /// One `condor_config_val` per run: the credd hand-off runs HTCondor's tools on
 /// every run anyway, fresh or not.
-pub fn early_renewal(cfg: &GetConfig) -> Option<EarlyRenewal> {
+pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal> {
     if !matches!(cfg.condor, Some(Mode::Credd { .. })) {
         return None;
     }
-    let refresh = credential_refresh(&Tools::from_env(cfg.timeout));
+    let refresh = credential_refresh(&Tools::from_env(timeout));
     let e = EarlyRenewal {
         refresh,
         minsecs: cfg.minsecs,

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::ArgMatches;
 
@@ -65,15 +65,20 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
+    // --deadline bounds the whole run: the renewal, the hand-off and the hook.
+    let deadline = Instant::now()
+        .checked_add(cfg.deadline)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 86400));
+    let left = || deadline.saturating_duration_since(Instant::now());
     // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
     // running job never holds an expired token.
-    let early = condor::early_renewal(cfg);
+    let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
     let renewal = early.map(|e| {
         let mut c = cfg.clone();
         c.minsecs = e.minsecs();
         c
     });
-    let r = renew::run(renewal.as_ref().unwrap_or(cfg))
+    let r = renew::run(renewal.as_ref().unwrap_or(cfg), deadline)
         .inspect(|o| {
             if let (Some(e), true) = (early, o.renewed) {
                 e.check_lifetime(o.expires);
@@ -87,6 +92,7 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                 if let Some(first) = o.files.first() {
                     cfg.outfile = first.clone();
                 }
+                cfg.timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
                 condor::run(&cfg, mode)?;
             }
             Ok(o)
@@ -99,7 +105,10 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                     profile: cfg.profile.as_deref(),
                     expires: o.expires,
                 },
-                cfg.hook_timeout,
+                // The hook gets 5 s after SIGTERM before SIGKILL: keep them inside.
+                cfg.hook_timeout
+                    .min(left().saturating_sub(Duration::from_secs(5)))
+                    .max(Duration::from_millis(100)),
             )
             .map(|()| o),
             _ => Ok(o),
@@ -112,7 +121,6 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     };
     if let Some(note) = note {
         state::record_run(
-            cfg.credential_path(),
             &cfg.outfile,
             cfg.profile.as_deref(),
             note,
@@ -150,7 +158,7 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
             run_one(cfg)
         };
         if let Err(e) = &r {
-            eprintln!("robot-token: error: profile {name}: {}", e.message());
+            crate::logging::error_line(&format!("profile {name}: {}", e.message()));
         }
         *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
@@ -190,11 +198,11 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         .iter()
         .map(|(name, exit)| format!("{name} ({})", exit.code()))
         .collect();
-    eprintln!(
-        "robot-token: error: {} of {n} profiles failed: {}",
+    crate::logging::error_line(&format!(
+        "{} of {n} profiles failed: {}",
         failed.len(),
         list.join(", ")
-    );
+    ));
     failed
         .iter()
         .map(|(_, e)| *e)
