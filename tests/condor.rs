@@ -558,6 +558,8 @@ fn credd_renews_earlier_by_sec_credential_refresh() {
         (Some("30"), 80, true),
         (None, 200, true),
         (Some("0"), 80, false),
+        // An expression condor_config_val does not evaluate: HTCondor's default.
+        (Some("5 * 60"), 200, true),
     ] {
         issuer.reset();
         let r = robot_with_grant(&issuer, left);
@@ -587,6 +589,7 @@ fn credd_renews_earlier_by_sec_credential_refresh() {
         assert_eq!(read(&r.token_file) != r.token, renewed, "{what}");
         let want = match refresh {
             Some("0") => "HTCondor never gives running jobs a renewed token",
+            Some("5 * 60") => "is not a number of seconds: assuming HTCondor's default, 300 s",
             Some(v) => &format!("SEC_CREDENTIAL_REFRESH {v} s"),
             None => "SEC_CREDENTIAL_REFRESH 300 s",
         };
