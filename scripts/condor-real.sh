@@ -364,7 +364,7 @@ ping_write() {
 }
 
 credd_file() { echo "$ROOT/var/lib/condor/oauth_credentials/robot/$1.use"; }
-sum() { sha256sum "$1" | cut -d' ' -f1; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
 # Wait up to $2 s for file $1.
 wait_for() {
     local i
@@ -427,7 +427,7 @@ main() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
     rm -rf "$RUNDIR"
-    mkdir -p -m 0700 "$RUNDIR"
+    mkdir -m 0700 "$RUNDIR"
     cp "$bin" "$RUNDIR/robot-token"
     start_issuer
     start_pool
@@ -492,10 +492,10 @@ EOF
     if [ "$rc" = 0 ] && cmp -s "$RUNDIR/bt" "$(credd_file $SVC)" &&
         echo "$out" | grep -q "running /usr/sbin/condor_store_cred add-oauth -s $SVC -P -i -\$" &&
         echo "$out" | grep -q "renewing when less than 90 s is left (--minsecs 60 s + SEC_CREDENTIAL_REFRESH 30 s)" &&
-        [ -n "$fp" ] && [ "${fp}" = "$(sum "$RUNDIR/bt" | cut -c1-${#fp})" ]; then
+        [ -n "$fp" ] && [ "${fp}" = "$(sha "$RUNDIR/bt" | cut -c1-${#fp})" ]; then
         ok "1: get --condor=credd stored the token file's exact bytes as $SVC.use with -P; sha256sum begins $fp, as robot-token said"
     else
-        bad "1: get --condor=credd: exit $rc, credd file $(sum "$(credd_file $SVC)" 2>&1), token file $(sum "$RUNDIR/bt"): $out"
+        bad "1: get --condor=credd: exit $rc, credd file $(sha "$(credd_file $SVC)" 2>&1), token file $(sha "$RUNDIR/bt"): $out"
     fi
 
     # --- 2. a job reads exactly that token ----------------------------------------
@@ -526,14 +526,14 @@ EOF
     in_root chown robot:robot /tmp/rt/bt
     local l before t_stored
     l=$(left /tmp/rt/bt)
-    before=$(sum "$RUNDIR/bt")
+    before=$(sha "$RUNDIR/bt")
     out=$(credd -v 2>&1) && rc=0 || rc=$?
     t_stored=$(date +%s.%N)
-    if [ "$rc" = 0 ] && [ "$(sum "$RUNDIR/bt")" != "$before" ] && [ "$l" -ge 60 ] &&
+    if [ "$rc" = 0 ] && [ "$(sha "$RUNDIR/bt")" != "$before" ] && [ "$l" -ge 60 ] &&
         cmp -s "$RUNDIR/bt" "$(credd_file $SVC)" && echo "$out" | grep -q "less than 90 s is left"; then
         ok "1: renewed early with $l s left (--minsecs 60 + SEC_CREDENTIAL_REFRESH 30) and stored in the credd"
     else
-        bad "1: early renewal with $l s left: exit $rc, token file changed: $([ "$(sum "$RUNDIR/bt")" != "$before" ] && echo yes || echo no): $out"
+        bad "1: early renewal with $l s left: exit $rc, token file changed: $([ "$(sha "$RUNDIR/bt")" != "$before" ] && echo yes || echo no): $out"
     fi
     if wait_for "$RUNDIR/job/seen.2" $((REFRESH + 15)) && cmp -s "$RUNDIR/job/seen.2" "$RUNDIR/bt"; then
         local t_seen delay
@@ -613,16 +613,16 @@ EOF
         pgrep -x condor_credd >/dev/null || break
         sleep 0.1
     done
-    before=$(sum "$RUNDIR/bt")
+    before=$(sha "$RUNDIR/bt")
     # -m 300: due whatever is left (tokens live 120 s).
     out=$(robot_token get -c /tmp/rt/cred.json -o /tmp/rt/bt -m 300 --timeout 20s \
         --condor=credd --condor-service "$SVC" 2>&1) && rc=0 || rc=$?
     l=$(left /tmp/rt/bt 2>/dev/null || echo 0)
     if [ "$rc" = 75 ] && echo "$out" | grep -q 'could not reach the credd' &&
-        [ "$(sum "$RUNDIR/bt")" != "$before" ] && [ "$l" -gt 100 ]; then
+        [ "$(sha "$RUNDIR/bt")" != "$before" ] && [ "$l" -gt 100 ]; then
         ok "5: credd down: exit 75, the renewed token file written ($l s left): $out"
     else
-        bad "5: credd down: exit $rc, token file changed: $([ "$(sum "$RUNDIR/bt")" != "$before" ] && echo yes || echo no): $out"
+        bad "5: credd down: exit $rc, token file changed: $([ "$(sha "$RUNDIR/bt")" != "$before" ] && echo yes || echo no): $out"
     fi
     in_root condor_on -daemon credd >/dev/null 2>&1 9>&-
     echo "DENY_WRITE = robot@*" >"$ROOT/etc/condor/config.d/98-deny.conf"
@@ -632,10 +632,10 @@ EOF
     done
     in_root condor_reconfig -daemon credd >/dev/null 2>&1
     sleep 1
-    before=$(sum "$RUNDIR/bt")
+    before=$(sha "$RUNDIR/bt")
     out=$(credd 2>&1) && rc=0 || rc=$?
     if [ "$rc" = 78 ] && echo "$out" | grep -q 'the credd denied' && echo "$out" | grep -q 'DENIED' &&
-        [ "$(sum "$RUNDIR/bt")" = "$before" ]; then
+        [ "$(sha "$RUNDIR/bt")" = "$before" ]; then
         ok "5: a store the credd's policy refuses (DENY_WRITE): exit 78, token file intact: $out"
     else
         bad "5: refused store: exit $rc: $out"
@@ -660,7 +660,7 @@ EOF
         storer() { as_robot KRB5_CONFIG=/tmp/rt/kdc/krb5.conf /tmp/rt/robot-token get \
             -o /tmp/rt/bt-vault -m 60 --timeout 20s --vault-server https://localhost:8200 -i igwn \
             -k /tmp/rt/kdc/robot.keytab --vault-token-file /tmp/rt/vt --condor=vault-storer "$@"; }
-        before=$(sum "$RUNDIR/bt-vault")
+        before=$(sha "$RUNDIR/bt-vault")
         out=$(storer 2>"$RUNDIR/storer.err") && rc=0 || rc=$?
         if [ "$rc" = 78 ] && echo "$out" | grep -q '^SEC_CREDENTIAL_GETTOKEN_OPTS = ' &&
             grep -q 'add this line to ~/.condor/user_config' "$RUNDIR/storer.err"; then
@@ -673,7 +673,7 @@ EOF
         fi
         out=$(storer 2>&1) && rc=0 || rc=$?
         if [ "$rc" = 78 ] && echo "$out" | grep -q 'condor_credential_storer -v igwn failed: htgettoken is not installed' &&
-            [ "$(sum "$RUNDIR/bt-vault")" = "$before" ]; then
+            [ "$(sha "$RUNDIR/bt-vault")" = "$before" ]; then
             ok "6: --condor=vault-storer ran condor_credential_storer and said what failed: $out"
         else
             bad "6: vault-storer: exit $rc: $out"
@@ -690,7 +690,7 @@ EOF
     if [ ! -e "$ROOT/home/robot/.condor/tokens.d" ]; then
         ok "nothing written into ~/.condor/tokens.d"
     else
-        bad "~/.condor/tokens.d exists"
+        bad "/home/robot/.condor/tokens.d exists"
     fi
 
     local t_tests=$SECONDS
