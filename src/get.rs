@@ -92,7 +92,20 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
         .checked_add(cfg.deadline)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 86400));
     let left = || deadline.saturating_duration_since(Instant::now());
-    let r = renew::run(cfg, deadline)
+    // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
+    // running job never holds an expired token.
+    let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
+    let renewal = early.map(|e| {
+        let mut c = cfg.clone();
+        c.minsecs = e.minsecs();
+        c
+    });
+    let r = renew::run(renewal.as_ref().unwrap_or(cfg), deadline)
+        .inspect(|o| {
+            if let (Some(e), true) = (early, o.renewed) {
+                e.check_lifetime(o.expires);
+            }
+        })
         .and_then(|o| {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
