@@ -62,3 +62,10 @@ if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
   echo "install-peers: installing cargo-deny $deny_version" >&2
   cargo install --locked --quiet "cargo-deny@$deny_version" >&2
 fi
+
+# debootstrap, for the real HTCondor 25 pool in a chroot (scripts/condor-real.sh, which
+# needs root anyway).
+if [ "$(id -u)" = 0 ] && ! command -v debootstrap >/dev/null && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; }
+fi

@@ -49,6 +49,11 @@ pub fn run(a: &InitArgs) -> Result<()> {
                 a.timeout
             ))
         })?;
+    if a.outfile.as_ref().is_some_and(|o| o.as_os_str().is_empty()) {
+        return Err(Error::usage(
+            "-o (or $ROBOT_TOKEN_OUTFILE) is empty: name a file, or leave it out for WLCG discovery",
+        ));
+    }
     let cred_path = store::absolute(&a.credential);
     let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
     check_credential_target(&cred_path, a.force)?;

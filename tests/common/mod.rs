@@ -365,25 +365,14 @@ pub fn output_of(cmd: &mut Command) -> std::process::Output {
 
 /// Run `cmd` to completion (at most [`CHILD_TIMEOUT`]), capturing its output.
 pub fn run(cmd: &mut Command) -> Output {
-    run_within(cmd, CHILD_TIMEOUT)
+    run_limited(cmd, CHILD_TIMEOUT)
 }
 
 /// [`run`] with another time limit.
-pub fn run_within(cmd: &mut Command, limit: Duration) -> Output {
+pub fn run_limited(cmd: &mut Command, limit: Duration) -> Output {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut tries = 0;
-    let child = loop {
-        match cmd.spawn() {
-            Ok(c) => break c,
-            // A binary copied by a parallel test (tests/hostile.rs) is "busy" while
-            // another thread's fork still holds the copy's write descriptor.
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("cannot run {:?}: {e}", cmd.get_program()),
-        }
-    };
+    let child = retry_busy(|| cmd.spawn())
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
     let out = wait_output(child, limit);
     Output {
         code: out.status.code().unwrap_or(-1),
@@ -510,4 +499,32 @@ impl Drop for TestUser {
 
 pub fn wait_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
+}
+
+/// Run the binary, failing the test if it is still running after `secs`: for cases
+/// where the bug is a hang (a FIFO waited on).
+pub fn run_within(cmd: &mut Command, secs: u64) -> Output {
+    run_limited(cmd, Duration::from_secs(secs))
+}
+
+/// A FIFO at `p` (mode 0600): whatever opens it for reading blocks until a writer comes.
+pub fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Tests that copy the binary (tests/hostile.rs) can hit ETXTBSY: a child forked by
+/// another test thread briefly holds the copy's write descriptor until it execs.
+fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..100 {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => return r,
+        }
+    }
+    f()
 }
