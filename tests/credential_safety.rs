@@ -740,3 +740,41 @@ fn init_proves_both_files_can_be_written_before_the_login() {
     assert_eq!(iss.requests("discovery"), 0);
     assert!(names(&cdir).is_empty() && names(&home).is_empty());
 }
+
+/// The credential's rewrite reserves room for a refresh token of up to 16 KiB before
+/// the refresh token leaves: with only 8 KiB free under the credential, nothing is
+/// sent (a rotated token that could not be saved would be lost); with room, it works.
+#[test]
+#[ignore = "needs root"]
+fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
+    let env = Env::new();
+    let iss = Issuer::start();
+    let fsdir = env.path("small");
+    let _m = Tmpfs::mount(&fsdir, 64);
+    let cred = fsdir.join("cred.json");
+    credential_at(&iss, &cred, 0);
+    let out = env.path("bt");
+    // A first renewal creates the credential's sidecar (its lock and record).
+    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let before = read(&cred);
+    let filler = fill(&fsdir);
+    let full = fs::metadata(&filler).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(full.saturating_sub(8 * 1024))
+        .unwrap();
+    fs::write(&out, iss.mint_expired() + "\n").unwrap();
+    iss.reset();
+    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
+    assert!(r.stderr.contains("free space"), "{}", r.stderr);
+    assert_eq!(read(&cred), before);
+    fs::remove_file(filler).unwrap();
+    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(iss.requests("token"), 1);
+}
