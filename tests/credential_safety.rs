@@ -111,6 +111,9 @@ fn credential_in_a_directory_the_robot_cannot_write_sends_nothing() {
         r.stderr
     );
     assert!(r.stderr.contains("Nothing was sent"), "{}", r.stderr);
+    // The fix for a directory it cannot write, not the one for a full disk.
+    assert!(r.stderr.contains("writable by"), "{}", r.stderr);
+    assert!(!r.stderr.contains("free space"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(!r.stderr.contains(&rt));
     assert_eq!(read(&cred), before, "the credential changed");

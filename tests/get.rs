@@ -696,3 +696,39 @@ fn fractional_exp_is_fresh_and_an_absurd_exp_is_replaced() {
         assert_issued_token(&out, &iss, "robot-basic");
     }
 }
+
+/// Only a credential whose refresh token is about to be redeemed must prove its
+/// rewrite can be saved: a client_credentials credential never is rewritten, so a
+/// directory where its temp file cannot be made (here: a name too long for one) does
+/// not stop it; a refresh-token credential there stops before sending.
+#[test]
+fn only_a_credential_about_to_rotate_must_prove_its_rewrite() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let name = "c".repeat(240);
+    let cc = env.credential(&iss, "robot-basic", None);
+    let long = env.path(&name);
+    fs::rename(&cc, &long).unwrap();
+    let get = |out: &str| run(env.cmd().args(["get", "-c"]).arg(&long).args(["-o", out]));
+    iss.reset();
+    let r = get("bt1");
+    assert_eq!(r.code, 0, "client_credentials: {}", r.stderr);
+    assert_eq!(iss.get("/__test/stats")["grants"]["client_credentials"], 1);
+    assert_issued_token(&env.path("bt1"), &iss, "robot-basic");
+
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rotating = env.credential(&iss, "robot-basic", Some(&rt));
+    fs::rename(&rotating, &long).unwrap();
+    let before = read(&long);
+    iss.reset();
+    let r = get("bt2");
+    assert_eq!(r.code, 73, "refresh token: {}", r.stderr);
+    assert_eq!(iss.requests("token"), 0, "nothing sent");
+    assert!(
+        r.stderr
+            .starts_with("robot-token: error: cannot prepare the rewrite of credential"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&long), before);
+}
