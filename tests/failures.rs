@@ -407,3 +407,37 @@ fn no_secret_appears_anywhere_at_maximum_verbosity() {
         }
     }
 }
+
+/// A lost answer the issuer never processed (it hung) leaves the marker; a later
+/// server error is then still a temporary failure (75), not a claim that the
+/// credential was revoked; and the same refresh token then works.
+#[test]
+fn a_lost_answer_the_issuer_never_processed_condemns_nothing() {
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "hang"}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    s.iss.fault(json!({"kind": "status", "status": 503}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 75);
+    assert!(!r.stderr.contains("an earlier run sent it"), "{}", r.stderr);
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_issued_token(&s.out, &s.iss, "robot-basic");
+}
+
+/// A plain refresh-token credential the issuer rejects: re-bootstrap, and no advice
+/// meant for credentials made by a token exchange.
+#[test]
+fn a_rejected_refresh_token_gets_the_bootstrap_advice_only() {
+    let s = setup("robot-basic", true);
+    s.iss.fault(json!({"kind": "invalid_grant"}));
+    let r = s.get(&[]);
+    s.assert_intact(&r, 77);
+    assert!(
+        r.stderr.contains("bootstrap a new credential"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("subject token"), "{}", r.stderr);
+}

@@ -732,3 +732,32 @@ fn only_a_credential_about_to_rotate_must_prove_its_rewrite() {
     );
     assert_eq!(read(&long), before);
 }
+
+/// An issuer that does not rotate refresh tokens: the credential is left alone, not
+/// rewritten with the same content (same bytes, same inode).
+#[test]
+fn a_credential_is_not_rewritten_when_the_issuer_does_not_rotate() {
+    let iss = Issuer::start_with(&["--no-rotate"]);
+    let env = Env::new();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let before = (read(&cred), fs::metadata(&cred).unwrap().ino());
+    let out = env.path("bt");
+    for _ in 0..2 {
+        fs::write(&out, iss.mint_expired() + "\n").unwrap();
+        let r = run(env
+            .cmd()
+            .args(["get", "-v", "-o"])
+            .arg(&out)
+            .arg("-c")
+            .arg(&cred));
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert!(!r.stderr.contains("saved it to"), "{}", r.stderr);
+        assert_issued_token(&out, &iss, "robot-basic");
+        assert_eq!(
+            (read(&cred), fs::metadata(&cred).unwrap().ino()),
+            before,
+            "credential rewritten"
+        );
+    }
+}
