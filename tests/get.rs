@@ -761,3 +761,21 @@ fn a_credential_is_not_rewritten_when_the_issuer_does_not_rotate() {
         );
     }
 }
+
+/// A symbolic link planted at the lock's name is refused as one, and its target is
+/// not touched (the lock is opened with O_NOFOLLOW).
+#[test]
+fn a_symlink_at_the_lock_is_refused_by_name() {
+    let env = Env::new();
+    let cred = env.write_private(
+        "cred.json",
+        r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":"r"}"#,
+    );
+    let victim = env.path("victim");
+    fs::write(&victim, "precious").unwrap();
+    std::os::unix::fs::symlink(&victim, env.path(".bt.lock")).unwrap();
+    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    assert_eq!(read(&victim), "precious");
+}
