@@ -534,6 +534,19 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
         assert_eq!(iss.requests("token"), 0, "-m {fresh_enough}: fresh");
         assert_eq!(read(&out), half_hour);
     }
+    // -v says how long it is still valid: about half an hour.
+    let r = run(env
+        .cmd()
+        .args(["get", "-v", "-m", "60", "-o"])
+        .arg(&out)
+        .arg("-c")
+        .arg(&cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("is valid for 29m") || r.stderr.contains("is valid for 30m 0s"),
+        "{}",
+        r.stderr
+    );
     let r = get("1h");
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1, "-m 1h: due");
