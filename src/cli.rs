@@ -159,22 +159,28 @@ pub struct StatusArgs {
 }
 
 const CHECK_HELP: &str = "Output: one status line with perfdata, e.g.\n  \
-ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 3h 2m 1s | remaining=10921s;7200;1800;0\n\n\
+ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 52m 1s | remaining=3121s;600;300;0\n\n\
+Default thresholds follow each token: T is the margin `get` renews at (a profile's minsecs, \
+else min(1h, half the token's lifetime exp - iat)); WARNING below T/3, CRITICAL below T/6 \
+(1-hour tokens: 10m and 5m; 2 hours and longer: 20m and 10m).\n\n\
 A missing, expired or unusable token is CRITICAL; a failed last renewal is at least WARNING; \
-an unreadable configuration or token file is UNKNOWN.";
+an unreadable configuration or token file is UNKNOWN. -c is --critical here (the \
+monitoring-plugin convention): name the token file as an argument.";
 
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub select: Selection,
 
-    /// WARNING when a token has less than this left.
-    #[arg(short, long, default_value = "2h", value_name = "DURATION")]
-    pub warning: String,
+    /// WARNING when a token has less than this left [default: a third of its renewal
+    /// margin: 10m for 1-hour tokens, 20m for 2 hours and longer].
+    #[arg(short, long, value_name = "DURATION")]
+    pub warning: Option<String>,
 
-    /// CRITICAL when a token has less than this left.
-    #[arg(short, long, default_value = "30m", value_name = "DURATION")]
-    pub critical: String,
+    /// CRITICAL when a token has less than this left [default: a sixth of its renewal
+    /// margin: 5m for 1-hour tokens, 10m for 2 hours and longer].
+    #[arg(short, long, value_name = "DURATION")]
+    pub critical: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -216,15 +222,10 @@ pub struct GetArgs {
     )]
     pub outfile: Vec<String>,
 
-    /// Renew when the token has less than this left: seconds, or a duration like 1h.
-    #[arg(
-        short = 'm',
-        long,
-        env = "ROBOT_TOKEN_MINSECS",
-        default_value = "3600",
-        value_name = "SECS"
-    )]
-    pub minsecs: String,
+    /// Renew when the token has less than this left: seconds, or a duration like 1h
+    /// [default: 1h, or half the token's lifetime (exp - iat) when shorter].
+    #[arg(short = 'm', long, env = "ROBOT_TOKEN_MINSECS", value_name = "SECS")]
+    pub minsecs: Option<String>,
 
     /// Credential file (JSON, version 1): refresh token or client credentials.
     #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]

@@ -103,7 +103,8 @@ pub struct GetConfig {
     pub outputs: Vec<OutputSpec>,
     /// The first token file: the first `-o`, else the WLCG discovery default.
     pub outfile: PathBuf,
-    pub minsecs: i64,
+    /// `--minsecs` as given; `None`: the default rule, `renew::default_minsecs`.
+    pub minsecs: Option<i64>,
     pub source: Source,
     pub token_endpoint: Option<String>,
     pub client_auth: Option<ClientAuth>,
@@ -376,7 +377,11 @@ impl GetConfig {
     }
 
     fn finish(a: &GetArgs, source: Source, subject: Option<Subject>) -> Result<GetConfig> {
-        let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
+        let minsecs = a
+            .minsecs
+            .as_deref()
+            .map(|m| duration_opt("minsecs", m).map(|d| d.as_secs() as i64))
+            .transpose()?;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
         let hook_timeout = duration_opt("hook-timeout", &a.hook_timeout)?;

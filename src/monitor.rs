@@ -13,7 +13,7 @@ use crate::discovery;
 use crate::error::{Error, Exit, Result};
 use crate::get;
 use crate::profile::{ConfigFile, Profile};
-use crate::renew::human_secs;
+use crate::renew::{self, human_secs};
 use crate::state::{self, LastRun};
 use crate::store;
 use crate::token;
@@ -23,6 +23,8 @@ struct Target {
     profile: Option<String>,
     file: PathBuf,
     credential: Option<PathBuf>,
+    /// The profile's `minsecs`, when it sets one: `check`'s default thresholds follow it.
+    minsecs: Option<i64>,
 }
 
 /// The token files a selection names: a FILE; `--profile`/`--all`; else every profile of
@@ -33,6 +35,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
             profile: None,
             file: f.clone(),
             credential: None,
+            minsecs: None,
         }]);
     }
     let path = match (config, sel.profile.is_some() || sel.all) {
@@ -45,6 +48,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
             profile: None,
             file: discovery::token_file(),
             credential: None,
+            minsecs: None,
         }]);
     };
     let file = ConfigFile::load(&path)?;
@@ -70,6 +74,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
                 credential: Some(c.credential_path().to_path_buf()),
                 profile: c.profile.clone(),
                 file: f,
+                minsecs: c.minsecs,
             });
         }
     }
@@ -142,6 +147,16 @@ fn local(t: i64) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// A time in the local zone with UTC in brackets; once when the local zone is UTC.
+fn when(t: i64) -> String {
+    let (l, u) = (local(t), utc(t));
+    if l == u {
+        u
+    } else {
+        format!("{l} ({u})")
+    }
+}
+
 fn last_run_text(l: &LastRun) -> String {
     match (l.exit, &l.message) {
         (0, _) => format!("last renewal {}: ok", utc(l.at)),
@@ -182,18 +197,10 @@ impl Row {
                 }
                 parts.push(who.join(", "));
                 parts.push(match exp {
-                    Some(e) if *e > now => format!(
-                        "expires {} ({}), in {}",
-                        local(*e),
-                        utc(*e),
-                        human_secs(e - now)
-                    ),
-                    Some(e) => format!(
-                        "EXPIRED {} ({}), {} ago",
-                        local(*e),
-                        utc(*e),
-                        human_secs(now - e)
-                    ),
+                    Some(e) if *e > now => {
+                        format!("expires {}, in {}", when(*e), human_secs(e - now))
+                    }
+                    Some(e) => format!("EXPIRED {}, {} ago", when(*e), human_secs(now - e)),
                     None => "no exp claim".into(),
                 });
             }
@@ -314,9 +321,52 @@ pub fn is_check_invocation() -> bool {
 }
 
 fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
-    parse_duration(v)
-        .map(|d| d.as_secs() as i64)
-        .map_err(|e| format!("--{name}: {e}"))
+    parse_duration(v).map(|d| d.as_secs() as i64).map_err(|e| {
+        // `check -c robot.json`: -c is `get`'s credential, but here the plugin
+        // convention's --critical.
+        let file_like = v.contains('/') || v.contains('.') || std::path::Path::new(v).exists();
+        if name == "critical" && file_like {
+            format!(
+                "-c/--{name}: {e}. In check, -c is --critical (the monitoring-plugin convention), \
+                 not a credential: name the token file as an argument (robot-token check FILE), \
+                 or use --profile NAME"
+            )
+        } else {
+            format!("--{name}: {e}")
+        }
+    })
+}
+
+/// WARNING and CRITICAL thresholds for one token: as given, or relative to the margin
+/// `get` renews it at (the profile's minsecs, else `renew::default_minsecs` of the
+/// token's own lifetime): a healthy robot renews at that margin, so a third of it left
+/// means renewals have been failing for a while, a sixth that the token is about to run
+/// out. With a 1-hour token renewed by cron every 15 minutes, at least 15 minutes are
+/// always left: OK, where fixed 2h/30m thresholds said WARNING after every renewal.
+fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
+    let margin = match (&r.target.minsecs, &r.held) {
+        (Some(m), _) => *m,
+        (
+            None,
+            Held::Token {
+                claims,
+                exp: Some(e),
+            },
+        ) => renew::default_minsecs(*e, claims.iat()),
+        (None, _) => renew::DEFAULT_MINSECS,
+    };
+    let (w, c) = default_thresholds(margin);
+    match (warn, crit) {
+        (Some(w), Some(c)) => (w, c),
+        (Some(w), None) => (w, c.min(w)),
+        (None, Some(c)) => (w.max(c), c),
+        (None, None) => (w, c),
+    }
+}
+
+/// `check`'s default (WARNING, CRITICAL) for a token renewed at `margin` seconds left.
+pub fn default_thresholds(margin: i64) -> (i64, i64) {
+    (margin / 3, margin / 6)
 }
 
 /// One token's verdict: state and what to say.
@@ -392,33 +442,45 @@ pub fn check(config: Option<&PathBuf>, args: &CheckArgs) -> u8 {
 }
 
 fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)> {
-    let warn = threshold("warning", &args.warning).map_err(Error::usage)?;
-    let crit = threshold("critical", &args.critical).map_err(Error::usage)?;
-    if crit > warn {
-        return Err(Error::usage("--critical must not be longer than --warning"));
+    let given = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| threshold(name, v))
+            .transpose()
+            .map_err(Error::usage)
+    };
+    let warn = given("warning", &args.warning)?;
+    let crit = given("critical", &args.critical)?;
+    if let (Some(w), Some(c)) = (warn, crit) {
+        if c > w {
+            return Err(Error::usage("--critical must not be longer than --warning"));
+        }
     }
     let rows: Vec<Row> = targets(config, &args.select)?
         .into_iter()
         .map(look)
         .collect();
     let now = token::now();
-    let verdicts: Vec<(u8, String, Option<i64>)> =
-        rows.iter().map(|r| judge(r, now, warn, crit)).collect();
+    let limits: Vec<(i64, i64)> = rows.iter().map(|r| thresholds(r, warn, crit)).collect();
+    let verdicts: Vec<(u8, String, Option<i64>)> = rows
+        .iter()
+        .zip(&limits)
+        .map(|(r, (w, c))| judge(r, now, *w, *c))
+        .collect();
     let worst = verdicts
         .iter()
         .map(|v| v.0)
         .max_by_key(|s| rank(*s))
         .unwrap_or(UNKNOWN);
-    let perf = |label: &str, left: Option<i64>| {
+    let perf = |label: &str, left: Option<i64>, (warn, crit): (i64, i64)| {
         let value = left.map_or("U".to_string(), |l| format!("{l}s"));
         format!("{label}={value};{warn};{crit};0")
     };
     let mut out = String::new();
-    if let [(s, text, left)] = verdicts.as_slice() {
+    if let ([(s, text, left)], [limit]) = (verdicts.as_slice(), limits.as_slice()) {
         out.push_str(&format!(
             "ROBOT-TOKEN {} - {text} | {}\n",
             state_name(*s),
-            perf("remaining", *left)
+            perf("remaining", *left, *limit)
         ));
         return Ok((*s, out));
     }
@@ -437,12 +499,13 @@ fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)
     let perfdata: Vec<String> = rows
         .iter()
         .zip(&verdicts)
-        .map(|(r, v)| {
+        .zip(&limits)
+        .map(|((r, v), limit)| {
             let label = match &r.target.profile {
                 Some(p) => format!("remaining_{p}"),
                 None => "remaining".to_string(),
             };
-            perf(&label, v.2)
+            perf(&label, v.2, *limit)
         })
         .collect();
     let detail = if problems.is_empty() {

@@ -590,11 +590,11 @@ mod tests {
         .unwrap();
         let all: Vec<&Profile> = c.profiles.iter().collect();
         let cfgs = c.resolve_all(&all, None).unwrap();
-        assert_eq!(cfgs[0].minsecs, 7200);
+        assert_eq!(cfgs[0].minsecs, Some(7200));
         assert_eq!(cfgs[0].scope, vec!["x", "y"]);
         assert_eq!(cfgs[0].deploy_hook.as_deref(), Some("-dash"));
         assert_eq!(cfgs[0].profile.as_deref(), Some("a"));
-        assert_eq!(cfgs[1].minsecs, 3600);
+        assert_eq!(cfgs[1].minsecs, Some(3600));
     }
 
     #[test]

@@ -21,8 +21,8 @@ pub enum Current {
     Missing,
     /// Present but not a usable JWT (garbage, truncated, huge): renewal replaces it.
     Unusable(&'static str),
-    /// A JWT that expires at this time (seconds since the epoch).
-    Expires(i64),
+    /// A JWT: when it expires (seconds since the epoch) and, if it says, when it was issued.
+    Expires(token::Times),
 }
 
 /// How a token file we may not touch is reported. Exit 73: we cannot write it.
@@ -46,17 +46,58 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
     let Ok(text) = std::str::from_utf8(&data) else {
         return Ok(Current::Unusable("not text"));
     };
-    Ok(match token::expiry(token::trim(text)) {
-        Ok(exp) => Current::Expires(exp),
+    Ok(match token::times(token::trim(text)) {
+        Ok(t) => Current::Expires(t),
         Err(e) => Current::Unusable(e.0),
     })
 }
 
-/// Seconds left, if the file holds a token with at least `minsecs` left.
-fn fresh(cur: &Current, minsecs: i64) -> Option<i64> {
+/// The renewal margin when `--minsecs` is not given: one hour, or half the token's own
+/// lifetime (`exp - iat`) when that is shorter. A 1-hour token (INDIGO IAM's default)
+/// is then renewed once per half hour, not on every cron run, and tokens of 2 hours
+/// and more keep the classic hour (igwn-robot-get's `--minsecs 3600`). Without a
+/// usable `iat` the lifetime is unknown: one hour.
+pub fn default_minsecs(exp: i64, iat: Option<i64>) -> i64 {
+    match iat {
+        Some(iat) if iat < exp => DEFAULT_MINSECS.min(exp.saturating_sub(iat) / 2),
+        _ => DEFAULT_MINSECS,
+    }
+}
+
+/// The cap of [`default_minsecs`], and the margin when no token says more.
+pub const DEFAULT_MINSECS: i64 = 3600;
+
+/// The margin for this token: `--minsecs` exactly when given, else the default rule.
+pub fn margin(minsecs: Option<i64>, t: &token::Times) -> i64 {
+    minsecs.unwrap_or_else(|| default_minsecs(t.exp, t.iat))
+}
+
+/// A token's lifetime as issued, `exp - iat`, when it has a usable `iat`.
+fn lifetime(t: &token::Times) -> Option<i64> {
+    t.iat
+        .filter(|i| *i < t.exp)
+        .map(|i| t.exp.saturating_sub(i))
+}
+
+/// Seconds left, if the file holds a token with at least its margin left.
+fn fresh(cur: &Current, minsecs: Option<i64>) -> Option<i64> {
     match cur {
-        Current::Expires(exp) if exp - token::now() >= minsecs => Some(exp - token::now()),
+        Current::Expires(t) => {
+            let left = t.exp.saturating_sub(token::now());
+            (left >= margin(minsecs, t)).then_some(left)
+        }
         _ => None,
+    }
+}
+
+/// How the margin came about, for messages: `--minsecs 1h`, or the default rule.
+fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
+    match (minsecs, lifetime(t)) {
+        (Some(m), _) => format!("--minsecs {}", human_secs(m)),
+        (None, Some(l)) if l / 2 < DEFAULT_MINSECS => {
+            format!("{}, half its {} lifetime", human_secs(l / 2), human_secs(l))
+        }
+        (None, _) => format!("{}, the default", human_secs(DEFAULT_MINSECS)),
     }
 }
 
@@ -88,21 +129,22 @@ pub struct Outcome {
 }
 
 /// Describe why a token file needs renewing.
-fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
+fn log_stale(path: &Path, cur: &Current, minsecs: Option<i64>) {
     match cur {
         Current::Missing => tracing::info!("{} does not exist: getting a token", path.display()),
         Current::Unusable(why) => {
             tracing::info!("{} is unusable ({why}): replacing it", path.display())
         }
-        Current::Expires(exp) if *exp <= token::now() => tracing::info!(
+        Current::Expires(t) if t.exp <= token::now() => tracing::info!(
             "{} expired {} ago: renewing",
             path.display(),
-            human_secs(token::now() - exp)
+            human_secs(token::now().saturating_sub(t.exp))
         ),
-        Current::Expires(exp) => tracing::info!(
-            "{} has {} left, less than {minsecs} s: renewing",
+        Current::Expires(t) => tracing::info!(
+            "{} has {} left, less than {}: renewing",
             path.display(),
-            human_secs(exp - token::now())
+            human_secs(t.exp.saturating_sub(token::now())),
+            margin_text(minsecs, t)
         ),
     }
 }
@@ -111,7 +153,7 @@ fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
 /// error that keeps us from using it.
 type State = Result<(Current, Option<i64>)>;
 
-fn survey(targets: &[Target], minsecs: i64) -> Vec<State> {
+fn survey(targets: &[Target], minsecs: Option<i64>) -> Vec<State> {
     targets
         .iter()
         .map(|t| {
@@ -127,7 +169,7 @@ fn survey(targets: &[Target], minsecs: i64) -> Vec<State> {
 fn settled(
     targets: &[Target],
     states: Vec<State>,
-    minsecs: i64,
+    minsecs: Option<i64>,
     meanwhile: bool,
 ) -> std::result::Result<Result<Outcome>, Vec<State>> {
     let due = states.iter().any(|s| matches!(s, Ok((_, None))));
@@ -138,8 +180,8 @@ fn settled(
     let mut expires = i64::MAX;
     for (t, st) in targets.iter().zip(states) {
         match st {
-            Ok((Current::Expires(exp), Some(left))) => {
-                expires = expires.min(exp);
+            Ok((Current::Expires(tm), Some(left))) => {
+                expires = expires.min(tm.exp);
                 if meanwhile {
                     tracing::info!(
                         "another run renewed {} meanwhile; valid for {} more",
@@ -148,9 +190,10 @@ fn settled(
                     );
                 } else {
                     tracing::info!(
-                        "{} is valid for {} more (at least {minsecs} s wanted): nothing to do",
+                        "{} is valid for {} more (renewed when less than {} is left): nothing to do",
                         t.path.display(),
                         human_secs(left),
+                        margin_text(minsecs, &tm),
                     );
                 }
             }
@@ -238,6 +281,13 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
+    let old: Vec<token::Times> = states
+        .iter()
+        .filter_map(|s| match s {
+            Ok((Current::Expires(t), _)) => Some(*t),
+            _ => None,
+        })
+        .collect();
     // Files that cannot be written are reported at the end; if none can, stop now.
     let mut failures: Vec<(PathBuf, Error)> = Vec::new();
     let mut writable = Vec::new();
@@ -264,29 +314,25 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             token_locks: &lock_paths,
             outfile: &targets[0].path,
             deadline,
+            minsecs: wanted_minsecs(cfg.minsecs, &old),
         },
     )?;
     let endpoint = &issued.from;
     let access = &issued.access_token;
-    let exp = token::expiry(access.expose()).map_err(|e| {
+    let new = token::times(access.expose()).map_err(|e| {
         Error::data(format!(
             "{endpoint} returned an access token that is unusable ({e}); the old token is kept"
         ))
     })?;
-    let left = exp - token::now();
+    let exp = new.exp;
+    let left = exp.saturating_sub(token::now());
     if left <= 0 {
         return Err(Error::data(format!(
             "{endpoint} returned a token that expired {} ago: check this host's clock; the old token is kept",
             human_secs(-left)
         )));
     }
-    if left < cfg.minsecs {
-        tracing::warn!(
-            "the new token lives {}, less than --minsecs {}: every run will renew; lower --minsecs",
-            human_secs(left),
-            cfg.minsecs
-        );
-    }
+    warn_short_lifetime(cfg.minsecs, &new, left, &old);
     let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
     warn_narrowed(&issued.requested_scope, granted.as_deref());
     check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
@@ -315,6 +361,62 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             files: targets.iter().map(|t| t.path.clone()).collect(),
         }),
     }
+}
+
+/// The margin a source that decides freshness itself is asked for (Vault's
+/// `minimum_seconds`, an exec command's `ROBOT_TOKEN_EXEC_MINSECS`): `--minsecs`, else
+/// the default rule for the tokens on disk (the largest), else one hour.
+fn wanted_minsecs(minsecs: Option<i64>, old: &[token::Times]) -> i64 {
+    minsecs.unwrap_or_else(|| {
+        old.iter()
+            .map(|t| default_minsecs(t.exp, t.iat))
+            .max()
+            .unwrap_or(DEFAULT_MINSECS)
+    })
+}
+
+/// An explicit `--minsecs` at least as long as the tokens live makes every run renew
+/// (and rotate the refresh token). Say so once, when such a token is first installed,
+/// not at every cron run: when a token it replaces already lived no longer than
+/// `--minsecs`, that run said it. Without `--minsecs` this cannot happen: the default
+/// margin is at most half the lifetime. A token handed out already aged (a cached
+/// one) is only worth a note.
+fn warn_short_lifetime(minsecs: Option<i64>, new: &token::Times, left: i64, old: &[token::Times]) {
+    let Some(m) = minsecs else {
+        if left < margin(None, new) {
+            tracing::info!(
+                "the new token has only {} left, less than {}: the next run renews it again",
+                human_secs(left),
+                margin_text(None, new)
+            );
+        }
+        return;
+    };
+    let lives = lifetime(new).unwrap_or(left);
+    if lives > m {
+        if left < m {
+            tracing::info!(
+                "the new token has only {} left, less than --minsecs {}: the next run renews it again",
+                human_secs(left),
+                human_secs(m)
+            );
+        }
+        return;
+    }
+    if old.iter().any(|t| lifetime(t).is_some_and(|l| l <= m)) {
+        tracing::info!(
+            "the new token lives {}, not more than --minsecs {}: every run renews",
+            human_secs(lives),
+            human_secs(m)
+        );
+        return;
+    }
+    tracing::warn!(
+        "the issuer's tokens live {}, not more than --minsecs {}: every run renews the token and          rotates the refresh token. Set --minsecs below the lifetime (e.g. -m {}), or leave it out          for the default, min(1h, half the lifetime). Said once: later runs renew quietly",
+        human_secs(lives),
+        human_secs(m),
+        default_minsecs(new.exp, new.iat).min(lives / 2).max(1)
+    );
 }
 
 /// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
@@ -400,5 +502,87 @@ pub fn exit_of(r: &Result<Outcome>) -> Exit {
     match r {
         Ok(_) => Exit::Ok,
         Err(e) => e.exit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_margin_is_an_hour_or_half_the_lifetime() {
+        let now = 1_800_000_000;
+        // INDIGO IAM's 1-hour tokens: half an hour.
+        assert_eq!(default_minsecs(now + 3600, Some(now)), 1800);
+        // 20-minute WLCG tokens: 10 minutes.
+        assert_eq!(default_minsecs(now + 1200, Some(now)), 600);
+        // 2 hours and longer (igwn-robot-get's 3-hour tokens): the classic hour.
+        assert_eq!(default_minsecs(now + 7200, Some(now)), 3600);
+        assert_eq!(default_minsecs(now + 3 * 3600, Some(now)), 3600);
+        // No iat, or one that makes no sense: the lifetime is unknown, one hour.
+        assert_eq!(default_minsecs(now + 600, None), 3600);
+        assert_eq!(default_minsecs(now, Some(now + 10)), 3600);
+        assert_eq!(default_minsecs(i64::MAX, Some(i64::MIN)), 3600);
+        // An explicit --minsecs is taken exactly, whatever the lifetime.
+        let t = token::Times {
+            exp: now + 3600,
+            iat: Some(now),
+        };
+        assert_eq!(margin(Some(3600), &t), 3600);
+        assert_eq!(margin(Some(5), &t), 5);
+        assert_eq!(margin(None, &t), 1800);
+    }
+
+    /// The README's crontab line (every 15 minutes, no --minsecs) against an issuer
+    /// of 1-hour tokens, over a simulated day in which cron starts each run up to 20 s
+    /// late: at most one renewal per half lifetime, never less than 15 minutes left,
+    /// and `check` with its defaults says OK at every second in between.
+    #[test]
+    fn cron_every_15_minutes_with_one_hour_tokens() {
+        for lifetime in [3600, 2 * 3600, 3 * 3600] {
+            let start = 1_800_000_000;
+            let mut tok = token::Times {
+                exp: start + 60,
+                iat: Some(start + 60 - lifetime),
+            };
+            let mut renewals = Vec::new();
+            let mut min_left = i64::MAX;
+            let mut jitter = 7u64;
+            let mut next_run = start;
+            for now in start..start + 86_400 {
+                if now >= next_run {
+                    if tok.exp - now < margin(None, &tok) {
+                        tok = token::Times {
+                            exp: now + lifetime,
+                            iat: Some(now),
+                        };
+                        renewals.push(now);
+                    }
+                    jitter = jitter.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    next_run = next_run - next_run % 900 + 900 + (jitter >> 59) as i64;
+                }
+                let left = tok.exp - now;
+                min_left = min_left.min(left);
+                if now > start + 900 {
+                    let (warn, _) =
+                        crate::monitor::default_thresholds(default_minsecs(tok.exp, tok.iat));
+                    assert!(
+                        left >= warn,
+                        "lifetime {lifetime}: WARNING at {now}: {left} left"
+                    );
+                }
+            }
+            let gaps: Vec<i64> = renewals.windows(2).map(|w| w[1] - w[0]).collect();
+            let half = lifetime / 2;
+            assert!(
+                gaps.iter().all(|g| *g >= half.min(3600)),
+                "lifetime {lifetime}: renewals closer than the margin: {gaps:?}"
+            );
+            if lifetime == 3600 {
+                assert!(min_left >= 900 - 20, "{min_left}");
+                // About every 30 to 45 minutes: 32 to 48 renewals a day, not 96.
+                assert!((30..=49).contains(&renewals.len()), "{}", renewals.len());
+            }
+        }
     }
 }

@@ -82,21 +82,39 @@ pub fn decode(token: &str) -> Result<Jwt, NotJwt> {
 
 /// The `exp` claim of a token, with nothing else decoded: the cron path's only question.
 pub fn expiry(token: &str) -> Result<i64, NotJwt> {
+    times(token).map(|t| t.exp)
+}
+
+/// `exp`, and `iat` when the token has a numeric one: the token's own lifetime
+/// (`exp - iat`) sets the default renewal margin (`renew::default_minsecs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    pub exp: i64,
+    pub iat: Option<i64>,
+}
+
+/// [`Times`] of a token, with nothing else decoded.
+pub fn times(token: &str) -> Result<Times, NotJwt> {
     #[derive(Deserialize)]
-    struct Exp {
+    struct Claims {
         exp: Option<Value>,
+        iat: Option<Value>,
     }
     let [_, p, _] = split(token)?;
     let bytes = B64
         .decode(p)
         .map_err(|_| NotJwt("not a JWT (claims are not base64url)"))?;
-    let claims: Exp =
+    let claims: Claims =
         serde_json::from_slice(&bytes).map_err(|_| NotJwt("not a JWT (claims are not JSON)"))?;
-    claims
+    let exp = claims
         .exp
         .as_ref()
         .and_then(numeric_date)
-        .ok_or(NotJwt("JWT has no numeric exp claim"))
+        .ok_or(NotJwt("JWT has no numeric exp claim"))?;
+    Ok(Times {
+        exp,
+        iat: claims.iat.as_ref().and_then(numeric_date),
+    })
 }
 
 /// RFC 7519 NumericDate: seconds, possibly fractional.
@@ -111,6 +129,9 @@ pub fn numeric_date(v: &Value) -> Option<i64> {
 impl Jwt {
     pub fn exp(&self) -> Option<i64> {
         self.claims.get("exp").and_then(numeric_date)
+    }
+    pub fn iat(&self) -> Option<i64> {
+        self.claims.get("iat").and_then(numeric_date)
     }
     pub fn str_claim(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
