@@ -90,14 +90,17 @@ fn fresh(cur: &Current, minsecs: Option<i64>) -> Option<i64> {
     }
 }
 
-/// How the margin came about, for messages: `--minsecs 1h`, or the default rule.
+/// The margin and how it came about, for messages: `1h 0m 0s (--minsecs)`,
+/// `30m 0s (half its 1h 0m 0s lifetime)`, `1h 0m 0s (the default)`.
 fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
     match (minsecs, lifetime(t)) {
-        (Some(m), _) => format!("--minsecs {}", human_secs(m)),
-        (None, Some(l)) if l / 2 < DEFAULT_MINSECS => {
-            format!("{}, half its {} lifetime", human_secs(l / 2), human_secs(l))
-        }
-        (None, _) => format!("{}, the default", human_secs(DEFAULT_MINSECS)),
+        (Some(m), _) => format!("{} (--minsecs)", human_secs(m)),
+        (None, Some(l)) if l / 2 < DEFAULT_MINSECS => format!(
+            "{} (half its {} lifetime)",
+            human_secs(l / 2),
+            human_secs(l)
+        ),
+        (None, _) => format!("{} (the default)", human_secs(DEFAULT_MINSECS)),
     }
 }
 
@@ -190,7 +193,7 @@ fn settled(
                     );
                 } else {
                     tracing::info!(
-                        "{} is valid for {} more (renewed when less than {} is left): nothing to do",
+                        "{} is valid for {} more: nothing to do; it is renewed when less than {} is left",
                         t.path.display(),
                         human_secs(left),
                         margin_text(minsecs, &tm),
@@ -412,7 +415,9 @@ fn warn_short_lifetime(minsecs: Option<i64>, new: &token::Times, left: i64, old:
         return;
     }
     tracing::warn!(
-        "the issuer's tokens live {}, not more than --minsecs {}: every run renews the token and          rotates the refresh token. Set --minsecs below the lifetime (e.g. -m {}), or leave it out          for the default, min(1h, half the lifetime). Said once: later runs renew quietly",
+        "the issuer's tokens live {}, not more than --minsecs {}: every run renews the token and \
+         rotates the refresh token. Set --minsecs below the lifetime (e.g. -m {}), or leave it \
+         out for the default, min(1h, half the lifetime). Said once: later runs renew quietly",
         human_secs(lives),
         human_secs(m),
         default_minsecs(new.exp, new.iat).min(lives / 2).max(1)
