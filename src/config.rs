@@ -400,7 +400,7 @@ impl GetConfig {
             .outfile
             .iter()
             .filter(|s| !s.is_empty())
-            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o/--outfile {e}"))))
             .collect::<Result<Vec<_>>>()?;
         let outfile = outputs
             .first()

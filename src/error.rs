@@ -162,6 +162,28 @@ pub fn one_line(s: &str) -> String {
     out
 }
 
+/// The known name that `word` is most likely a misspelling of, for "did you mean …?":
+/// the same name in another case or with `-` for `_`, else one at most one edit away
+/// (two for names of 10 characters or more; a swap of neighbours counts as one).
+/// Short or distant words get no suggestion: a field meant to be new must not be
+/// taken for a typo.
+pub fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let w = norm(word);
+    if let Some(k) = known.iter().find(|k| norm(k) == w) {
+        return Some(k);
+    }
+    if w.len() < 4 {
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&w, k), *k))
+        .filter(|(d, k)| *d <= if k.len() >= 10 { 2 } else { 1 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
 /// Describe an I/O error without the "(os error N)" noise.
 pub fn io_reason(e: &std::io::Error) -> String {
     let s = e.to_string();
@@ -191,6 +213,26 @@ mod tests {
         assert_eq!(e.message(), "a b  c");
         let long = "x".repeat(5000);
         assert!(Error::data(long).message().chars().count() < 700);
+    }
+
+    #[test]
+    fn suggestions_are_for_typos_only() {
+        let known = [
+            "refresh_token",
+            "client_secret",
+            "scope",
+            "command",
+            "owner",
+        ];
+        assert_eq!(suggest("refresh_tokn", &known), Some("refresh_token"));
+        assert_eq!(suggest("client_secert", &known), Some("client_secret"));
+        assert_eq!(suggest("Client-Secret", &known), Some("client_secret"));
+        assert_eq!(suggest("scopes", &known), Some("scope"));
+        assert_eq!(suggest("ownr", &known), Some("owner"));
+        // New fields a user may add are not typos.
+        for other in ["comment", "x-site", "note", "color", "refresh_token_2024"] {
+            assert_eq!(suggest(other, &known), None, "{other}");
+        }
     }
 
     #[test]

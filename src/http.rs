@@ -92,8 +92,31 @@ impl Failure {
                 self.reason
             )),
             FailureKind::Config => Error::config(self.reason),
-            FailureKind::Network => Error::temp(format!("{what} {url}: {}", self.reason)),
+            FailureKind::Network => Error::temp(format!(
+                "{what} {url}: {}: {}",
+                self.reason,
+                network_advice(&self.reason)
+            )),
         }
+    }
+}
+
+/// What to check after a network failure, by its reason (the texts `classify` writes).
+fn network_advice(reason: &str) -> &'static str {
+    if reason.starts_with("connection refused") {
+        "nothing listens there: check the URL's host and port and that the server is up; \
+         if this host reaches the web only through a proxy, set https_proxy (a later run retries)"
+    } else if reason.starts_with("host not found") || reason.contains("lookup address") {
+        "check the host name in the URL and this host's DNS; if only a proxy can resolve it, \
+         set https_proxy (a later run retries)"
+    } else if reason.starts_with("timed out") {
+        "the server or the network is slow or a firewall drops the packets: check the URL and \
+         whether a proxy is needed (https_proxy); --timeout sets the wait (a later run retries)"
+    } else if reason.contains("unreachable") {
+        "no route to that host: check the URL, this host's network, and whether a proxy is \
+         needed (https_proxy) (a later run retries)"
+    } else {
+        "a later run retries; if it keeps failing, check the URL, the network and any proxy"
     }
 }
 
@@ -210,22 +233,27 @@ fn classify(e: ureq::Error) -> Failure {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let reason = e.to_string();
-    let maybe_sent = match &e {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl => {
-            false
-        }
-        E::Tls(_) | E::Rustls(_) => false,
-        E::Timeout(T::Resolve | T::Connect) => false,
-        E::Io(io) => !matches!(
-            io.kind(),
-            io::ErrorKind::ConnectionRefused
-                | io::ErrorKind::HostUnreachable
-                | io::ErrorKind::NetworkUnreachable
-                | io::ErrorKind::AddrNotAvailable
-                | io::ErrorKind::NotFound
-        ),
-        _ => true,
-    };
+    // The system resolver's failure reaches us as a plain I/O error: nothing was sent.
+    let lookup = matches!(&e, E::Io(io) if io.to_string().contains("failed to lookup address"));
+    let maybe_sent = !lookup
+        && match &e {
+            E::HostNotFound
+            | E::ConnectionFailed
+            | E::BadUri(_)
+            | E::Http(_)
+            | E::InvalidProxyUrl => false,
+            E::Tls(_) | E::Rustls(_) => false,
+            E::Timeout(T::Resolve | T::Connect) => false,
+            E::Io(io) => !matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::NotFound
+            ),
+            _ => true,
+        };
     // ureq reports a refused certificate as an I/O error wrapping the rustls error.
     let in_io = |e: &ureq::Error| match e {
         E::Io(io) => io
@@ -241,6 +269,7 @@ fn classify(e: ureq::Error) -> Failure {
     let reason = match &e {
         E::Timeout(_) => "timed out".to_string(),
         E::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        E::Io(io) if lookup => format!("host not found ({})", crate::error::io_reason(io)),
         E::Io(io) if kind == FailureKind::Tls => io
             .get_ref()
             .map(|inner| inner.to_string())

@@ -25,7 +25,7 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
                 .map_err(|e| Error::data(format!("cannot read stdin: {}", io_reason(&e))))?;
             ("standard input".to_string(), buf)
         }
-        Some(p) => (p.display().to_string(), read_file(p)?),
+        Some(p) => (p.display().to_string(), read_file(p, false)?),
         None => match discovery::reader_location() {
             Found::Env => (
                 "$BEARER_TOKEN".to_string(),
@@ -33,7 +33,7 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
                     .unwrap_or_default()
                     .into_bytes(),
             ),
-            Found::File(p) => (p.display().to_string(), read_file(&p)?),
+            Found::File(p) => (p.display().to_string(), read_file(&p, true)?),
         },
     };
     if data.len() > MAX_TOKEN_LEN {
@@ -46,9 +46,27 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
     Ok((what, token::trim(&text).to_string()))
 }
 
-fn read_file(p: &Path) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(p)
-        .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
+/// Read a token file; a missing one is 78 with where else to look (`discovered`: it is
+/// the WLCG default, not a name the user typed).
+fn read_file(p: &Path, discovered: bool) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(p).map_err(|e| {
+        let hint = match (e.kind(), discovered) {
+            (std::io::ErrorKind::NotFound, true) => {
+                ": no token there (found by WLCG discovery: $BEARER_TOKEN, $BEARER_TOKEN_FILE, \
+                 $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>): get one with robot-token get, or \
+                 name the token file (robot-token inspect FILE)"
+            }
+            (std::io::ErrorKind::NotFound, false) => {
+                ": check the name, or run robot-token inspect without a file for the WLCG default"
+            }
+            _ => "",
+        };
+        Error::config(format!(
+            "cannot read {}: {}{hint}",
+            p.display(),
+            io_reason(&e)
+        ))
+    })?;
     let mut buf = Vec::new();
     f.take(MAX_TOKEN_LEN as u64 + 1)
         .read_to_end(&mut buf)

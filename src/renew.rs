@@ -30,6 +30,25 @@ pub fn token_file_error(e: FileError) -> Error {
     Error::write(format!("token file: {e}"))
 }
 
+/// A token file whose directory is missing cannot be written: say which directory,
+/// before anything is sent (exit 73).
+fn directory_exists(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::write(format!(
+            "token file {}: the directory {} does not exist: create it (mkdir -p -m 700 {}), \
+             or choose another token file (-o, BEARER_TOKEN_FILE)",
+            path.display(),
+            dir.display(),
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Look at the token file without following symlinks or trusting other users' files.
 pub fn current(path: &Path) -> Result<Current> {
     current_by(path, None)
@@ -295,7 +314,7 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     let mut failures: Vec<(PathBuf, Error)> = Vec::new();
     let mut writable = Vec::new();
     for (t, st) in targets.iter().zip(states) {
-        match st.and_then(|_| {
+        match st.and_then(|_| directory_exists(&t.path)).and_then(|_| {
             store::check_target_by(&t.path, t.other_owner()).map_err(token_file_error)
         }) {
             Ok(()) => {

@@ -104,6 +104,10 @@ pub fn times(token: &str) -> Result<Times, NotJwt> {
     let bytes = B64
         .decode(p)
         .map_err(|_| NotJwt("not a JWT (claims are not base64url)"))?;
+    // A derived struct also accepts a JSON array ([exp, iat]): claims are an object.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(NotJwt("not a JWT (claims are not a JSON object)"));
+    }
     let claims: Claims =
         serde_json::from_slice(&bytes).map_err(|_| NotJwt("not a JWT (claims are not JSON)"))?;
     let exp = claims
