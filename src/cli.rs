@@ -251,7 +251,8 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt"], value_name = "METHOD")]
     pub client_auth: Option<String>,
 
-    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt client authentication.
+    /// PEM private key (RSA, EC P-256/P-384 or Ed25519; mode 0600) for private_key_jwt
+    /// client authentication.
     #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
 
@@ -520,7 +521,8 @@ pub struct InitArgs {
     #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt", "none"], value_name = "METHOD")]
     pub client_auth: Option<String>,
 
-    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt; the credential names it.
+    /// PEM private key (RSA, EC P-256/P-384 or Ed25519; mode 0600) for private_key_jwt;
+    /// the credential names it.
     #[arg(
         long,
         env = "ROBOT_TOKEN_PRIVATE_KEY_FILE",
