@@ -122,14 +122,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
         ))
     })?;
 
-    let da = oauth::device_authorization(
-        &http,
-        &device_endpoint,
-        &token_endpoint,
-        &client,
-        &scope,
-        &audience,
-    )?;
+    let da = oauth::device_authorization(&http, &device_endpoint, &client, &scope, &audience)?;
     show_instructions(&da, std::io::stdout().is_terminal());
 
     let resp = poll(&http, &da, &token_endpoint, &client)?;

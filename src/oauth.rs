@@ -66,8 +66,11 @@ struct Auth {
     fields: Vec<(&'static str, Secret)>,
 }
 
-/// Authentication for a request to `endpoint` (an assertion's `aud` is the token
-/// endpoint: `aud_endpoint`).
+/// Authentication for a request to `aud_endpoint`, the URL being called: a
+/// `private_key_jwt` assertion's `aud` is that URL (the token endpoint for token
+/// requests, the device authorization endpoint in `init`). RFC 7523 allows "the token
+/// endpoint URL" for the token endpoint; issuers that check strictly accept for any
+/// endpoint only its own URL, and lenient ones (oidc-provider, Keycloak) accept it too.
 fn client_auth(client: &Client, aud_endpoint: &str) -> Result<Auth> {
     let id = || Secret::new(client.id.clone());
     Ok(match (client.auth, &client.secret, &client.key) {
@@ -305,7 +308,16 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
                 Error::temp(format!("{what}{}", retry_hint(reply)))
             }
             "invalid_scope" | "invalid_target" => Error::config(format!(
-                "the issuer refused the requested scope or audience: {what}"
+                "the issuer refused the requested scope or audience: {what}: ask only for \
+                 scopes and audiences this client is allowed (--scope/--audience, the \
+                 credential's \"scope\"/\"audience\"), or ask the issuer's admins for them"
+            )),
+            // Non-standard spellings (`scope_invalid`, `insufficient_scope`): the
+            // issuer names a scope problem, whatever the code.
+            code if code.contains("scope") => Error::config(format!(
+                "the issuer refused the requested scope: {what}: ask only for scopes this \
+                 client is allowed (--scope, the credential's \"scope\"), or ask the issuer's \
+                 admins for them"
             )),
             _ if reply.status >= 500 || reply.status == 429 => {
                 Error::temp(format!("{what}{}", retry_hint(reply)))
@@ -328,6 +340,24 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
                 .as_deref()
                 .map(|l| format!(" to {l}"))
                 .unwrap_or_default()
+        )),
+        // A refresh token refused without a reason (some issuers answer a used,
+        // revoked or expired one with a bare 400): the credential is gone.
+        400 if matches!(grant, Grant::RefreshToken(_)) => Error::perm(format!(
+            "refresh token refused by {endpoint} (HTTP 400 with {}; the issuer gave no reason): \
+             it was probably used, revoked or has expired: bootstrap a new credential (robot-token init)",
+            describe_body(&reply.body)
+        ))
+        .tagged(Tag::RefreshRejected),
+        // Some issuers refuse a client_credentials request with a bare 403 both when
+        // the secret is wrong and when a scope they require is missing.
+        401 | 403 if matches!(grant, Grant::ClientCredentials) => Error::perm(format!(
+            "{endpoint} refused the client_credentials request (HTTP {} with {}; the issuer gave \
+             no reason): either the client secret or key is wrong (check client_id, the secret \
+             and client_auth), or the issuer requires a scope this request does not ask for \
+             (--scope, the credential's \"scope\")",
+            reply.status,
+            describe_body(&reply.body)
         )),
         401 | 403 => Error::perm(format!(
             "{endpoint} refused the client (HTTP {}): check the client credentials",
@@ -399,21 +429,20 @@ fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
         req.client.id,
         auth_name(req.client.auth),
     );
-    post_authenticated(http, req.endpoint, req.client, req.endpoint, &pairs, retry)?
+    post_authenticated(http, req.endpoint, req.client, &pairs, retry)?
         .map_err(|f| transport_error(f, req))
 }
 
 /// POST `pairs` as a form with the client's authentication (RFC 6749 2.3; RFC 7523 with
-/// `assertion_aud` as the assertion's audience). The secrets live only for the call.
+/// `endpoint` as the assertion's audience). The secrets live only for the call.
 fn post_authenticated(
     http: &Http,
     endpoint: &str,
     client: &Client,
-    assertion_aud: &str,
     pairs: &[(&str, &str)],
     retry: Retry,
 ) -> Result<std::result::Result<Reply, Failure>> {
-    let auth = client_auth(client, assertion_aud)?;
+    let auth = client_auth(client, endpoint)?;
     let mut headers: Vec<(&str, &str)> = vec![("Accept", "application/json")];
     if let Some(h) = &auth.header {
         headers.push(("Authorization", h.expose()));
@@ -551,7 +580,6 @@ pub fn parse_device_authorization(body: &[u8]) -> std::result::Result<DeviceAuth
 pub fn device_authorization(
     http: &Http,
     endpoint: &str,
-    token_endpoint: &str,
     client: &Client,
     scope: &[String],
     audience: &[String],
@@ -567,15 +595,8 @@ pub fn device_authorization(
         pairs.push(("audience", &audience));
     }
     tracing::info!("starting a device authorization at {endpoint}");
-    let reply = post_authenticated(
-        http,
-        endpoint,
-        client,
-        token_endpoint,
-        &pairs,
-        Retry::Idempotent,
-    )?
-    .map_err(|f| f.into_error("cannot reach", endpoint))?;
+    let reply = post_authenticated(http, endpoint, client, &pairs, Retry::Idempotent)?
+        .map_err(|f| f.into_error("cannot reach", endpoint))?;
     if reply.status != 200 {
         let grant = Grant::DeviceCode(Secret::new(""));
         return Err(error_reply(&reply, endpoint, &grant));

@@ -6,7 +6,7 @@
 //
 //   node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS]
 //                   [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin]
-//                   [--log FILE]
+//                   [--log FILE] [--bind ADDR] [--url-host NAME] [--deviate NAME]...
 //
 // stdout carries exactly one line, the ready line; everything else goes to stderr.
 
@@ -46,6 +46,11 @@ const readJson = (name) => JSON.parse(readFileSync(join(KEYS, name), 'utf8'));
 // ---------------------------------------------------------------------------
 // Command line
 
+// Ways real issuers bend RFC 6749/7523 (--deviate NAME; see README.md, "Deviations").
+const DEVIATION_NAMES = [
+  'refresh-400-empty', 'scope-invalid', 'cc-403-empty', 'token-quirks', 'strict-assertion-aud',
+];
+
 function parseArgs(argv) {
   const opts = {
     port: 0,
@@ -56,6 +61,9 @@ function parseArgs(argv) {
     cert: undefined,
     key: undefined,
     ignoreStdin: false,
+    bind: '127.0.0.1',
+    urlHost: undefined,
+    deviate: [],
   };
   const int = (flag, v) => {
     const n = Number(v);
@@ -79,8 +87,11 @@ function parseArgs(argv) {
       case '--key': opts.key = value(); break;
       case '--ignore-stdin': opts.ignoreStdin = true; break;
       case '--log': value(); break; // handled above
+      case '--bind': opts.bind = value(); break;
+      case '--url-host': opts.urlHost = value(); break;
+      case '--deviate': opts.deviate.push(value()); break;
       case '-h': case '--help':
-        log('usage: node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS] [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin] [--log FILE]');
+        log('usage: node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS] [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin] [--log FILE] [--bind ADDR] [--url-host NAME] [--deviate NAME]...');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${a}`);
@@ -89,6 +100,13 @@ function parseArgs(argv) {
   if (opts.accessTtl < 1) throw new Error('--access-ttl must be >= 1');
   if (opts.refreshTtl < 1) throw new Error('--refresh-ttl must be >= 1');
   if (opts.https && (!opts.cert || !opts.key)) throw new Error('--https needs --cert and --key');
+  // Tests use loopback only.
+  if (!/^127\.\d+\.\d+\.\d+$/.test(opts.bind) && opts.bind !== '::1') {
+    throw new Error(`--bind ${opts.bind}: only a loopback address (127.0.0.0/8 or ::1)`);
+  }
+  for (const d of opts.deviate) {
+    if (!DEVIATION_NAMES.includes(d)) throw new Error(`--deviate ${d}: one of ${DEVIATION_NAMES.join(', ')}`);
+  }
   return opts;
 }
 
@@ -399,10 +417,12 @@ server.on('clientError', (err, socket) => { socket.destroy(); });
 
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(OPTS.port, '127.0.0.1', resolve);
+  server.listen(OPTS.port, OPTS.bind, resolve);
 });
 const PORT = server.address().port;
-const ISSUER = `${OPTS.https ? 'https' : 'http'}://127.0.0.1:${PORT}`;
+const URL_HOST = OPTS.urlHost ?? (OPTS.bind.includes(':') ? `[${OPTS.bind}]` : OPTS.bind);
+const ISSUER = `${OPTS.https ? 'https' : 'http'}://${URL_HOST}:${PORT}`;
+const DEVIATIONS = new Set(OPTS.deviate);
 
 const providerKeys = jose.createLocalJWKSet({ keys: [providerPubJwk] });
 const ciKeys = jose.createLocalJWKSet({ keys: [ciPubJwk] });
@@ -449,6 +469,11 @@ const provider = new Provider(ISSUER, {
         // Several space-separated audiences (`audience=a b`) become an aud array.
         if (typeof jwt.payload.aud === 'string' && jwt.payload.aud.includes(' ')) {
           jwt.payload.aud = splitScope(jwt.payload.aud);
+        }
+        // token-quirks: aud is the scope string (seen in the wild), no wlcg.ver.
+        if (DEVIATIONS.has('token-quirks')) {
+          jwt.payload.aud = jwt.payload.scope;
+          delete jwt.payload['wlcg.ver'];
         }
       },
     },
@@ -1032,6 +1057,65 @@ provider.use(async (ctx, next) => {
   }
 });
 
+// 4b. Deviations (--deviate NAME): answers of issuers that bend the RFCs.
+provider.use(async (ctx, next) => {
+  if (!DEVIATIONS.size || ctx.method !== 'POST') return next();
+  const atToken = ctx.path === tokenPath();
+  const atDevice = ctx.path === deviceAuthPath();
+  if (!atToken && !atDevice) return next();
+  const form = ctx.state.form ?? {};
+  const jsonType = { 'content-type': 'application/json; charset=utf-8' };
+  // strict-assertion-aud: a private_key_jwt assertion is accepted only when its aud is
+  // exactly the URL of the endpoint being called (not the issuer, not the token
+  // endpoint when calling another endpoint).
+  if (DEVIATIONS.has('strict-assertion-aud') && typeof form.client_assertion === 'string') {
+    const expected = `${ISSUER}${ctx.path}`;
+    let aud;
+    try {
+      ({ aud } = jose.decodeJwt(form.client_assertion));
+    } catch {
+      aud = undefined;
+    }
+    const auds = [].concat(aud ?? []);
+    if (auds.length !== 1 || auds[0] !== expected) {
+      log(`deviation strict-assertion-aud: aud ${JSON.stringify(aud)} is not ${expected}`);
+      ctx.status = 401;
+      return writeRaw(ctx, 401, jsonType, JSON.stringify({ error: 'invalid_client', error_description: 'client authentication failed' }));
+    }
+  }
+  const gt = form.grant_type;
+  // cc-403-empty: a client_credentials request without a scope is refused with 403
+  // and no body, as one with a wrong secret is (below).
+  if (atToken && gt === GT.cc && DEVIATIONS.has('cc-403-empty') && !form.scope) {
+    log('deviation cc-403-empty: client_credentials without scope');
+    ctx.status = 403;
+    return writeRaw(ctx, 403, {}, '');
+  }
+  await next();
+  if (!atToken) return undefined;
+  const body = ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) ? ctx.body : undefined;
+  // refresh-400-empty: a bad, used or revoked refresh token gets 400 and no body
+  // (no invalid_grant).
+  if (gt === GT.refresh && DEVIATIONS.has('refresh-400-empty') && ctx.status === 400 && body?.error === 'invalid_grant') {
+    log('deviation refresh-400-empty');
+    return writeRaw(ctx, 400, {}, '');
+  }
+  if (gt === GT.cc && DEVIATIONS.has('cc-403-empty') && ctx.status >= 400) {
+    log(`deviation cc-403-empty: ${body?.error ?? ctx.status}`);
+    return writeRaw(ctx, 403, {}, '');
+  }
+  // scope-invalid: a non-standard error code for invalid_scope.
+  if (DEVIATIONS.has('scope-invalid') && body?.error === 'invalid_scope') {
+    log('deviation scope-invalid');
+    ctx.body = { ...body, error: 'scope_invalid' };
+  }
+  // token-quirks: lower-case token_type and an iat in the token response.
+  if (DEVIATIONS.has('token-quirks') && ctx.status === 200 && body?.access_token) {
+    ctx.body = { ...body, token_type: 'bearer', iat: Math.floor(Date.now() / 1000) };
+  }
+  return undefined;
+});
+
 // 5. Device flow knobs: `interval` in the device authorization response and a
 //    one-off `slow_down` from the token endpoint.
 provider.use(async (ctx, next) => {
@@ -1111,4 +1195,4 @@ handler = provider.callback();
 process.stdout.write(`${JSON.stringify({ issuer: ISSUER, port: PORT })}\n`);
 // The harness may close its end of stdout after the ready line.
 process.stdout.on('error', () => {});
-log(`ready: ${ISSUER} access_ttl=${OPTS.accessTtl} refresh_ttl=${OPTS.refreshTtl} rotate=${OPTS.rotate} (${Math.round(process.uptime() * 1000)}ms after start)`);
+log(`ready: ${ISSUER} access_ttl=${OPTS.accessTtl} refresh_ttl=${OPTS.refreshTtl} rotate=${OPTS.rotate} deviate=${[...DEVIATIONS].join(',') || 'none'} (${Math.round(process.uptime() * 1000)}ms after start)`);
