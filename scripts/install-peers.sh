@@ -48,6 +48,23 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
   [ "$rc" = 0 ] || { echo "install-peers: apt-get install ${krb_pkgs[*]} failed" >&2; exit 1; }
 fi
 
+# tinyproxy, the real HTTP proxy (CONNECT) the proxy tests start on 127.0.0.1
+# (tests/proxy.rs). The package must not start a system proxy: policy-rc.d as above.
+if ! command -v tinyproxy >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: tinyproxy is required (Debian: apt-get install tinyproxy)" >&2; exit 1; }
+  echo "install-peers: installing tinyproxy" >&2
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null; } || rc=$?
+  [ -n "$policy" ] && rm -f "$policy"
+  [ "$rc" = 0 ] || { echo "install-peers: apt-get install tinyproxy failed" >&2; exit 1; }
+fi
+
 # systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).
 if ! command -v systemd-analyze >/dev/null; then
   command -v apt-get >/dev/null || { echo "install-peers: systemd-analyze is required (Debian: apt-get install systemd)" >&2; exit 1; }
