@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and the demo run against, on a fresh machine:
-# the oidc-provider test issuer (npm, from the lockfile) and the Kerberos/Vault peers
-# (Debian packages). Idempotent and quick when
-# everything is already there.
+# the oidc-provider test issuer (npm, from the lockfile) and, unless `--issuer` is
+# given, the Kerberos/Vault peers, oidc-agent, tinyproxy and systemd-analyze (Debian
+# packages: needs root, or sudo). Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,11 @@ if [ -d tests/peer/node_modules ] && [ tests/peer/node_modules/.package-lock.jso
 fi
 if [ "$need_npm" = 1 ]; then
   command -v npm >/dev/null || { echo "install-peers: npm is required (Debian: apt-get install npm)" >&2; exit 1; }
+  echo "install-peers: installing the test issuer (npm ci --prefix tests/peer)" >&2
   npm ci --prefix tests/peer --no-audit --no-fund --loglevel=error >&2
 fi
+# `--issuer`: only the test issuer (what examples/demo.sh uses; needs no root).
+[ "${1:-}" = --issuer ] && exit 0
 
 # oidc-agent's real `oidc-token`, the exec source's test command (tests/exec.rs).
 if ! command -v oidc-token >/dev/null || ! command -v oidc-gen >/dev/null; then

@@ -14,8 +14,9 @@ Examples:
   # one profile, with a deploy hook after each renewal
   robot-token get --profile storage --deploy-hook 'systemctl --user reload xrootd'
 
-  # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
-  robot-token get -c ~/.config/robot-token/robot.json -m 3600
+  # crontab: keep the WLCG token file valid; renewed when less than 1h (or half
+  # the token's lifetime, if shorter) is left
+  robot-token get -c ~/.config/robot-token/robot.json
 
   # client_credentials robot, token for one storage endpoint
   robot-token get --issuer https://iam.example.org/ --client-id robot \\
@@ -88,7 +89,7 @@ Examples:
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make sure the token file holds a token with at least --minsecs left; renew it if not.
+    /// Make sure the token file holds a token with enough time left; renew it if not.
     #[command(after_help = GET_HELP)]
     Get(Box<GetCmd>),
     /// Decode a token: header, claims, times and remaining lifetime.
@@ -159,10 +160,10 @@ pub struct StatusArgs {
 }
 
 const CHECK_HELP: &str = "Output: one status line with perfdata, e.g.\n  \
-ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 52m 1s | remaining=3121s;600;300;0\n\n\
+ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 52m 1s | remaining=3121s;450;225;0\n\n\
 Default thresholds follow each token: T is the margin `get` renews at (a profile's minsecs, \
-else min(1h, half the token's lifetime exp - iat)); WARNING below T/3, CRITICAL below T/6 \
-(1-hour tokens: 10m and 5m; 2 hours and longer: 20m and 10m).\n\n\
+else min(1h, half the token's lifetime exp - iat)); WARNING below T/4, CRITICAL below T/8 \
+(1-hour tokens: 7m30s and 3m45s; 2 hours and longer: 15m and 7m30s).\n\n\
 A missing, expired or unusable token is CRITICAL; a failed last renewal is at least WARNING; \
 an unreadable configuration or token file is UNKNOWN. -c is --critical here (the \
 monitoring-plugin convention): name the token file as an argument.";
@@ -172,13 +173,13 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub select: Selection,
 
-    /// WARNING when a token has less than this left [default: a third of its renewal
-    /// margin: 10m for 1-hour tokens, 20m for 2 hours and longer].
+    /// WARNING when a token has less than this left [default: a quarter of its renewal
+    /// margin: 7m30s for 1-hour tokens, 15m for 2 hours and longer].
     #[arg(short, long, value_name = "DURATION")]
     pub warning: Option<String>,
 
-    /// CRITICAL when a token has less than this left [default: a sixth of its renewal
-    /// margin: 5m for 1-hour tokens, 10m for 2 hours and longer].
+    /// CRITICAL when a token has less than this left [default: an eighth of its renewal
+    /// margin: 3m45s for 1-hour tokens, 7m30s for 2 hours and longer].
     #[arg(short, long, value_name = "DURATION")]
     pub critical: Option<String>,
 }

@@ -10,7 +10,7 @@ macro_rules! exit_table {
     () => {
         "\
 Exit codes:
-   0  the token file holds a token with at least --minsecs left
+   0  the token file holds a token with enough time left (--minsecs, or the default)
    1  (inspect, status) a token has expired or is missing
   64  usage error
   65  unusable data: malformed credential file, a response that is not a token
@@ -27,7 +27,7 @@ Exit codes:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Exit {
-    /// The token file holds a token with at least `--minsecs` left.
+    /// The token file holds a token with enough time left (`--minsecs`, or the default).
     Ok = 0,
     /// `inspect`: the token has expired.
     Expired = 1,

@@ -334,10 +334,11 @@ fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
 
 /// WARNING and CRITICAL thresholds for one token: as given, or relative to the margin
 /// `get` renews it at (the profile's minsecs, else `renew::default_minsecs` of the
-/// token's own lifetime): a healthy robot renews at that margin, so a third of it left
-/// means renewals have been failing for a while, a sixth that the token is about to run
-/// out. With a 1-hour token renewed by cron every 15 minutes, at least 15 minutes are
-/// always left: OK, where fixed 2h/30m thresholds said WARNING after every renewal.
+/// token's own lifetime): a healthy robot renews at that margin, so a quarter of it left
+/// means renewals have been failing for a while, an eighth that the token is about to
+/// run out. With a 1-hour token renewed by cron every 15 minutes (plus up to 5 minutes
+/// of random delay), at least 10 minutes are always left: OK, where fixed 2h/30m
+/// thresholds said WARNING after every renewal.
 fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
     let margin = match (&r.target.minsecs, &r.held) {
         (Some(m), _) => *m,
@@ -361,7 +362,7 @@ fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
 
 /// `check`'s default (WARNING, CRITICAL) for a token renewed at `margin` seconds left.
 pub fn default_thresholds(margin: i64) -> (i64, i64) {
-    (margin / 3, margin / 6)
+    (margin / 4, margin / 8)
 }
 
 /// One token's verdict: state and what to say.

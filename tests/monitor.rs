@@ -181,12 +181,12 @@ fn check_defaults_follow_the_token_lifetime() {
     let iss = Issuer::start();
     let env = Env::new();
     let c = fleet(&iss, &env);
-    // A 1-hour token just renewed: OK, with thresholds a third and a sixth of the
+    // A 1-hour token just renewed: OK, with thresholds a quarter and an eighth of the
     // half hour `get` renews it at (fixed 2h/30m said WARNING after every renewal).
     let r = run(env.cmd().args(["check", "storage.token"]));
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.ends_with(";600;300;0\n"), "{}", r.stdout);
-    // A profile's minsecs sets the margin: 10m -> 200 s and 100 s.
+    assert!(r.stdout.ends_with(";450;225;0\n"), "{}", r.stdout);
+    // A profile's minsecs sets the margin: 10m -> 150 s and 75 s.
     let p = env.write_private(
         "one.toml",
         &format!(
@@ -196,18 +196,18 @@ fn check_defaults_follow_the_token_lifetime() {
     );
     let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&p));
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.ends_with(";200;100;0\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with(";150;75;0\n"), "{}", r.stdout);
     // With --all, each token its own thresholds; the missing one is CRITICAL.
     let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&c));
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(
         normalised(&env, &iss, &r.stdout)
-            .contains("remaining_storage=[N]s;600;300;0 remaining_compute=U;1200;600;0"),
+            .contains("remaining_storage=[N]s;450;225;0 remaining_compute=U;900;450;0"),
         "{}",
         r.stdout
     );
     // A 3-hour token with 61 minutes left (about to be renewed with the default
-    // margin): OK. With 15 minutes left, renewals have been failing: WARNING.
+    // margin): OK. With 13 minutes left, renewals have been failing: WARNING.
     let now = robot_token::token::now();
     let sign = |iat: i64, exp: i64| {
         iss.post(
@@ -219,7 +219,7 @@ fn check_defaults_follow_the_token_lifetime() {
             .unwrap()
             .to_string()
     };
-    for (iat, exp, code) in [(-7140, 3660, 0), (-9900, 900, 1), (-10500, 300, 2)] {
+    for (iat, exp, code) in [(-7140, 3660, 0), (-10020, 780, 1), (-10500, 300, 2)] {
         std::fs::write(env.path("t3h"), sign(iat, exp)).unwrap();
         let r = run(env.cmd().args(["check", "t3h"]));
         assert_eq!(r.code, code, "{exp}: {}", r.stdout);
@@ -227,7 +227,7 @@ fn check_defaults_follow_the_token_lifetime() {
     // An explicit threshold is honoured as given; the other follows the token.
     let r = run(env.cmd().args(["check", "-w", "4h", "storage.token"]));
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stdout.ends_with(";14400;300;0\n"), "{}", r.stdout);
+    assert!(r.stdout.ends_with(";14400;225;0\n"), "{}", r.stdout);
 }
 
 #[test]
