@@ -16,8 +16,11 @@ fn repo(p: &str) -> String {
     read(&manifest_dir().join(p))
 }
 
+/// Pairs of strings: (NAME, value) or (schedule, command).
+type Pairs = Vec<(String, String)>;
+
 /// The `NAME=value` lines and the job lines (schedule, command) of a crontab file.
-fn crontab(text: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn crontab(text: &str) -> (Pairs, Pairs) {
     let mut vars = Vec::new();
     let mut jobs = Vec::new();
     for line in text.lines().map(str::trim) {
