@@ -372,6 +372,7 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             outfile: &targets[0].path,
             deadline,
             minsecs: wanted_minsecs(cfg.minsecs, &old),
+            minsecs_is_default: cfg.minsecs.is_none(),
         },
     )?;
     let endpoint = &issued.from;

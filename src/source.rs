@@ -45,6 +45,9 @@ pub struct Context<'a> {
     /// Seconds the new token must have left, for sources that decide that themselves
     /// (Vault's `minimum_seconds`, an exec command): `--minsecs`, else the default rule.
     pub minsecs: i64,
+    /// `minsecs` is the default rule's (no `--minsecs`): a source that cannot give that
+    /// much may give less rather than fail.
+    pub minsecs_is_default: bool,
 }
 
 impl Context<'_> {

@@ -486,6 +486,10 @@ fn prefer_no_rdns() {
     });
 }
 
+/// The least time left asked of Vault when the default margin is more than it can
+/// give: htgettoken's own default `--minsecs`.
+const VAULT_FLOOR_SECS: i64 = 60;
+
 /// Get a bearer token from Vault.
 pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     if s.keytab.is_some() {
@@ -518,6 +522,20 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
             vault_errors(&r)
         );
         vault_token = login(s, ctx)?;
+        r = creds_reply(s, &vault_token, minsecs, ctx)?;
+    }
+    // htvault-config answers 400 when even a refreshed token cannot have
+    // `minimum_seconds` left: its tokens live less. Without --minsecs that margin was
+    // only the default's guess (one hour when no token on disk says more), so take
+    // the token it has; the next runs know its lifetime. An explicit --minsecs is not
+    // lowered behind the user's back.
+    let mut minsecs = minsecs;
+    if r.status == 400 && ctx.minsecs_is_default && minsecs > VAULT_FLOOR_SECS {
+        tracing::info!(
+            "Vault cannot give a token with {minsecs} s left (its tokens live less); asking \
+             for one with at least {VAULT_FLOOR_SECS} s"
+        );
+        minsecs = VAULT_FLOOR_SECS;
         r = creds_reply(s, &vault_token, minsecs, ctx)?;
     }
     issued_from(s, r, minsecs)
