@@ -396,10 +396,15 @@ impl GetConfig {
                 "--timeout, --deadline and --hook-timeout must be positive",
             ));
         }
+        if a.outfile.iter().any(|s| s.is_empty()) {
+            // Empty would otherwise quietly mean the default location.
+            return Err(Error::usage(
+                "-o (or $ROBOT_TOKEN_OUTFILE) is empty: name a file, or leave it out for WLCG discovery",
+            ));
+        }
         let outputs = a
             .outfile
             .iter()
-            .filter(|s| !s.is_empty())
             .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o/--outfile {e}"))))
             .collect::<Result<Vec<_>>>()?;
         let outfile = outputs

@@ -12,6 +12,7 @@ use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::renew::human_secs;
+use crate::store::{self, FileError};
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
 use crate::verify;
 
@@ -25,7 +26,7 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
                 .map_err(|e| Error::data(format!("cannot read stdin: {}", io_reason(&e))))?;
             ("standard input".to_string(), buf)
         }
-        Some(p) => (p.display().to_string(), read_file(p, false)?),
+        Some(p) => (p.display().to_string(), read_file(p)?),
         None => match discovery::reader_location() {
             Found::Env => (
                 "$BEARER_TOKEN".to_string(),
@@ -33,7 +34,7 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
                     .unwrap_or_default()
                     .into_bytes(),
             ),
-            Found::File(p) => (p.display().to_string(), read_file(&p, true)?),
+            Found::File(p) => (p.display().to_string(), read_default(&p)?),
         },
     };
     if data.len() > MAX_TOKEN_LEN {
@@ -46,20 +47,14 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
     Ok((what, token::trim(&text).to_string()))
 }
 
-/// Read a token file; a missing one is 78 with where else to look (`discovered`: it is
-/// the WLCG default, not a name the user typed).
-fn read_file(p: &Path, discovered: bool) -> Result<Vec<u8>> {
+/// Read a token file named on the command line; a missing one is 78 with where else
+/// to look.
+fn read_file(p: &Path) -> Result<Vec<u8>> {
     let f = std::fs::File::open(p).map_err(|e| {
-        let hint = match (e.kind(), discovered) {
-            (std::io::ErrorKind::NotFound, true) => {
-                ": no token there (found by WLCG discovery: $BEARER_TOKEN, $BEARER_TOKEN_FILE, \
-                 $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>): get one with robot-token get, or \
-                 name the token file (robot-token inspect FILE)"
-            }
-            (std::io::ErrorKind::NotFound, false) => {
-                ": check the name, or run robot-token inspect without a file for the WLCG default"
-            }
-            _ => "",
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            ": check the name, or run robot-token inspect without a file for the WLCG default"
+        } else {
+            ""
         };
         Error::config(format!(
             "cannot read {}: {}{hint}",
@@ -72,6 +67,30 @@ fn read_file(p: &Path, discovered: bool) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
     Ok(buf)
+}
+
+/// The default location is a fixed name, often in world-writable /tmp: it gets
+/// `get`'s checks (ours, a regular file, no symlink, never waited on), so another
+/// user's planted token is not shown as ours. A file named on the command line is
+/// read as given (`inspect <(cmd)` is a FIFO).
+fn read_default(p: &Path) -> Result<Vec<u8>> {
+    match store::read_own(p, MAX_TOKEN_LEN) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(Error::config(format!(
+            "cannot read {}: no such file: no token there (found by WLCG discovery: \
+             $BEARER_TOKEN, $BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>): \
+             get one with robot-token get, or name the token file (robot-token inspect FILE)",
+            p.display()
+        ))),
+        Err(FileError::TooLarge { .. }) => Err(Error::data(format!(
+            "{} is larger than 64 KiB: not a token",
+            p.display()
+        ))),
+        Err(e @ (FileError::ForeignOwner { .. } | FileError::Symlink(_))) => {
+            Err(Error::perm(format!("token file: {e}")))
+        }
+        Err(e) => Err(Error::config(format!("token file: {e}"))),
+    }
 }
 
 fn utc(t: i64) -> String {

@@ -3,11 +3,7 @@
 //! (credkey, role) even on runs that reuse a cached Vault token and never call GSSAPI.
 //! The keys themselves are never looked at; the bytes are wiped after parsing.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
 use crate::store::{self, FileError};
@@ -37,28 +33,22 @@ pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
     let Some(path) = file_of(name) else {
         return Ok(None);
     };
-    let cannot = |e: &std::io::Error| {
-        Error::config(format!(
+    let cannot = |e: FileError| match e {
+        FileError::Io { err, .. } => Error::config(format!(
             "cannot read the keytab {}: {}",
             path.display(),
-            io_reason(e)
-        ))
-    };
-    let meta = fs::metadata(&path).map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(Error::config(format!(
+            io_reason(&err)
+        )),
+        FileError::NotRegular(_) => Error::config(format!(
             "the keytab {} is not a regular file",
             path.display()
-        )));
-    }
-    store::check_private(&path, &meta).map_err(|e| match e {
-        FileError::UnsafeMode { .. } => Error::perm(format!("unsafe keytab: {e}")),
-        e => Error::perm(format!("unsafe keytab: {e}")),
-    })?;
-    let mut data = Zeroizing::new(Vec::new());
-    fs::File::open(&path)
-        .and_then(|f| f.take(MAX_KEYTAB_LEN).read_to_end(&mut data))
-        .map_err(|e| cannot(&e))?;
+        )),
+        e => Error::config(format!("keytab: {e}")),
+    };
+    let opened = store::open_regular(&path).map_err(cannot)?;
+    store::check_private(&path, &opened.1)
+        .map_err(|e| Error::perm(format!("unsafe keytab: {e}")))?;
+    let data = store::read_capped(&path, opened, MAX_KEYTAB_LEN as usize).map_err(cannot)?;
     first_principal(&data).map(Some).map_err(|why| {
         Error::data(format!(
             "the keytab {} is unusable ({why}): check it with `klist -k {}`",

@@ -25,6 +25,7 @@ pub mod hook;
 pub mod http;
 pub mod init;
 pub mod inspect;
+pub mod json_edit;
 pub mod keytab;
 pub mod logging;
 pub mod monitor;

@@ -183,7 +183,7 @@ fn errors_say_what_to_do_next() {
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(
         r.stderr.contains(
-            "cannot read credential file robot.json: No such file or directory: create it with robot-token init --issuer URL --client-id ID -c robot.json"
+            "create it with `robot-token init --issuer URL --client-id ID -c robot.json`"
         ),
         "{}",
         r.stderr
