@@ -105,6 +105,8 @@ pub struct GetConfig {
     pub outfile: PathBuf,
     /// `--minsecs` as given; `None`: the default rule, `renew::default_minsecs`.
     pub minsecs: Option<i64>,
+    /// Seconds added to the margin (`--condor=credd`: SEC_CREDENTIAL_REFRESH); 0 here.
+    pub minsecs_extra: i64,
     pub source: Source,
     pub token_endpoint: Option<String>,
     pub client_auth: Option<ClientAuth>,
@@ -128,8 +130,8 @@ pub struct GetConfig {
 }
 
 impl GetConfig {
-    /// The long-lived secret this configuration reads, beside which its state file
-    /// (last rotation, last run) lives; the token file when there is none (exec).
+    /// The long-lived secret this configuration reads (shown by `status`); the token
+    /// file when there is none (exec).
     pub fn credential_path(&self) -> &std::path::Path {
         match &self.source {
             Source::File(p) => p,
@@ -420,6 +422,7 @@ impl GetConfig {
             outputs,
             outfile,
             minsecs,
+            minsecs_extra: 0,
             source,
             token_endpoint: a.token_endpoint.clone(),
             client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),

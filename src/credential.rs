@@ -120,6 +120,10 @@ pub struct Credential {
     pub kid: Option<String>,
     /// `"grant": "exec"`: how to run the command that obtains the token.
     pub exec: Option<ExecSettings>,
+    /// RFC 7009 revocation endpoint, when discovery cannot name it.
+    pub revocation_endpoint: Option<String>,
+    /// Set by `robot-token revoke`: the robot is retired and `get` refuses the file.
+    pub revoked_at: Option<String>,
 }
 
 /// The `"grant"` field of a credential file.
@@ -327,6 +331,8 @@ impl Credential {
             scope: list("scope")?,
             audience: list("audience")?,
             exec,
+            revocation_endpoint: string("revocation_endpoint")?,
+            revoked_at: revoked_at(&parsed.0),
             text: Zeroizing::new(data.to_vec()),
         })
     }
@@ -343,7 +349,7 @@ impl Credential {
     /// the client secret included, since the operator may still need it.
     pub fn render_revoked(&self, revoked_at: &str) -> Result<Zeroizing<Vec<u8>>> {
         let at = json_edit::json_string(revoked_at);
-        self.render(&[Edit::Remove("refresh_token"), Edit::Set("revoked_at", &at)])
+        self.render(&revoked_edits(&at))
     }
 
     fn render(&self, edits: &[Edit]) -> Result<Zeroizing<Vec<u8>>> {
@@ -459,6 +465,64 @@ impl Credential {
         let _ = serde_json::to_writer_pretty(&mut *out, &parsed.0);
         out.push(b'\n');
         Ok(out)
+    }
+}
+
+/// The edits that retire a credential file: `refresh_token` removed, `revoked_at`
+/// (`at`, JSON text) set.
+fn revoked_edits(at: &[u8]) -> [Edit<'_>; 2] {
+    [Edit::Remove("refresh_token"), Edit::Set("revoked_at", at)]
+}
+
+/// Retire a credential file whose bytes are `data` (`robot-token revoke`), whether or
+/// not it parses as an OAuth2 credential (a `vault` section does not): the same
+/// surgical edits as [`Credential::render_revoked`], written atomically (mode 0600).
+pub fn mark_revoked(path: &Path, data: &[u8], revoked_at: &str) -> Result<()> {
+    let at = json_edit::json_string(revoked_at);
+    let bytes = json_edit::apply(data, &revoked_edits(&at)).map_err(|e| {
+        Error::data(format!(
+            "cannot rewrite the credential file {}: {e}",
+            path.display()
+        ))
+    })?;
+    store::atomic_write(path, &bytes, WriteMode::default()).map_err(|e| {
+        Error::write(format!(
+            "the credential {} could not be marked revoked ({e}); run revoke again",
+            path.display()
+        ))
+    })
+}
+
+/// `"revoked_at"` of a credential file's JSON object: a retired robot's file.
+fn revoked_at(raw: &Map<String, Value>) -> Option<String> {
+    match raw.get("revoked_at")? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+/// When `robot-token revoke` retired the credential file whose bytes are `data`.
+pub fn revoked_at_in(data: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(raw)) => {
+            let parsed = Parsed(raw);
+            revoked_at(&parsed.0)
+        }
+        _ => None, // the parser names what is wrong with it
+    }
+}
+
+/// A credential file `robot-token revoke` retired: `get` refuses it (exit 77), before
+/// anything is sent, and says how to give the robot a credential again.
+pub fn refuse_revoked(data: &[u8], path: &Path) -> Result<()> {
+    match revoked_at_in(data) {
+        None => Ok(()),
+        Some(at) => Err(Error::perm(format!(
+            "the credential {} was revoked at {at} (robot-token revoke): this robot is retired; \
+             remove its cron line, or give it a new credential with robot-token init --force",
+            path.display()
+        ))),
     }
 }
 

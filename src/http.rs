@@ -53,6 +53,8 @@ pub enum Body<'a> {
     Json(&'a str),
     /// A POST without a body (Vault logins and revocations).
     Empty,
+    /// A DELETE (Vault: remove a stored secret).
+    Delete,
 }
 
 #[derive(Debug)]
@@ -62,6 +64,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub retry_after: Option<Duration>,
     pub location: Option<String>,
+    /// The `Date` header: the server's clock (for `get --dry-run`'s skew check).
+    pub date: Option<String>,
 }
 
 /// A transport failure, classified by whether the request may have reached the server.
@@ -621,6 +625,19 @@ impl Http {
                 .max(Duration::from_millis(1)),
         );
         let resp = match body {
+            Body::Delete => {
+                let mut req = agent.delete(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.config()
+                    .timeout_connect(t)
+                    .timeout_send_request(t)
+                    .timeout_recv_response(t)
+                    .timeout_recv_body(t)
+                    .build()
+                    .call()
+            }
             Body::Get => {
                 let mut req = agent.get(url);
                 for (k, v) in headers {
@@ -670,6 +687,7 @@ impl Http {
         };
         let content_type = header("content-type");
         let location = header("location");
+        let date = header("date");
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -691,6 +709,7 @@ impl Http {
             content_type,
             retry_after,
             location,
+            date,
         })
     }
 
@@ -726,10 +745,10 @@ impl Http {
             let result = self.once(url, headers, body);
             tracing::debug!(
                 "{} {} -> {} in {:.1} ms (attempt {attempt})",
-                if matches!(body, Body::Get) {
-                    "GET"
-                } else {
-                    "POST"
+                match body {
+                    Body::Get => "GET",
+                    Body::Delete => "DELETE",
+                    _ => "POST",
                 },
                 url,
                 match &result {

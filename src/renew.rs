@@ -106,12 +106,45 @@ fn lifetime(t: &token::Times) -> Option<i64> {
         .map(|i| t.exp.saturating_sub(i))
 }
 
+/// The renewal rule of a run: `--minsecs` (or the default rule), plus `extra` seconds
+/// (`--condor=credd` adds HTCondor's SEC_CREDENTIAL_REFRESH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Margin {
+    pub minsecs: Option<i64>,
+    pub extra: i64,
+}
+
+impl Margin {
+    pub fn of(cfg: &GetConfig) -> Margin {
+        Margin {
+            minsecs: cfg.minsecs,
+            extra: cfg.minsecs_extra,
+        }
+    }
+
+    /// The margin for this token.
+    pub fn secs(&self, t: &token::Times) -> i64 {
+        margin(self.minsecs, t).saturating_add(self.extra.max(0))
+    }
+
+    fn text(&self, t: &token::Times) -> String {
+        match self.extra {
+            e if e > 0 => format!(
+                "{} ({} + SEC_CREDENTIAL_REFRESH {e} s)",
+                human_secs(self.secs(t)),
+                margin_text(self.minsecs, t)
+            ),
+            _ => margin_text(self.minsecs, t),
+        }
+    }
+}
+
 /// Seconds left, if the file holds a token with at least its margin left.
-fn fresh(cur: &Current, minsecs: Option<i64>) -> Option<i64> {
+fn fresh(cur: &Current, m: Margin) -> Option<i64> {
     match cur {
         Current::Expires(t) => {
             let left = t.exp.saturating_sub(token::now());
-            (left >= margin(minsecs, t)).then_some(left)
+            (left >= m.secs(t)).then_some(left)
         }
         _ => None,
     }
@@ -159,7 +192,7 @@ pub struct Outcome {
 }
 
 /// Describe why a token file needs renewing.
-fn log_stale(path: &Path, cur: &Current, minsecs: Option<i64>) {
+fn log_stale(path: &Path, cur: &Current, m: Margin) {
     match cur {
         Current::Missing => tracing::info!("{} does not exist: getting a token", path.display()),
         Current::Unusable(why) => {
@@ -174,7 +207,7 @@ fn log_stale(path: &Path, cur: &Current, minsecs: Option<i64>) {
             "{} has {} left, less than {}: renewing",
             path.display(),
             human_secs(t.exp.saturating_sub(token::now())),
-            margin_text(minsecs, t)
+            m.text(t)
         ),
     }
 }
@@ -183,12 +216,12 @@ fn log_stale(path: &Path, cur: &Current, minsecs: Option<i64>) {
 /// error that keeps us from using it.
 type State = Result<(Current, Option<i64>)>;
 
-fn survey(targets: &[Target], minsecs: Option<i64>) -> Vec<State> {
+fn survey(targets: &[Target], m: Margin) -> Vec<State> {
     targets
         .iter()
         .map(|t| {
             let cur = current_by(&t.path, t.other_owner())?;
-            let left = fresh(&cur, minsecs);
+            let left = fresh(&cur, m);
             Ok((cur, left))
         })
         .collect()
@@ -199,7 +232,7 @@ fn survey(targets: &[Target], minsecs: Option<i64>) -> Vec<State> {
 fn settled(
     targets: &[Target],
     states: Vec<State>,
-    minsecs: Option<i64>,
+    m: Margin,
     meanwhile: bool,
 ) -> std::result::Result<Result<Outcome>, Vec<State>> {
     let due = states.iter().any(|s| matches!(s, Ok((_, None))));
@@ -223,7 +256,7 @@ fn settled(
                         "{} is valid for {} more: nothing to do; it is renewed when less than {} is left",
                         t.path.display(),
                         human_secs(left),
-                        margin_text(minsecs, &tm),
+                        m.text(&tm),
                     );
                 }
             }
@@ -243,7 +276,7 @@ fn settled(
 
 /// One error for the token files that failed, with the exit code of the worst.
 /// A single failure keeps its own message.
-fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
+pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
     if failures.len() <= 1 {
         return failures.pop().map(|(_, e)| e);
     }
@@ -278,13 +311,14 @@ fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
 pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
     let targets = output::targets(cfg)?;
-    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, false) {
+    let margin = Margin::of(cfg);
+    let states = match settled(&targets, survey(&targets, margin), margin, false) {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
     for (t, st) in targets.iter().zip(&states) {
         if let Ok((cur, None)) = st {
-            log_stale(&t.path, cur, cfg.minsecs);
+            log_stale(&t.path, cur, margin);
         }
     }
     // A missing credential fails here, before anything is created or slept.
@@ -326,7 +360,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         })?);
         tracing::debug!("holding lock {}", p.display());
     }
-    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, true) {
+    let states = match settled(&targets, survey(&targets, margin), margin, true) {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
@@ -374,7 +408,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
             token_locks: &lock_paths,
             outfile: &targets[0].path,
             deadline,
-            minsecs: wanted_minsecs(cfg.minsecs, &old),
+            minsecs: wanted_minsecs(cfg.minsecs, &old).saturating_add(cfg.minsecs_extra.max(0)),
             minsecs_is_default: cfg.minsecs.is_none(),
         },
     )?;
@@ -393,7 +427,10 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
             human_secs(-left)
         )));
     }
-    warn_short_lifetime(cfg.minsecs, &new, left, &old);
+    // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.
+    if !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
+        warn_short_lifetime(cfg.minsecs, &new, left, &old);
+    }
     let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
     warn_narrowed(&issued.requested_scope, granted.as_deref());
     check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
@@ -406,8 +443,9 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     for (t, prepared) in writable {
         match prepared.commit(&bytes) {
             Ok(()) => tracing::info!(
-                "wrote {} (token {access}, expires in {}) in {:.1} ms",
+                "wrote {} (its sha256sum begins {}; expires in {}) in {:.1} ms",
                 t.path.display(),
+                crate::secret::fingerprint(&bytes),
                 human_secs(left),
                 started.elapsed().as_secs_f64() * 1e3
             ),
@@ -427,7 +465,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
 /// The margin a source that decides freshness itself is asked for (Vault's
 /// `minimum_seconds`, an exec command's `ROBOT_TOKEN_EXEC_MINSECS`): `--minsecs`, else
 /// the default rule for the tokens on disk (the largest), else one hour.
-fn wanted_minsecs(minsecs: Option<i64>, old: &[token::Times]) -> i64 {
+pub fn wanted_minsecs(minsecs: Option<i64>, old: &[token::Times]) -> i64 {
     minsecs.unwrap_or_else(|| {
         old.iter()
             .map(|t| default_minsecs(t.exp, t.iat))

@@ -676,6 +676,29 @@ fn trusted_walk(dir: &Path, owner: Option<u32>, depth: u32) -> Result<PathBuf, F
     Ok(cur)
 }
 
+/// Remove a file we own (or that `also` owns), never through a symlink: `Ok(false)`
+/// when nothing is there. Another user's file, a symlink or a directory is refused.
+pub fn remove_own_by(path: &Path, also: Option<u32>) -> Result<bool, FileError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => check_meta_by(path, &meta, also)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FileError::io(path, "inspect", e)),
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(path);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FileError::io(path, "remove", e)),
+    }
+}
+
+/// [`remove_own_by`] for our own files.
+pub fn remove_own(path: &Path) -> Result<bool, FileError> {
+    remove_own_by(path, None)
+}
+
 /// Write a small advisory file in place (no rename, no fsync): for markers whose loss
 /// or truncation only costs a less precise message. Never follows a symlink.
 pub fn write_marker(path: &Path, data: &[u8]) -> Result<(), FileError> {

@@ -391,10 +391,11 @@ const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
 const device = { interval: null, slowDownOnce: false, expiresIn: null };
+let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
 function resetState() {
   stats.requests = {
-    discovery: 0, token: 0, jwks: 0, device: 0, other: 0,
+    discovery: 0, token: 0, jwks: 0, device: 0, revocation: 0, other: 0,
   };
   stats.grants = {};
   faults = [];
@@ -402,6 +403,7 @@ function resetState() {
   device.interval = null;
   device.slowDownOnce = false;
   device.expiresIn = null;
+  clockSkew = 0;
 }
 resetState();
 
@@ -689,6 +691,7 @@ function classify(path) {
   if (path === tokenPath()) return 'token';
   if (path === provider.pathFor('jwks')) return 'jwks';
   if (path === deviceAuthPath()) return 'device';
+  if (path === provider.pathFor('revocation')) return 'revocation';
   return 'other';
 }
 
@@ -698,6 +701,7 @@ provider.use(async (ctx, next) => {
   const started = Date.now();
   const kind = classify(ctx.path);
   stats.requests[kind] += 1;
+  if (clockSkew) ctx.set('Date', new Date(Date.now() + clockSkew * 1000).toUTCString());
   if (kind === 'token' && isForm(ctx)) {
     const form = formToObject(await readRawBody(ctx));
     ctx.state.form = form;
@@ -756,13 +760,15 @@ provider.use(async (ctx, next) => {
       case 'POST /__test/fault': {
         const kinds = ['status', '429', 'slow', 'hang', 'reset_after_processing', 'truncated_json',
           'empty', 'html_login', 'invalid_grant', 'invalid_client', 'no_access_token', 'not_jwt',
-          'expired_jwt'];
+          'expired_jwt', 'unsupported_token_type'];
         const kind = String(body.kind);
         if (!kinds.includes(kind)) return bad(`unknown fault kind ${kind}; one of ${kinds.join(', ')}`);
         const times = body.times === undefined ? 1 : Number(body.times);
         if (!Number.isInteger(times) || times < 1) return bad('times must be a positive integer');
         const target = body.path === undefined ? 'token' : String(body.path);
-        if (!['token', 'discovery'].includes(target)) return bad('path must be "token" or "discovery"');
+        if (!['token', 'discovery', 'revocation'].includes(target)) {
+          return bad('path must be "token", "discovery" or "revocation"');
+        }
         if (kind === 'status' && ![500, 502, 503].includes(Number(body.status ?? 500))) {
           return bad('status must be 500, 502 or 503');
         }
@@ -788,6 +794,12 @@ provider.use(async (ctx, next) => {
           device.expiresIn = body.expires_in;
         }
         ctx.body = { ok: true, ...device };
+        return undefined;
+      }
+      case 'POST /__test/clock': {
+        if (!Number.isInteger(body.skew)) return bad('skew must be an integer number of seconds');
+        clockSkew = body.skew;
+        ctx.body = { ok: true, skew: clockSkew };
         return undefined;
       }
       case 'POST /__test/sign': {
@@ -975,7 +987,7 @@ async function expiredJwtFor(ctx) {
 
 provider.use(async (ctx, next) => {
   const kind = classify(ctx.path);
-  const target = kind === 'token' && ctx.method === 'POST' ? 'token'
+  const target = (kind === 'token' || kind === 'revocation') && ctx.method === 'POST' ? kind
     : kind === 'discovery' && ctx.method === 'GET' ? 'discovery' : undefined;
   const idx = target ? faults.findIndex((f) => f.path === target) : -1;
   if (idx < 0) return next();
@@ -1043,6 +1055,9 @@ provider.use(async (ctx, next) => {
     case 'invalid_client':
       ctx.status = 401;
       return writeRaw(ctx, 401, { ...json, 'www-authenticate': `Basic realm="${ISSUER}"` }, JSON.stringify({ error: 'invalid_client', error_description: 'client authentication failed (injected fault)' }));
+    case 'unsupported_token_type':
+      ctx.status = 400;
+      return writeRaw(ctx, 400, json, JSON.stringify({ error: 'unsupported_token_type', error_description: 'the authorization server does not support the revocation of the presented token type (injected fault)' }));
     case 'no_access_token':
       ctx.status = 200;
       return writeRaw(ctx, 200, json, JSON.stringify({ token_type: 'Bearer', expires_in: 3600 }));
