@@ -574,9 +574,15 @@ pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal>
         refresh,
         minsecs: cfg.minsecs,
     };
-    let margin = match cfg.minsecs {
-        Some(m) => format!("--minsecs {m} s"),
-        None => "the default margin, min(1h, half the token's lifetime)".into(),
+    let threshold = match cfg.minsecs {
+        Some(m) => format!(
+            "{} s is left (--minsecs {m} s + SEC_CREDENTIAL_REFRESH {refresh} s)",
+            m.saturating_add(e.extra())
+        ),
+        None => format!(
+            "the default margin (1 hour, or half the token's lifetime) + \
+             SEC_CREDENTIAL_REFRESH {refresh} s is left"
+        ),
     };
     if refresh <= 0 {
         tracing::warn!(
@@ -586,8 +592,8 @@ pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal>
         );
     } else {
         tracing::info!(
-            "--condor=credd: renewing when less than {margin} + SEC_CREDENTIAL_REFRESH \
-             {refresh} s is left, so that running jobs never hold an expired token"
+            "--condor=credd: renewing when less than {threshold}, so that running jobs never \
+             hold an expired token"
         );
     }
     Some(e)
