@@ -284,7 +284,11 @@ pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> 
                 "condor_store_cred could not reach the credd ({why}): start the credd (and the \
                  schedd), or check CREDD_HOST; a later run will store the token"
             ))),
-                Failure::Config(why) | Failure::Denied(why) => Err(Error::config(format!(
+                Failure::Denied(why) => Err(Error::config(format!(
+                    "the credd denied a query for service {service} ({why}): the credd's \
+                 ALLOW_WRITE must admit this user and host"
+                ))),
+                Failure::Config(why) => Err(Error::config(format!(
                     "the credd refused a query for service {service} ({why}): check ALLOW_WRITE, \
                  SEC_CREDENTIAL_DIRECTORY_OAUTH and a credmon claiming {service}"
                 ))),
