@@ -372,7 +372,9 @@ async function renderError(ctx, out) {
 const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
-const device = { interval: null, slowDownOnce: false, expiresIn: null };
+const device = {
+  interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: false,
+};
 
 function resetState() {
   stats.requests = {
@@ -384,6 +386,8 @@ function resetState() {
   device.interval = null;
   device.slowDownOnce = false;
   device.expiresIn = null;
+  device.answer = null;
+  device.decorate = false;
 }
 resetState();
 
@@ -731,13 +735,16 @@ provider.use(async (ctx, next) => {
       case 'POST /__test/fault': {
         const kinds = ['status', '429', 'slow', 'hang', 'reset_after_processing', 'truncated_json',
           'empty', 'html_login', 'invalid_grant', 'invalid_client', 'no_access_token', 'not_jwt',
-          'expired_jwt'];
+          'expired_jwt', 'claims_jwt', 'echo'];
         const kind = String(body.kind);
         if (!kinds.includes(kind)) return bad(`unknown fault kind ${kind}; one of ${kinds.join(', ')}`);
         const times = body.times === undefined ? 1 : Number(body.times);
         if (!Number.isInteger(times) || times < 1) return bad('times must be a positive integer');
         const target = body.path === undefined ? 'token' : String(body.path);
-        if (!['token', 'discovery'].includes(target)) return bad('path must be "token" or "discovery"');
+        if (!['token', 'discovery', 'device'].includes(target)) return bad('path must be "token", "discovery" or "device"');
+        if (kind === 'claims_jwt' && typeof body.payload !== 'string') {
+          return bad('claims_jwt needs "payload": the claims as JSON text');
+        }
         if (kind === 'status' && ![500, 502, 503].includes(Number(body.status ?? 500))) {
           return bad('status must be 500, 502 or 503');
         }
@@ -762,6 +769,16 @@ provider.use(async (ctx, next) => {
           }
           device.expiresIn = body.expires_in;
         }
+        if ('answer' in body) {
+          // Raw JSON members written verbatim into the answer, e.g. {"interval":"18446744073709551615"}:
+          // numbers JavaScript cannot hold reach the client digit for digit.
+          if (body.answer !== null && (typeof body.answer !== 'object'
+              || !Object.values(body.answer).every((v) => typeof v === 'string' && /^-?[0-9.eE+-]+$/.test(v)))) {
+            return bad('answer must be null or an object of JSON number texts');
+          }
+          device.answer = body.answer;
+        }
+        if ('decorate' in body) device.decorate = !!body.decorate;
         ctx.body = { ok: true, ...device };
         return undefined;
       }
@@ -948,10 +965,41 @@ async function expiredJwtFor(ctx) {
   }, { typ: 'at+jwt' });
 }
 
+// A correctly signed access token whose claims are exactly `payload` (JSON text, so
+// that numbers JavaScript cannot hold, such as -9223372036854775808, survive).
+function signRawPayload(payload) {
+  return new jose.CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: 'RS256', kid: providerJwk.kid, typ: 'at+jwt' })
+    .sign(providerPrivateKey);
+}
+
+// What a careless or hostile issuer puts in error_description: every secret the
+// request carried (refresh token, client secret, assertion, subject token, device
+// code, the Authorization header and its decoded Basic credentials), wrapped in
+// terminal escapes, bidi overrides, newlines, a NUL and Nagios' perfdata separator,
+// and padded far past any sane length.
+const HOSTILE = '\u001b[31m\u001b]0;owned\u0007\r\n\u202eevil\u2066\u200f|bad=1;2;3 \u0000\u009b';
+function echoOf(ctx) {
+  const form = ctx.state.form ?? {};
+  const sent = ['refresh_token', 'client_secret', 'client_assertion', 'subject_token', 'device_code']
+    .filter((k) => typeof form[k] === 'string')
+    .map((k) => `${k}=${form[k]}`);
+  const auth = ctx.get('authorization');
+  if (auth) {
+    sent.push(`authorization=${auth}`);
+    if (auth.toLowerCase().startsWith('basic ')) {
+      const raw = Buffer.from(auth.slice(6), 'base64').toString();
+      sent.push(`basic=${raw}`, `basic-decoded=${raw.split(':').map(decodeURIComponent).join(':')}`);
+    }
+  }
+  return `${HOSTILE} you sent: ${sent.join(' ')} ${HOSTILE} ${'x'.repeat(3000)}`;
+}
+
 provider.use(async (ctx, next) => {
   const kind = classify(ctx.path);
   const target = kind === 'token' && ctx.method === 'POST' ? 'token'
-    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery' : undefined;
+    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery'
+      : kind === 'device' && ctx.method === 'POST' ? 'device' : undefined;
   const idx = target ? faults.findIndex((f) => f.path === target) : -1;
   if (idx < 0) return next();
   const f = faults[idx];
@@ -1027,6 +1075,15 @@ provider.use(async (ctx, next) => {
     case 'expired_jwt':
       ctx.status = 200;
       return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await expiredJwtFor(ctx), token_type: 'Bearer', expires_in: 3600 }));
+    case 'claims_jwt':
+      ctx.status = 200;
+      return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await signRawPayload(f.payload), token_type: 'Bearer', expires_in: 3600 }));
+    case 'echo': {
+      const status = Number(f.status ?? 400);
+      ctx.status = status;
+      const error = f.error === undefined ? 'invalid_grant' : String(f.error);
+      return writeRaw(ctx, status, json, JSON.stringify({ error, error_description: echoOf(ctx) }));
+    }
     default:
       return next();
   }
@@ -1047,6 +1104,23 @@ provider.use(async (ctx, next) => {
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
       && device.interval !== null) {
     ctx.body = { ...ctx.body, interval: device.interval };
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.decorate) {
+    const echo = echoOf(ctx);
+    ctx.body = {
+      ...ctx.body,
+      user_code: `${ctx.body.user_code}${echo}`,
+      verification_uri: `${ctx.body.verification_uri}?${HOSTILE}${echo}`,
+      verification_uri_complete: `${ctx.body.verification_uri_complete}${HOSTILE}${echo}`,
+    };
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.answer) {
+    let text = JSON.stringify({ ...ctx.body, ...Object.fromEntries(Object.keys(device.answer).map((k) => [k, `@@${k}@@`])) });
+    for (const [k, v] of Object.entries(device.answer)) text = text.replace(`"@@${k}@@"`, v);
+    ctx.type = 'application/json';
+    ctx.body = text;
   }
 });
 
