@@ -118,9 +118,7 @@ fn rewritten_since(credential: &Path, since: SystemTime) -> Option<i64> {
     if m < since {
         return None;
     }
-    m.duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs() as i64)
+    m.duration_since(UNIX_EPOCH).ok().map(crate::clock::secs)
 }
 
 /// Run every configuration, `jobs` at a time; report each failure and a summary.

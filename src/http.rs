@@ -463,7 +463,8 @@ impl Http {
             // Full jitter: spread a fleet's retries instead of synchronising them.
             let backoff = Duration::from_millis(250 << (attempt - 1)).mul_f64(random_fraction());
             let wait = hint.unwrap_or(backoff);
-            if wait + Duration::from_millis(50) >= self.remaining() {
+            // Saturating: a Retry-After of 2^64-1 s must not overflow.
+            if wait.saturating_add(Duration::from_millis(50)) >= self.remaining() {
                 tracing::debug!("no time left for another attempt within the deadline");
                 return result;
             }

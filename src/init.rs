@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::assertion::SigningKey;
 use crate::cli::InitArgs;
+use crate::clock;
 use crate::config::{parse_duration, trust_options};
 use crate::credential::{self, ClientAuth};
 use crate::discovery;
@@ -32,6 +33,12 @@ pub const SLOW_DOWN_STEP: u64 = 5;
 const MIN_INTERVAL: u64 = 1;
 /// When the answer has no `expires_in` (it is required), give up after this long.
 const DEFAULT_EXPIRES_IN: u64 = 900;
+/// The longest wait for a person that `init` accepts from an issuer: a day (the
+/// requests' own deadline). A longer `expires_in` (up to 2^64-1 s) is cut to this.
+const MAX_EXPIRES_IN: u64 = 24 * 3600;
+/// The longest polling interval accepted from an issuer (or reached by `slow_down`):
+/// beyond a minute, a person waits for nothing.
+const MAX_INTERVAL: u64 = 60;
 
 pub fn run(a: &InitArgs) -> Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -41,14 +48,10 @@ pub fn run(a: &InitArgs) -> Result<()> {
         ));
     }
     let timeout = parse_duration(&a.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "--timeout: {:?} is not a positive duration",
-                a.timeout
-            ))
-        })?;
+        .map_err(|e| Error::usage(format!("--timeout: {e}")))?;
+    if timeout.is_zero() {
+        return Err(Error::usage("--timeout must be positive"));
+    }
     let cred_path = store::absolute(&a.credential);
     let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
     check_credential_target(&cred_path, a.force)?;
@@ -105,7 +108,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
     let http = Http::new(
         trust,
         timeout,
-        Instant::now() + Duration::from_secs(24 * 3600),
+        clock::from_now(Duration::from_secs(MAX_EXPIRES_IN)),
     );
     let meta = oauth::discover(&http, &a.issuer)?;
     let token_endpoint = meta.token_endpoint.clone().ok_or_else(|| {
@@ -122,14 +125,14 @@ pub fn run(a: &InitArgs) -> Result<()> {
         ))
     })?;
 
-    let da = oauth::device_authorization(
+    let da = bounded(oauth::device_authorization(
         &http,
         &device_endpoint,
         &token_endpoint,
         &client,
         &scope,
         &audience,
-    )?;
+    )?);
     show_instructions(&da, std::io::stdout().is_terminal());
 
     let resp = poll(&http, &da, &token_endpoint, &client)?;
@@ -165,13 +168,13 @@ pub fn run(a: &InitArgs) -> Result<()> {
     if exp <= token::now() {
         return Err(Error::data(format!(
             "{token_endpoint} returned a token that expired {} ago: check this host's clock; nothing was written",
-            human_secs(token::now() - exp)
+            human_secs(token::until(token::now(), exp))
         )));
     }
     // In the order `get` takes them (token file, then credential), so the two never
     // wait on each other. A `get -c` of an old credential may be running: it finishes
     // first, so its rotation cannot overwrite the new file.
-    let lock_wait = Instant::now() + Duration::from_secs(60);
+    let lock_wait = clock::from_now(Duration::from_secs(60));
     let lock = |target: &Path, what: &str| -> Result<store::Lock> {
         let p = store::lock_path(target).map_err(|e| Error::write(format!("{what} lock: {e}")))?;
         store::lock(&p, lock_wait).map_err(|e| match e {
@@ -192,7 +195,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
             "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}",
             cred_path.display(),
             outfile.display(),
-            human_secs(exp - token::now()),
+            human_secs(token::until(exp, token::now())),
             cred_path.display()
         );
     }
@@ -264,7 +267,9 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     }
     out.push_str(&format!(
         "\nWaiting for approval (the code expires in {})...\n",
-        human_secs(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64)
+        human_secs(clock::secs_u64(
+            da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN)
+        ))
     ));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
@@ -294,13 +299,11 @@ fn poll(
     endpoint: &str,
     client: &Client,
 ) -> Result<oauth::TokenResponse> {
-    let mut interval = da.interval.unwrap_or(DEFAULT_INTERVAL).max(MIN_INTERVAL);
+    let mut interval = da.interval.unwrap_or(DEFAULT_INTERVAL);
     let expires_in = da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
-    let end = Instant::now() + Duration::from_secs(expires_in);
-    tracing::info!(
-        "waiting for approval: polling every {interval} s for up to {}",
-        human_secs(expires_in as i64)
-    );
+    let lifetime = human_secs(clock::secs_u64(expires_in));
+    let end = clock::from_now(Duration::from_secs(expires_in));
+    tracing::info!("waiting for approval: polling every {interval} s for up to {lifetime}");
     let grant = Grant::DeviceCode(da.device_code.clone());
     let req = TokenRequest {
         endpoint,
@@ -311,10 +314,9 @@ fn poll(
     };
     let mut wait = Duration::from_secs(interval);
     loop {
-        if Instant::now() + wait >= end {
+        if clock::from_now(wait) >= end {
             return Err(Error::temp(format!(
-                "nobody approved the login within {} (the code expired): nothing was written; run robot-token init again",
-                human_secs(expires_in as i64)
+                "nobody approved the login within {lifetime} (the code expired): nothing was written; run robot-token init again"
             )));
         }
         std::thread::sleep(wait);
@@ -322,18 +324,40 @@ fn poll(
         match oauth::poll_device(http, &req)? {
             Poll::Token(t) => return Ok(t),
             Poll::Pending(retry_after) => {
+                // A Retry-After of 2^64-1 s must not make us sleep past the code.
                 if let Some(ra) = retry_after {
-                    wait = wait.max(ra);
+                    wait = wait.max(ra.min(end.saturating_duration_since(Instant::now())));
                 }
                 tracing::debug!("authorization pending");
             }
             Poll::SlowDown => {
-                interval += SLOW_DOWN_STEP;
+                interval = interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
                 wait = Duration::from_secs(interval);
                 tracing::info!("the issuer asked to slow down: polling every {interval} s");
             }
         }
     }
+}
+
+/// The issuer's `expires_in` and `interval` within what a run can honour: any number
+/// an issuer sends (2^64-1 included) ends as a sane wait, with a warning.
+fn bounded(mut da: DeviceAuthorization) -> DeviceAuthorization {
+    if let Some(e) = da.expires_in.filter(|e| *e > MAX_EXPIRES_IN) {
+        tracing::warn!(
+            "the issuer says its device code lives {e} s; waiting at most {}",
+            human_secs(clock::secs_u64(MAX_EXPIRES_IN))
+        );
+        da.expires_in = Some(MAX_EXPIRES_IN);
+    }
+    let interval = da.interval.unwrap_or(DEFAULT_INTERVAL);
+    if interval > MAX_INTERVAL {
+        tracing::warn!(
+            "the issuer asks to poll every {interval} s; polling every {MAX_INTERVAL} s instead"
+        );
+    }
+    // An interval of 0 from the issuer must not make us spin either.
+    da.interval = Some(interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
+    da
 }
 
 /// The version-1 credential that `get -c` renews from.

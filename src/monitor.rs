@@ -78,10 +78,8 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
 
 /// What a token file holds now.
 enum Held {
-    Token {
-        claims: token::Jwt,
-        exp: Option<i64>,
-    },
+    /// A usable token: `exp` as `token::exp_of` accepts it.
+    Token { claims: token::Jwt, exp: i64 },
     Missing,
     Unusable(String),
     /// Cannot even look (another owner, a symlink, ...).
@@ -103,11 +101,10 @@ fn look(target: Target) -> Row {
         Ok(Some(data)) => match std::str::from_utf8(&data)
             .map_err(|_| "not text".to_string())
             .and_then(|t| token::decode(token::trim(t)).map_err(|e| e.to_string()))
+            // The same decision as `get` makes: an absurd `exp` is unusable, not "never".
+            .and_then(|jwt| jwt.expiry().map(|exp| (jwt, exp)).map_err(|e| e.to_string()))
         {
-            Ok(jwt) => Held::Token {
-                exp: jwt.exp(),
-                claims: jwt,
-            },
+            Ok((claims, exp)) => Held::Token { claims, exp },
             Err(e) => Held::Unusable(e),
         },
     };
@@ -181,20 +178,21 @@ impl Row {
                     who.push(format!("{name} {}", value.as_deref().unwrap_or("-")));
                 }
                 parts.push(who.join(", "));
-                parts.push(match exp {
-                    Some(e) if *e > now => format!(
+                let e = *exp;
+                parts.push(if e > now {
+                    format!(
                         "expires {} ({}), in {}",
-                        local(*e),
-                        utc(*e),
-                        human_secs(e - now)
-                    ),
-                    Some(e) => format!(
+                        local(e),
+                        utc(e),
+                        human_secs(token::until(e, now))
+                    )
+                } else {
+                    format!(
                         "EXPIRED {} ({}), {} ago",
-                        local(*e),
-                        utc(*e),
-                        human_secs(now - e)
-                    ),
-                    None => "no exp claim".into(),
+                        local(e),
+                        utc(e),
+                        human_secs(token::until(now, e))
+                    )
                 });
             }
         }
@@ -228,23 +226,20 @@ impl Row {
                 v["reason"] = json!(w);
             }
             Held::Token { claims, exp } => {
-                v["state"] = json!(match exp {
-                    Some(e) if *e <= now => "expired",
-                    _ => "valid",
-                });
+                v["state"] = json!(if *exp <= now { "expired" } else { "valid" });
                 v["sub"] = json!(claims.str_claim("sub"));
                 v["iss"] = json!(claims.str_claim("iss"));
                 v["aud"] = json!(claims.audiences());
                 v["scopes"] = json!(claims.scopes());
                 v["expires_at"] = json!(exp);
-                v["remaining"] = json!(exp.map(|e| e - now));
+                v["remaining"] = json!(token::until(*exp, now));
             }
         }
         v
     }
 
     fn healthy(&self, now: i64) -> bool {
-        matches!(&self.held, Held::Token { exp, .. } if exp.is_none_or(|e| e > now))
+        matches!(&self.held, Held::Token { exp, .. } if *exp > now)
     }
 }
 
@@ -315,7 +310,7 @@ pub fn is_check_invocation() -> bool {
 
 fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
     parse_duration(v)
-        .map(|d| d.as_secs() as i64)
+        .map(crate::clock::secs)
         .map_err(|e| format!("--{name}: {e}"))
 }
 
@@ -329,13 +324,12 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         Held::Missing => (CRITICAL, format!("{name} is missing"), None),
         Held::Unusable(w) => (CRITICAL, format!("{name} is unusable ({w})"), None),
         Held::Unreadable(w) => (UNKNOWN, format!("{name} cannot be read ({w})"), None),
-        Held::Token { exp: None, .. } => (OK, format!("{name} never expires"), None),
-        Held::Token { exp: Some(e), .. } => {
-            let left = e - now;
+        Held::Token { exp, .. } => {
+            let left = token::until(*exp, now);
             if left <= 0 {
                 (
                     CRITICAL,
-                    format!("{name} expired {} ago", human_secs(-left)),
+                    format!("{name} expired {} ago", human_secs(left.saturating_neg())),
                     Some(left),
                 )
             } else if left < crit {

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::clock;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
@@ -19,9 +20,11 @@ use crate::token;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Current {
     Missing,
-    /// Present but not a usable JWT (garbage, truncated, huge): renewal replaces it.
+    /// Present but not a usable JWT (garbage, truncated, huge, an absurd `exp`):
+    /// renewal replaces it. `token::exp_of` decides, as for every other command.
     Unusable(&'static str),
-    /// A JWT that expires at this time (seconds since the epoch).
+    /// A JWT that expires at this time (seconds since the epoch, at most
+    /// `token::MAX_EXP`).
     Expires(i64),
 }
 
@@ -55,14 +58,15 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
 /// Seconds left, if the file holds a token with at least `minsecs` left.
 fn fresh(cur: &Current, minsecs: i64) -> Option<i64> {
     match cur {
-        Current::Expires(exp) if exp - token::now() >= minsecs => Some(exp - token::now()),
+        Current::Expires(exp) => Some(token::until(*exp, token::now())).filter(|l| *l >= minsecs),
         _ => None,
     }
 }
 
 /// Human form of a number of seconds: 1h 2m 3s.
 pub fn human_secs(s: i64) -> String {
-    let (sign, s) = if s < 0 { ("-", -s) } else { ("", s) };
+    // unsigned_abs: -i64::MIN does not fit in an i64.
+    let (sign, s) = (if s < 0 { "-" } else { "" }, s.unsigned_abs());
     let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
     let mut out = String::from(sign);
     if d > 0 {
@@ -97,12 +101,12 @@ fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
         Current::Expires(exp) if *exp <= token::now() => tracing::info!(
             "{} expired {} ago: renewing",
             path.display(),
-            human_secs(token::now() - exp)
+            human_secs(token::until(token::now(), *exp))
         ),
         Current::Expires(exp) => tracing::info!(
             "{} has {} left, less than {minsecs} s: renewing",
             path.display(),
-            human_secs(exp - token::now())
+            human_secs(token::until(*exp, token::now()))
         ),
     }
 }
@@ -214,7 +218,7 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     spread_load(cfg.random_delay);
     http::check_trust(&cfg.trust)?;
     // The deadline counts from here: a --random-delay does not eat into it.
-    let deadline = Instant::now() + cfg.deadline;
+    let deadline = clock::from_now(cfg.deadline);
 
     // Serialise with other runs for these token files, taking the locks in one
     // global order (sorted paths) so that runs with overlapping sets cannot deadlock.
@@ -268,16 +272,18 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     )?;
     let endpoint = &issued.from;
     let access = &issued.access_token;
+    // The same decision as for the token file (`token::exp_of`): a token with an
+    // absurd `exp` is never installed, whichever source it came from.
     let exp = token::expiry(access.expose()).map_err(|e| {
         Error::data(format!(
             "{endpoint} returned an access token that is unusable ({e}); the old token is kept"
         ))
     })?;
-    let left = exp - token::now();
+    let left = token::until(exp, token::now());
     if left <= 0 {
         return Err(Error::data(format!(
             "{endpoint} returned a token that expired {} ago: check this host's clock; the old token is kept",
-            human_secs(-left)
+            human_secs(left.saturating_neg())
         )));
     }
     if left < cfg.minsecs {

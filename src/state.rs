@@ -13,7 +13,7 @@
 //! nothing but history, so failures to write it are warnings.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -96,7 +96,7 @@ fn update(credential: &Path, change: impl FnOnce(&mut Map<String, Value>)) {
     };
     let result = (|| {
         let lock_path = store::sidecar_path(&p, "lock")?;
-        let _lock = store::lock(&lock_path, Instant::now() + Duration::from_secs(10))?;
+        let _lock = store::lock(&lock_path, crate::clock::from_now(Duration::from_secs(10)))?;
         // A run killed while writing the state left its temp file: ours to remove.
         store::remove_stale_temps(&p);
         let mut m = load(&p);

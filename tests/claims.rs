@@ -234,10 +234,20 @@ fn durations_past_ten_years_are_usage_errors() {
         &["--random-delay", huge],
         &["--vault-token-ttl", huge, "--vault-server", "https://vault.example.org"],
     ];
+    let get = |extra: &[&str]| {
+        run(s
+            .env
+            .cmd()
+            .args(["get", "-o"])
+            .arg(&s.out)
+            .arg("-c")
+            .arg(&s.cred)
+            .args(extra))
+    };
     for extra in cases {
         fs::write(&s.out, &old).unwrap();
         s.iss.reset();
-        let r = s.get(extra);
+        let r = get(extra);
         assert_eq!(r.code, 64, "{extra:?}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(r.stderr.contains("10 years"), "{extra:?}: {}", r.stderr);
@@ -246,7 +256,7 @@ fn durations_past_ten_years_are_usage_errors() {
     }
     // Ten years is still accepted (a --minsecs that long renews every time).
     fs::write(&s.out, &old).unwrap();
-    let r = s.get(&["-m", "3652d"]);
+    let r = get(&["-m", "3652d"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 
     let tok = env_token(&s.env, &s.iss);
