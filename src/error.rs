@@ -148,16 +148,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Errors go to cron mail and terminals: one line, no control characters, bounded.
+/// Errors go to cron mail, terminals and the state file: one line, no control or bidi
+/// characters, no secret this run sent (even one an issuer echoed into the text that
+/// a message quotes), bounded.
 pub fn one_line(s: &str) -> String {
     const MAX: usize = 600;
-    let mut out = String::with_capacity(s.len().min(MAX));
-    for c in s.chars() {
+    let clean = crate::secret::scrub(s);
+    let mut out = String::with_capacity(clean.len().min(MAX));
+    for c in clean.chars() {
         if out.len() >= MAX {
             out.push('…');
             break;
         }
-        out.push(if c.is_control() { ' ' } else { c });
+        out.push(c);
     }
     out
 }

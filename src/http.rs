@@ -424,6 +424,19 @@ impl Http {
         body: Body<'_>,
         retry: Retry,
     ) -> std::result::Result<Reply, Failure> {
+        // Whatever secret this request carries is noted before it leaves, so that an
+        // answer echoing it is redacted (`secret::untrusted_text`, error messages, logs).
+        crate::secret::note_request(
+            headers,
+            match body {
+                Body::Form(f) => Some(f),
+                _ => None,
+            },
+            match body {
+                Body::Json(j) => Some(j),
+                _ => None,
+            },
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;

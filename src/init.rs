@@ -47,8 +47,8 @@ pub fn run(a: &InitArgs) -> Result<()> {
             "init needs a terminal: a person must approve the login; run it interactively, or pass --no-tty to print the code for someone else",
         ));
     }
-    let timeout = parse_duration(&a.timeout)
-        .map_err(|e| Error::usage(format!("--timeout: {e}")))?;
+    let timeout =
+        parse_duration(&a.timeout).map_err(|e| Error::usage(format!("--timeout: {e}")))?;
     if timeout.is_zero() {
         return Err(Error::usage("--timeout must be positive"));
     }
@@ -125,14 +125,14 @@ pub fn run(a: &InitArgs) -> Result<()> {
         ))
     })?;
 
-    let da = bounded(oauth::device_authorization(
+    let da = sane(oauth::device_authorization(
         &http,
         &device_endpoint,
         &token_endpoint,
         &client,
         &scope,
         &audience,
-    )?);
+    )?)?;
     show_instructions(&da, std::io::stdout().is_terminal());
 
     let resp = poll(&http, &da, &token_endpoint, &client)?;
@@ -267,9 +267,7 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     }
     out.push_str(&format!(
         "\nWaiting for approval (the code expires in {})...\n",
-        human_secs(clock::secs_u64(
-            da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN)
-        ))
+        human_secs(clock::secs_u64(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN)))
     ));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
@@ -339,9 +337,42 @@ fn poll(
     }
 }
 
-/// The issuer's `expires_in` and `interval` within what a run can honour: any number
-/// an issuer sends (2^64-1 included) ends as a sane wait, with a warning.
-fn bounded(mut da: DeviceAuthorization) -> DeviceAuthorization {
+/// The longest user code shown: real ones are about 8 characters (RFC 8628 6.1).
+const MAX_USER_CODE: usize = 64;
+/// The longest verification URI shown.
+const MAX_URI: usize = 2048;
+
+/// A verification URI from the issuer as it may be shown (and put in a QR code): an
+/// https (or loopback http) URL, serialized by the URL parser (which percent-encodes
+/// controls, spaces and non-ASCII), redacted, bounded.
+fn shown_uri(raw: &str, what: &str) -> Result<String> {
+    let url = check_url(raw, what).map_err(|e| Error::data(e.message()))?;
+    let shown = crate::secret::scrub(url.as_str());
+    if shown.chars().count() > MAX_URI {
+        return Err(Error::data(format!(
+            "{what} is longer than {MAX_URI} characters: not a page a person can open"
+        )));
+    }
+    Ok(shown)
+}
+
+/// The issuer's device authorization answer, made safe: its text cleaned (the user
+/// code and the URIs are the issuer's words, shown to a person), and its `expires_in`
+/// and `interval` within what a run can honour: any number an issuer sends (2^64-1
+/// included) ends as a sane wait, with a warning.
+fn sane(mut da: DeviceAuthorization) -> Result<DeviceAuthorization> {
+    da.user_code = crate::secret::untrusted_text_max(&da.user_code, MAX_USER_CODE);
+    da.verification_uri = shown_uri(&da.verification_uri, "the issuer's verification_uri")?;
+    da.verification_uri_complete = match da.verification_uri_complete.take() {
+        None => None,
+        Some(u) => match shown_uri(&u, "the issuer's verification_uri_complete") {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::warn!("{}: showing only the page and the code", e.message());
+                None
+            }
+        },
+    };
     if let Some(e) = da.expires_in.filter(|e| *e > MAX_EXPIRES_IN) {
         tracing::warn!(
             "the issuer says its device code lives {e} s; waiting at most {}",
@@ -357,7 +388,7 @@ fn bounded(mut da: DeviceAuthorization) -> DeviceAuthorization {
     }
     // An interval of 0 from the issuer must not make us spin either.
     da.interval = Some(interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
-    da
+    Ok(da)
 }
 
 /// The version-1 credential that `get -c` renews from.

@@ -14,6 +14,7 @@ use crate::error::{Error, Exit, Result};
 use crate::get;
 use crate::profile::{ConfigFile, Profile};
 use crate::renew::human_secs;
+use crate::secret::{untrusted_text, untrusted_text_max};
 use crate::state::{self, LastRun};
 use crate::store;
 use crate::token;
@@ -79,7 +80,10 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
 /// What a token file holds now.
 enum Held {
     /// A usable token: `exp` as `token::exp_of` accepts it.
-    Token { claims: token::Jwt, exp: i64 },
+    Token {
+        claims: token::Jwt,
+        exp: i64,
+    },
     Missing,
     Unusable(String),
     /// Cannot even look (another owner, a symlink, ...).
@@ -102,8 +106,11 @@ fn look(target: Target) -> Row {
             .map_err(|_| "not text".to_string())
             .and_then(|t| token::decode(token::trim(t)).map_err(|e| e.to_string()))
             // The same decision as `get` makes: an absurd `exp` is unusable, not "never".
-            .and_then(|jwt| jwt.expiry().map(|exp| (jwt, exp)).map_err(|e| e.to_string()))
-        {
+            .and_then(|jwt| {
+                jwt.expiry()
+                    .map(|exp| (jwt, exp))
+                    .map_err(|e| e.to_string())
+            }) {
             Ok((claims, exp)) => Held::Token { claims, exp },
             Err(e) => Held::Unusable(e),
         },
@@ -142,7 +149,11 @@ fn local(t: i64) -> String {
 fn last_run_text(l: &LastRun) -> String {
     match (l.exit, &l.message) {
         (0, _) => format!("last renewal {}: ok", utc(l.at)),
-        (code, Some(m)) => format!("last renewal {}: failed ({code}): {m}", utc(l.at)),
+        (code, Some(m)) => format!(
+            "last renewal {}: failed ({code}): {}",
+            utc(l.at),
+            untrusted_text_max(m, 600)
+        ),
         (code, None) => format!("last renewal {}: failed ({code})", utc(l.at)),
     }
 }
@@ -175,7 +186,11 @@ impl Row {
                         Some(claims.scopes().join(" ")).filter(|s| !s.is_empty()),
                     ),
                 ] {
-                    who.push(format!("{name} {}", value.as_deref().unwrap_or("-")));
+                    // The issuer's words, like any other: cleaned.
+                    who.push(format!(
+                        "{name} {}",
+                        value.as_deref().map_or("-".into(), untrusted_text)
+                    ));
                 }
                 parts.push(who.join(", "));
                 let e = *exp;
@@ -369,17 +384,27 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         text.push_str(&format!(
             ", but the last renewal failed ({}): {}",
             l.exit,
-            l.message.as_deref().unwrap_or("no message")
+            // Recorded cleaned, but the file may be older or edited: clean again.
+            untrusted_text_max(l.message.as_deref().unwrap_or("no message"), 600)
         ));
     }
-    (state, text, remaining)
+    // A `|` would end the plugin's text and start its perfdata.
+    (state, plugin_text(&text), remaining)
+}
+
+/// Text for the plugin's output: one line, no `|` (which starts the perfdata).
+fn plugin_text(s: &str) -> String {
+    crate::secret::scrub(s).replace('|', "/")
 }
 
 /// Print the plugin's output and return its exit code.
 pub fn check(config: Option<&PathBuf>, args: &CheckArgs) -> u8 {
     let (state, out) = match check_text(config, args) {
         Ok(x) => x,
-        Err(e) => (UNKNOWN, format!("ROBOT-TOKEN UNKNOWN - {}\n", e.message())),
+        Err(e) => (
+            UNKNOWN,
+            format!("ROBOT-TOKEN UNKNOWN - {}\n", plugin_text(e.message())),
+        ),
     };
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     state
@@ -433,7 +458,7 @@ fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)
         .zip(&verdicts)
         .map(|(r, v)| {
             let label = match &r.target.profile {
-                Some(p) => format!("remaining_{p}"),
+                Some(p) => plugin_text(&format!("remaining_{p}")),
                 None => "remaining".to_string(),
             };
             perf(&label, v.2)

@@ -113,7 +113,9 @@ pub fn numeric_date(v: &Value) -> Option<i64> {
     let n = v.as_number()?;
     n.as_i64().or_else(|| {
         // `as` saturates: 1e300 and 2^64-1 become i64::MAX.
-        n.as_f64().filter(|f| f.is_finite()).map(|f| f.floor() as i64)
+        n.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f.floor() as i64)
     })
 }
 

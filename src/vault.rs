@@ -386,9 +386,16 @@ pub fn kerberos_ticket(s: &Settings) -> Result<PathBuf> {
 /// What `errors` a Vault error answer carries, joined; never the request's secrets.
 fn vault_errors(r: &Reply) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let list: Vec<&str> = v["errors"]
+    // Vault's words: shown only cleaned and redacted (it may echo a token it was sent).
+    let list: Vec<String> = v["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(10)
+                .map(crate::secret::untrusted_text)
+                .collect()
+        })
         .unwrap_or_default();
     if list.is_empty() {
         format!("HTTP {}", r.status)

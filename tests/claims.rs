@@ -123,7 +123,11 @@ fn check_status_and_inspect_call_an_absurd_exp_unusable() {
 
         let r = run(env.cmd().arg("status").arg(&file));
         assert_eq!(r.code, 1, "status, exp {exp:?}: {}", r.stdout);
-        assert!(r.stdout.contains("unusable"), "status, exp {exp:?}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("unusable"),
+            "status, exp {exp:?}: {}",
+            r.stdout
+        );
         assert!(!r.stdout.contains("never expires"), "{}", r.stdout);
         let r = run(env.cmd().args(["status", "--json"]).arg(&file));
         let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -232,7 +236,12 @@ fn durations_past_ten_years_are_usage_errors() {
         &["--hook-timeout", huge, "--deploy-hook", "true"],
         &["--timeout", huge],
         &["--random-delay", huge],
-        &["--vault-token-ttl", huge, "--vault-server", "https://vault.example.org"],
+        &[
+            "--vault-token-ttl",
+            huge,
+            "--vault-server",
+            "https://vault.example.org",
+        ],
     ];
     let get = |extra: &[&str]| {
         run(s
@@ -272,11 +281,21 @@ fn durations_past_ten_years_are_usage_errors() {
         assert_eq!(r.code, 3, "check {flag}: {}", r.stdout);
         assert!(r.stdout.contains("10 years"), "{}", r.stdout);
     }
-    let r = run(s.env.cmd().args([
-        "init", "--no-tty", "--issuer", &s.iss.url, "--client-id", "robot-public", "--timeout",
-        huge, "-c",
-    ])
-    .arg(s.env.path("new-cred.json")));
+    let r = run(s
+        .env
+        .cmd()
+        .args([
+            "init",
+            "--no-tty",
+            "--issuer",
+            &s.iss.url,
+            "--client-id",
+            "robot-public",
+            "--timeout",
+            huge,
+            "-c",
+        ])
+        .arg(s.env.path("new-cred.json")));
     assert_eq!(r.code, 64, "init --timeout: {}", r.stderr);
     assert!(r.stderr.contains("10 years"), "{}", r.stderr);
 }
@@ -313,7 +332,10 @@ fn a_retry_after_of_2_64_seconds_does_not_abort() {
 fn init_keeps_polling(answer: serde_json::Value) -> String {
     let iss = Issuer::start();
     let env = Env::new();
-    assert_eq!(iss.post("/__test/device", json!({"answer": answer}))["ok"], true);
+    assert_eq!(
+        iss.post("/__test/device", json!({"answer": answer}))["ok"],
+        true
+    );
     let mut child = env
         .cmd()
         .args([

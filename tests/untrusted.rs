@@ -27,7 +27,10 @@ fn is_bidi_or_invisible(c: char) -> bool {
 /// No secret, no control character (but newlines between lines), no bidi control.
 fn assert_clean(what: &str, text: &str, secrets: &[String]) {
     for s in secrets {
-        assert!(!text.contains(s.as_str()), "{what}: a secret leaked: {text}");
+        assert!(
+            !text.contains(s.as_str()),
+            "{what}: a secret leaked: {text}"
+        );
         // An issuer may cut what it echoes: no long piece of a secret either.
         let head: String = s.chars().take(16).collect();
         assert!(
@@ -61,7 +64,10 @@ fn written_files(dir: &Path, keep_out: &[&Path]) -> Vec<(PathBuf, String)> {
             if p.is_dir() {
                 stack.push(p);
             } else if !keep_out.iter().any(|k| *k == p) {
-                out.push((p.clone(), String::from_utf8_lossy(&fs::read(&p).unwrap()).into()));
+                out.push((
+                    p.clone(),
+                    String::from_utf8_lossy(&fs::read(&p).unwrap()).into(),
+                ));
             }
         }
     }
@@ -88,7 +94,15 @@ fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code
     let old_cred = read(cred);
     let r = run(env
         .cmd()
-        .args(["get", "-vvv", "--deadline", "20s", "--profile", "p", "--config"])
+        .args([
+            "get",
+            "-vvv",
+            "--deadline",
+            "20s",
+            "--profile",
+            "p",
+            "--config",
+        ])
         .arg(&config));
     assert_eq!(r.code, code, "{}", r.stderr);
     assert_clean("stderr at -vvv", &r.stderr, secrets);
@@ -125,7 +139,11 @@ fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code
         "only the perfdata separator: {}",
         r.stdout
     );
-    assert!(r.stdout.lines().next().unwrap().ends_with(";0"), "{}", r.stdout);
+    assert!(
+        r.stdout.lines().next().unwrap().ends_with(";0"),
+        "{}",
+        r.stdout
+    );
 
     for args in [&["status"][..], &["status", "--json"]] {
         let r = run(env.cmd().args(args).arg("--config").arg(&config));
@@ -250,7 +268,11 @@ fn init_cleans_the_user_code_the_uris_and_echoed_errors() {
     let v = iss.post("/__test/device", json!({"decorate": true, "expires_in": 2}));
     assert_eq!(v["ok"], true, "{v}");
     let r = run(&mut init_cmd(&env, &iss));
-    assert_eq!(r.code, 75, "the code expires unapproved: {}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 75,
+        "the code expires unapproved: {}{}",
+        r.stdout, r.stderr
+    );
     assert_clean("init stdout", &r.stdout, &secrets);
     assert_clean("init stderr", &r.stderr, &secrets);
     let code_line = r

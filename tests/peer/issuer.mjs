@@ -979,7 +979,7 @@ function signRawPayload(payload) {
 // terminal escapes, bidi overrides, newlines, a NUL and Nagios' perfdata separator,
 // and padded far past any sane length.
 const HOSTILE = '\u001b[31m\u001b]0;owned\u0007\r\n\u202eevil\u2066\u200f|bad=1;2;3 \u0000\u009b';
-function echoOf(ctx) {
+function echoOf(ctx, pad = 3000) {
   const form = ctx.state.form ?? {};
   const sent = ['refresh_token', 'client_secret', 'client_assertion', 'subject_token', 'device_code']
     .filter((k) => typeof form[k] === 'string')
@@ -992,7 +992,7 @@ function echoOf(ctx) {
       sent.push(`basic=${raw}`, `basic-decoded=${raw.split(':').map(decodeURIComponent).join(':')}`);
     }
   }
-  return `${HOSTILE} you sent: ${sent.join(' ')} ${HOSTILE} ${'x'.repeat(3000)}`;
+  return `${HOSTILE} you sent: ${sent.join(' ')} ${HOSTILE} ${'x'.repeat(pad)}`;
 }
 
 provider.use(async (ctx, next) => {
@@ -1107,12 +1107,12 @@ provider.use(async (ctx, next) => {
   }
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
       && device.decorate) {
-    const echo = echoOf(ctx);
+    // The user code padded far past any sane length; the URIs short enough to open.
     ctx.body = {
       ...ctx.body,
-      user_code: `${ctx.body.user_code}${echo}`,
-      verification_uri: `${ctx.body.verification_uri}?${HOSTILE}${echo}`,
-      verification_uri_complete: `${ctx.body.verification_uri_complete}${HOSTILE}${echo}`,
+      user_code: `${ctx.body.user_code}${echoOf(ctx)}`,
+      verification_uri: `${ctx.body.verification_uri}?${echoOf(ctx, 0)}`,
+      verification_uri_complete: `${ctx.body.verification_uri_complete}${echoOf(ctx, 0)}`,
     };
   }
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
