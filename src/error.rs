@@ -11,9 +11,11 @@ macro_rules! exit_table {
         "\
 Exit codes:
    0  the token file holds a token with at least --minsecs left
-   1  (inspect, status) a token has expired or is missing
-  64  usage error
-  65  unusable data: malformed credential file, a response that is not a token
+   1  (inspect, status) a token has expired; status: or is missing or unusable
+  64  usage error, a duration longer than 10 years included
+  65  unusable data: malformed credential file, a response that is not a token,
+      a token whose exp is missing, not a number, negative or in the year 9999
+      or later (get never installs it; inspect names the problem)
   73  cannot write the token file or the credential file
   75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook;
       a later run may succeed
