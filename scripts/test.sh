@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 scripts/install-peers.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
-cargo test --all-targets --locked --features test-hooks
+cargo test --all-targets --locked --features test-hooks -- --include-ignored

@@ -272,9 +272,48 @@ impl Credential {
     }
 
     /// Persist a rotated refresh token (atomically, mode 0600) and use it from now on.
-    pub fn store_refresh_token(&mut self, rt: Secret) -> Result<()> {
+    /// Prepare the rewrite of this credential before its refresh token is sent
+    /// (see `store::prepare`): the temp file in its real directory, with room for
+    /// the file plus a refresh token of up to 16 KiB. Fails with exit 73, or 77
+    /// under the trust rule for root, naming the directory and the fix.
+    pub fn prepare_rewrite(&self) -> Result<store::Prepared> {
+        let len = fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        store::prepare(&self.path, len + 16 * 1024, WriteMode::default()).map_err(|e| {
+            let dir = self
+                .path
+                .parent()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|| ".".into());
+            let user = store::user_name(store::euid());
+            let fix = match &e {
+                store::FileError::UntrustedDir { .. } => format!(
+                    "move the credential into a directory that only root can write, or run as the user who owns {dir}"
+                ),
+                store::FileError::Io { err, .. } if err.raw_os_error() == Some(libc::ENOSPC)
+                    || err.raw_os_error() == Some(libc::EDQUOT) =>
+                {
+                    format!("free space on the file system of {dir}")
+                }
+                _ => format!(
+                    "make {dir} writable by {user}, or move the credential into a directory {user} owns"
+                ),
+            };
+            let msg = format!(
+                "cannot prepare the rewrite of credential {} ({e}): the issuer replaces the refresh token \
+                 on every use, so the new one must be saved; {fix}. Nothing was sent; the credential is unchanged",
+                self.path.display()
+            );
+            match e {
+                store::FileError::UntrustedDir { .. } => Error::perm(msg),
+                _ => Error::write(msg),
+            }
+        })
+    }
+
+    /// Save a new refresh token through a prepared rewrite.
+    pub fn store_refresh_token(&mut self, prepared: store::Prepared, rt: Secret) -> Result<()> {
         let bytes = zeroize::Zeroizing::new(self.render_with_refresh_token(&rt));
-        store::atomic_write(&self.path, &bytes, WriteMode::default()).map_err(|e| {
+        prepared.commit(&bytes).map_err(|e| {
             Error::write(format!(
                 "the issuer rotated the refresh token but it could not be saved ({e}); \
                  the credential {} must be re-bootstrapped",

@@ -23,7 +23,10 @@ pub fn run(args: &GenerateArgs) -> Result<Exit> {
         }
         Generate::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(*shell, &mut cmd, "robot-token", &mut std::io::stdout());
+            // Into memory first: clap_complete panics on a failed write.
+            let mut buf = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "robot-token", &mut buf);
+            crate::logging::stdout(&String::from_utf8_lossy(&buf));
         }
     }
     Ok(Exit::Ok)

@@ -99,7 +99,6 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     };
     if let Some(note) = note {
         state::record_run(
-            cfg.credential_path(),
             &cfg.outfile,
             cfg.profile.as_deref(),
             note,
@@ -135,7 +134,7 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
             run_one(cfg)
         };
         if let Err(e) = &r {
-            eprintln!("robot-token: error: profile {name}: {}", e.message());
+            crate::logging::error_line(&format!("profile {name}: {}", e.message()));
         }
         *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
     };
@@ -175,11 +174,11 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         .iter()
         .map(|(name, exit)| format!("{name} ({})", exit.code()))
         .collect();
-    eprintln!(
-        "robot-token: error: {} of {n} profiles failed: {}",
+    crate::logging::error_line(&format!(
+        "{} of {n} profiles failed: {}",
         failed.len(),
         list.join(", ")
-    );
+    ));
     failed
         .iter()
         .map(|(_, e)| *e)

@@ -103,6 +103,8 @@ pub struct Http {
     deadline: Instant,
     plain: OnceCell<Agent>,
     tls: OnceCell<std::result::Result<Agent, String>>,
+    /// https without any proxy, for loopback hosts.
+    tls_direct: OnceCell<std::result::Result<Agent, String>>,
 }
 
 /// Is `host` a loopback name or address? Plain http is allowed only there.
@@ -206,6 +208,31 @@ fn load_roots(t: &TrustOptions) -> std::result::Result<Vec<Certificate<'static>>
     Ok(roots)
 }
 
+/// Is this TLS failure one that only the handshake produces (certificate, protocol
+/// negotiation)? Then the request was never sent.
+fn handshake_error(e: &ureq::Error) -> bool {
+    use rustls::Error as R;
+    let r = match e {
+        ureq::Error::Rustls(r) => Some(r),
+        ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<R>()),
+        ureq::Error::Tls(_) => return true,
+        _ => None,
+    };
+    matches!(
+        r,
+        Some(
+            R::InvalidCertificate(_)
+                | R::InvalidCertRevocationList(_)
+                | R::NoCertificatesPresented
+                | R::PeerIncompatible(_)
+                | R::UnsupportedNameType
+                | R::AlertReceived(_)
+                | R::InappropriateHandshakeMessage { .. }
+                | R::InvalidMessage(_)
+        )
+    )
+}
+
 fn classify(e: ureq::Error) -> Failure {
     use ureq::Error as E;
     use ureq::Timeout as T;
@@ -238,6 +265,9 @@ fn classify(e: ureq::Error) -> Failure {
     } else {
         FailureKind::Network
     };
+    // A refused certificate ends the handshake: no byte of the request left. Only a
+    // TLS failure after the handshake (a bad record mid-answer) may follow a send.
+    let maybe_sent = maybe_sent && !(kind == FailureKind::Tls && handshake_error(&e));
     let reason = match &e {
         E::Timeout(_) => "timed out".to_string(),
         E::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => "connection refused".into(),
@@ -265,6 +295,7 @@ impl Http {
             deadline,
             plain: OnceCell::new(),
             tls: OnceCell::new(),
+            tls_direct: OnceCell::new(),
         }
     }
 
@@ -272,8 +303,16 @@ impl Http {
         self.deadline
     }
 
-    fn config(tls: Option<TlsConfig>) -> Agent {
+    /// `proxied`: whether proxy variables from the environment apply. Loopback is
+    /// never proxied: a proxy would see the refresh token and client secret of a
+    /// plain-http loopback request, and cannot reach our loopback anyway.
+    fn config(tls: Option<TlsConfig>, proxied: bool) -> Agent {
         let mut b = Agent::config_builder()
+            .proxy(if proxied {
+                ureq::Proxy::try_from_env()
+            } else {
+                None
+            })
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(USER_AGENT)
@@ -291,17 +330,27 @@ impl Http {
 
     /// The agent for `url`; TLS roots are loaded only when an https URL is used.
     fn agent(&self, url: &str) -> Result<&Agent> {
+        let loopback = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(is_loopback_host))
+            .unwrap_or(false);
         if url.starts_with("https://") {
-            let r = self.tls.get_or_init(|| {
+            let cell = if loopback {
+                &self.tls_direct
+            } else {
+                &self.tls
+            };
+            let r = cell.get_or_init(|| {
                 let roots = load_roots(&self.trust)?;
                 let tls = TlsConfig::builder()
                     .root_certs(RootCerts::Specific(Arc::new(roots)))
                     .build();
-                Ok(Http::config(Some(tls)))
+                Ok(Http::config(Some(tls), !loopback))
             });
             r.as_ref().map_err(|m| Error::config(m.clone()))
         } else {
-            Ok(self.plain.get_or_init(|| Http::config(None)))
+            // Plain http is only ever allowed to loopback hosts (check_url).
+            Ok(self.plain.get_or_init(|| Http::config(None, false)))
         }
     }
 

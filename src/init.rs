@@ -191,13 +191,13 @@ pub fn run(a: &InitArgs) -> Result<()> {
         let _hold = HoldSignals::new();
         write_credential(&cred_path, &cred, a.force)?;
         write_token(&outfile, &access)?;
-        println!(
-            "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}",
+        crate::logging::stdout(&format!(
+            "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}\n",
             cred_path.display(),
             outfile.display(),
             human_secs(token::until(exp, token::now())),
             cred_path.display()
-        );
+        ));
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ pub mod profile;
 pub mod renew;
 pub mod scope;
 pub mod secret;
+pub mod signals;
 pub mod source;
 pub mod state;
 pub mod store;
@@ -52,6 +53,12 @@ use crate::error::{Error, Exit, Result};
 
 /// Parse, run, print the one-line error, return the exit code.
 pub fn main() -> ExitCode {
+    // Not dumpable: no core file (which would hold the refresh token and the Basic
+    // header), no ptrace and no /proc/PID/environ for other processes of this user.
+    // SAFETY: prctl with PR_SET_DUMPABLE takes plain integers.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
     // Matches as well as the parsed struct: profiles need to know which options were
     // typed on the command line (they override the profile) and which are defaults.
     let matches = match Cli::command().try_get_matches() {
@@ -66,7 +73,7 @@ pub fn main() -> ExitCode {
     let code = match run(&cli, &matches) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("robot-token: error: {}", e.message());
+            logging::error_line(e.message());
             e.exit().code()
         }
     };
@@ -99,7 +106,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
         }
         // Our own text: it probes for the GSSAPI library, which only --version does.
         ErrorKind::DisplayVersion => {
-            print!("{}", version::text());
+            logging::stdout(&version::text());
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
@@ -114,7 +121,9 @@ fn clap_exit(e: clap::Error) -> ExitCode {
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            println!("ROBOT-TOKEN UNKNOWN - {first} (see robot-token check --help)");
+            logging::stdout(&format!(
+                "ROBOT-TOKEN UNKNOWN - {first} (see robot-token check --help)\n"
+            ));
             ExitCode::from(monitor::UNKNOWN)
         }
         _ => {
@@ -125,7 +134,7 @@ fn clap_exit(e: clap::Error) -> ExitCode {
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
             let err = Error::usage(format!("{first} (see robot-token --help)"));
-            eprintln!("robot-token: error: {}", err.message());
+            logging::error_line(err.message());
             ExitCode::from(Exit::Usage.code())
         }
     }

@@ -50,6 +50,20 @@ where
     }
 }
 
+/// One error line on stderr. Never fails and never panics: with stderr closed
+/// (`robot-token get 2>&1 | true`) a message is lost, the run is not.
+pub fn error_line(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "robot-token: error: {msg}");
+}
+
+/// Text on stdout, ignoring a closed pipe (`robot-token status | head -1`).
+pub fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 pub fn init(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => Level::ERROR,
@@ -60,6 +74,9 @@ pub fn init(verbose: u8, quiet: bool) {
     };
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Its fallback for a failed write is eprintln!, which panics on a closed
+        // stderr: a lost log line must never abort a renewal.
+        .log_internal_errors(false)
         .with_max_level(level)
         .event_format(Plain)
         .try_init();

@@ -115,13 +115,8 @@ fn look(target: Target) -> Row {
             Err(e) => Held::Unusable(e),
         },
     };
-    let (rotated_at, last) = match &target.credential {
-        Some(c) => {
-            let s = state::read(c);
-            (s.rotated_at, s.last_run(&target.file))
-        }
-        None => (None, None),
-    };
+    let s = state::read(&target.file);
+    let (rotated_at, last) = (s.rotated_at, s.last_run);
     Row {
         target,
         held,

@@ -16,6 +16,10 @@ use crate::source;
 use crate::store::{self, FileError};
 use crate::token;
 
+/// Space reserved for each token file's replacement before a renewal sends
+/// anything: WLCG tokens are 1-4 KiB; a larger one is still written if it fits.
+const TOKEN_RESERVE: u64 = 16 * 1024;
+
 /// What the token file holds now.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Current {
@@ -29,8 +33,12 @@ pub enum Current {
 }
 
 /// How a token file we may not touch is reported. Exit 73: we cannot write it.
+/// Exit 77 under the trust rule for root (a person must fix the directories).
 pub fn token_file_error(e: FileError) -> Error {
-    Error::write(format!("token file: {e}"))
+    match e {
+        FileError::UntrustedDir { .. } => Error::perm(format!("token file: {e}")),
+        e => Error::write(format!("token file: {e}")),
+    }
 }
 
 /// Look at the token file without following symlinks or trusting other users' files.
@@ -224,9 +232,19 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     // global order (sorted paths) so that runs with overlapping sets cannot deadlock.
     // Then look again: if another run renewed them while we waited, there is
     // nothing left to do and nothing to send.
+    // A token file whose lock cannot exist (its directory is missing) cannot be
+    // written either: it is reported with the others at the end.
     let mut lock_paths = Vec::new();
+    let mut unlockable: Vec<(PathBuf, Error)> = Vec::new();
     for t in &targets {
-        lock_paths.push(store::lock_path(&t.path).map_err(token_file_error)?);
+        match store::lock_path(&t.path) {
+            Ok(p) => lock_paths.push(p),
+            Err(e) => unlockable.push((t.path.clone(), token_file_error(e))),
+        }
+    }
+    if lock_paths.is_empty() {
+        return Err(combine(unlockable, targets.len())
+            .unwrap_or_else(|| Error::write("no token file can be written")));
     }
     lock_paths.sort();
     lock_paths.dedup();
@@ -242,22 +260,33 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
-    // Files that cannot be written are reported at the end; if none can, stop now.
+    // Every token file's replacement is prepared before anything is sent: its
+    // directory checked (owner, trust), its temp file created and its space
+    // reserved. Files that cannot be written are reported at the end; if none can,
+    // stop now, with nothing redeemed.
     let mut failures: Vec<(PathBuf, Error)> = Vec::new();
     let mut writable = Vec::new();
     for (t, st) in targets.iter().zip(states) {
-        match st.and_then(|_| {
-            store::check_target_by(&t.path, t.other_owner()).map_err(token_file_error)
-        }) {
-            Ok(()) => {
-                store::remove_stale_temps_by(&t.path, t.other_owner());
-                writable.push(t);
-            }
+        if let Some(i) = unlockable.iter().position(|(p, _)| *p == t.path) {
+            failures.push(unlockable.swap_remove(i));
+            continue;
+        }
+        let prepared = st.and_then(|_| {
+            store::remove_stale_temps_by(&t.path, t.other_owner());
+            store::prepare(&t.path, TOKEN_RESERVE, t.write_mode()).map_err(token_file_error)
+        });
+        match prepared {
+            Ok(p) => writable.push((t, p)),
             Err(e) => failures.push((t.path.clone(), e)),
         }
     }
     if writable.is_empty() {
-        return Err(combine(failures, targets.len()).expect("no target is writable"));
+        let e = combine(failures, targets.len())
+            .unwrap_or_else(|| Error::write("no token file can be written"));
+        return Err(Error::new(
+            e.exit(),
+            format!("{}; nothing was sent", e.message()),
+        ));
     }
 
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
@@ -302,8 +331,8 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
     bytes.extend_from_slice(access.expose().as_bytes());
     bytes.push(b'\n');
-    for t in writable {
-        match store::atomic_write(&t.path, &bytes, t.write_mode()) {
+    for (t, prepared) in writable {
+        match prepared.commit(&bytes) {
             Ok(()) => tracing::info!(
                 "wrote {} (token {access}, expires in {}) in {:.1} ms",
                 t.path.display(),

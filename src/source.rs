@@ -58,7 +58,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             // A credential file is read only under its own lock: a refresh token may be
             // redeemed once, and two token files can share one credential.
             let real = std::fs::canonicalize(file).unwrap_or_else(|_| file.clone());
-            let _cred_lock = lock_credential(&real, ctx)?;
+            let cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
             let (real, data) = credential::read_file(file)?;
             // A credential file with a `vault` section names an htvault-config server.
@@ -70,7 +70,9 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             if let Some(settings) = cred.exec.clone() {
                 return from_exec(cfg, ctx, &settings, Some(cred));
             }
-            redeem(plan_from_credential(cfg, cred)?, ctx)
+            let mut plan = plan_from_credential(cfg, cred)?;
+            plan.lock = cred_lock;
+            redeem(plan, ctx)
         }
         Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
         Source::Vault(_) => match vault::Settings::resolve(cfg)? {
@@ -169,6 +171,8 @@ struct Plan {
     scope: Vec<String>,
     audience: Vec<String>,
     credential: Option<Credential>,
+    /// The credential's lock, whose record holds the in-flight marker.
+    lock: Option<store::Lock>,
 }
 
 /// The grant a plan will redeem; a token exchange reads its subject token only
@@ -245,6 +249,7 @@ fn plan_from_options(
         scope: cfg.scope.clone(),
         audience: cfg.audience.clone(),
         credential: None,
+        lock: None,
     })
 }
 
@@ -314,6 +319,7 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
         grant,
         audience: pick(&cfg.audience, &cred.audience),
         credential: Some(cred),
+        lock: None,
     })
 }
 
@@ -340,21 +346,42 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
             }
         }
     };
-    // An in-flight marker names the refresh token being sent. If this run dies or
-    // loses the answer, the next run finds it and can say why the issuer then
-    // rejects the token, instead of a generic "rejected".
-    let marker = match (&grant, &plan.credential) {
-        (Grant::RefreshToken(rt), Some(cred)) => store::sidecar_path(&cred.path, "inflight")
-            .ok()
-            .map(|p| (p, rt.fingerprint())),
+    // Redeeming a stored refresh token kills it at the issuer: before sending it,
+    // prove that its successor can be saved (the rewrite's temp file exists in the
+    // credential's real directory with its space reserved) and that the in-flight
+    // marker can be written. Any failure here stops the run with nothing sent.
+    let rotating = matches!(grant, Grant::RefreshToken(_)) && plan.credential.is_some();
+    let mut prepared = match (&plan.credential, rotating) {
+        (Some(cred), true) => Some(cred.prepare_rewrite()?),
         _ => None,
     };
-    let earlier = marker.as_ref().and_then(|(p, fp)| earlier_send(p, fp));
-    if let Some((p, fp)) = &marker {
-        let body = serde_json::json!({"refresh_token_sha256": fp, "sent_at": token::now()});
-        if let Err(e) = store::write_marker(p, body.to_string().as_bytes()) {
-            tracing::debug!("cannot write the in-flight marker: {e}");
-        }
+    let lock = plan.lock.as_ref().filter(|_| rotating);
+    if let Some(l) = lock {
+        l.reserve_record().map_err(|e| {
+            Error::write(format!(
+                "cannot reserve the in-flight marker ({e}); nothing was sent, the credential is unchanged: free some space"
+            ))
+        })?;
+    }
+    let fingerprint = match &grant {
+        Grant::RefreshToken(rt) => Some(rt.fingerprint()),
+        _ => None,
+    };
+    let earlier = lock
+        .zip(fingerprint.as_deref())
+        .and_then(|(l, fp)| earlier_send(l, fp));
+
+    // From here until the successor is on disk, termination signals wait.
+    let hold = rotating.then(crate::signals::Hold::new);
+    // The in-flight marker names the refresh token being sent. If this run dies or
+    // loses the answer, the next run finds it and can say why the issuer then
+    // rejects the token, instead of a generic "rejected".
+    if let (Some(l), Some(fp)) = (lock, &fingerprint) {
+        set_marker(l, Some(fp)).map_err(|e| {
+            Error::write(format!(
+                "cannot write the in-flight marker ({e}); nothing was sent, the credential is unchanged"
+            ))
+        })?;
     }
     let resp = oauth::request_token(
         ctx.http,
@@ -366,6 +393,13 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
             audience: &plan.audience,
         },
     );
+    // Any answer settles the marker; only a lost one leaves it for the next run. A
+    // success clears it only once the successor is saved: a kill in between must
+    // still be reported as what it is.
+    let refused = matches!(&resp, Err(e) if e.tag() != Some(Tag::LostResponse));
+    if let (true, Some(l)) = (refused, lock) {
+        let _ = set_marker(l, None);
+    }
     let resp = match (resp, earlier) {
         (Err(e), Some(at)) if e.tag() == Some(Tag::RefreshRejected) => {
             return Err(Error::perm(format!(
@@ -376,10 +410,6 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
             .tagged(Tag::RefreshRejected));
         }
         (Err(e), _) => {
-            // Keep the marker only when the answer was lost; any answer settles it.
-            if e.tag() != Some(Tag::LostResponse) && e.tag() != Some(Tag::RefreshRejected) {
-                clear_marker(&marker);
-            }
             // A refresh token that came from an exchange is renewed by exchanging again.
             let from_exchange = plan
                 .credential
@@ -404,7 +434,11 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
         (Some(new_rt), Some(cred)) if cred.refresh_token.as_ref() != Some(&new_rt) => {
             let old = cred.refresh_token.as_ref().map(|r| r.fingerprint());
             let new_fp = new_rt.fingerprint();
-            cred.store_refresh_token(new_rt)?;
+            let p = match prepared.take() {
+                Some(p) => p,
+                None => cred.prepare_rewrite()?,
+            };
+            cred.store_refresh_token(p, new_rt)?;
             match old {
                 Some(old_fp) => tracing::info!(
                     "the issuer rotated the refresh token ({old_fp} → {new_fp}); saved it to {}",
@@ -425,7 +459,11 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
         ),
         _ => {}
     }
-    clear_marker(&marker);
+    if let Some(l) = lock {
+        let _ = set_marker(l, None);
+    }
+    // Saved: a held signal may act now.
+    drop(hold);
 
     let access_token = resp.access_token.ok_or_else(|| {
         Error::data(format!(
@@ -440,11 +478,11 @@ fn redeem(mut plan: Plan, ctx: &Context) -> Result<Issued> {
     })
 }
 
-/// When a marker shows that an earlier run sent this same refresh token and never
-/// finished, the UTC time it was sent.
-fn earlier_send(marker: &Path, fingerprint: &str) -> Option<String> {
-    let data = store::read_own(marker, 4096).ok()??;
-    let v: serde_json::Value = serde_json::from_slice(&data).ok()?;
+/// When the credential's lock record shows that an earlier run sent this same
+/// refresh token and never got the answer, the UTC time it was sent.
+fn earlier_send(lock: &store::Lock, fingerprint: &str) -> Option<String> {
+    let rec = lock.record();
+    let v = rec.get("inflight")?;
     if v["refresh_token_sha256"].as_str()? != fingerprint {
         return None;
     }
@@ -456,8 +494,22 @@ fn earlier_send(marker: &Path, fingerprint: &str) -> Option<String> {
     )
 }
 
-fn clear_marker(marker: &Option<(PathBuf, String)>) {
-    if let Some((p, _)) = marker {
-        let _ = std::fs::remove_file(p);
+/// Set (a fingerprint) or clear (`None`) the in-flight marker. Not synced: its loss
+/// in a power cut only costs the next run a less precise message.
+fn set_marker(lock: &store::Lock, fingerprint: Option<&str>) -> std::result::Result<(), FileError> {
+    let mut rec = lock.record();
+    match fingerprint {
+        Some(fp) => {
+            rec.insert(
+                "inflight".into(),
+                serde_json::json!({"refresh_token_sha256": fp, "sent_at": token::now()}),
+            );
+        }
+        None => {
+            if rec.remove("inflight").is_none() {
+                return Ok(());
+            }
+        }
     }
+    lock.set_record(&rec)
 }

@@ -331,31 +331,119 @@ fn test_delay() {
 
 /// Atomically replace `target` with `data`.
 pub fn atomic_write(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
+    prepare(target, data.len() as u64, how)?.commit(data)
+}
+
+/// A replacement of `target` made ready before the data exists: the directory is
+/// checked (the trust rule for root), the private temp file is created beside the
+/// target and its space reserved. Used before sending a request whose answer must
+/// not be lost (a rotated refresh token): every failure the write can meet, short of
+/// a power cut, shows here, while nothing was sent yet. Dropped uncommitted, the
+/// temp file is removed.
+#[derive(Debug)]
+pub struct Prepared {
+    file: File,
+    tmp: PathBuf,
+    target: PathBuf,
+    reserved: u64,
+    committed: bool,
+}
+
+/// Check and prepare the replacement of `target`, reserving `reserve` bytes.
+pub fn prepare(target: &Path, reserve: u64, how: WriteMode) -> Result<Prepared, FileError> {
     let other = how.owner.map(|(u, _)| u).filter(|u| *u != euid());
     // As root, write only through directories no other user controls, named by
     // their real path: then nobody can swap one for a symlink between check and rename.
-    let checked;
     let target = if euid() == 0 {
-        let dir = trusted_dir(parent_dir(target), other)?;
-        checked = dir.join(file_name(target));
-        checked.as_path()
+        trusted_dir(parent_dir(target), other)?.join(file_name(target))
     } else {
-        target
+        target.to_path_buf()
     };
-    check_target_by(target, other)?;
-    let tmp_path = write_temp(target, data, how)?;
-    let guard = TempGuard(Some(&tmp_path));
-    fs::rename(&tmp_path, target).map_err(|e| FileError::io(target, "replace", e))?;
-    std::mem::forget(guard);
-    sync_dir(target);
-    Ok(())
+    check_target_by(&target, other)?;
+    let (file, tmp) = create_temp(&target, how)?;
+    let mut p = Prepared {
+        file,
+        tmp,
+        target,
+        reserved: 0,
+        committed: false,
+    };
+    p.reserve(reserve)?;
+    Ok(p)
+}
+
+impl Prepared {
+    /// Make sure `len` bytes can be written without the file system running out
+    /// of space: allocate them now (fallocate; zeros where it is not supported).
+    fn reserve(&mut self, len: u64) -> Result<(), FileError> {
+        if len <= self.reserved {
+            return Ok(());
+        }
+        let fail = |e| FileError::io(&self.target, "reserve space for", e);
+        let n = libc::off_t::try_from(len)
+            .map_err(|_| fail(io::Error::from(io::ErrorKind::FileTooLarge)))?;
+        // SAFETY: fallocate on a file descriptor we own; no memory is passed.
+        let rc = unsafe { libc::fallocate(std::os::fd::AsRawFd::as_raw_fd(&self.file), 0, 0, n) };
+        if rc != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(fail(e));
+            }
+            // No fallocate here (some network file systems): real zeros hold the space.
+            use std::os::unix::fs::FileExt;
+            let zeros = vec![0u8; len as usize];
+            self.file.write_all_at(&zeros, 0).map_err(fail)?;
+            self.file.sync_all().map_err(fail)?;
+        }
+        self.reserved = len;
+        Ok(())
+    }
+
+    /// Write `data` into the reserved temp file, sync it, and rename it over the
+    /// target; then sync the directory so the rename survives a crash.
+    pub fn commit(mut self, data: &[u8]) -> Result<(), FileError> {
+        use std::os::unix::fs::FileExt;
+        let target = self.target.clone();
+        let fail = |op, e| FileError::io(&target, op, e);
+        self.file
+            .write_all_at(data, 0)
+            .map_err(|e| fail("write", e))?;
+        // Give back what was reserved beyond the data.
+        self.file
+            .set_len(data.len() as u64)
+            .map_err(|e| fail("write", e))?;
+        self.file.sync_all().map_err(|e| fail("fsync", e))?;
+        test_delay();
+        fs::rename(&self.tmp, &self.target).map_err(|e| fail("replace", e))?;
+        self.committed = true;
+        sync_dir(&self.target);
+        Ok(())
+    }
+
+    /// The file this replaces.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Atomically create `target` with `data`; fails with `AlreadyExists` if anything is
 /// at the path (a hard link never replaces, unlike a rename).
 pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
-    let tmp_path = write_temp(target, data, how)?;
+    let (mut file, tmp_path) = create_temp(target, how)?;
     let _guard = TempGuard(Some(&tmp_path));
+    let fail = |op, e| FileError::io(target, op, e);
+    file.write_all(data).map_err(|e| fail("write", e))?;
+    file.sync_all().map_err(|e| fail("fsync", e))?;
+    drop(file);
+    test_delay();
     fs::hard_link(&tmp_path, target).map_err(|e| FileError::io(target, "create", e))?;
     sync_dir(target);
     Ok(())
@@ -368,55 +456,45 @@ fn sync_dir(target: &Path) {
     }
 }
 
-/// A private temp file beside `target` holding `data`, synced to disk.
-fn write_temp(target: &Path, data: &[u8], how: WriteMode) -> Result<PathBuf, FileError> {
+/// A new private temp file beside `target` (O_EXCL, never a symlink), with its
+/// owner and exact mode set before any byte is written.
+fn create_temp(target: &Path, how: WriteMode) -> Result<(File, PathBuf), FileError> {
     let dir = parent_dir(target);
     let prefix = temp_prefix(target);
-    let mut tmp_path = PathBuf::new();
-    let mut file = None;
     for _ in 0..32 {
         let mut name = prefix.clone();
         name.push(format!("{:016x}", random_u64()));
-        tmp_path = dir.join(name);
-        match OpenOptions::new()
+        let tmp_path = dir.join(name);
+        let file = match OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp_path)
         {
-            Ok(f) => {
-                file = Some(f);
-                break;
-            }
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(FileError::io(target, "create a temporary file beside", e)),
+        };
+        let guard = TempGuard(Some(&tmp_path));
+        let fail = |op, e| FileError::io(target, op, e);
+        if let Some((uid, gid)) = how.owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| fail("chown", e))?;
         }
+        // fchmod: the exact mode whatever the umask, before any byte is written.
+        file.set_permissions(fs::Permissions::from_mode(how.mode))
+            .map_err(|e| fail("chmod", e))?;
+        std::mem::forget(guard);
+        return Ok((file, tmp_path));
     }
-    let Some(mut file) = file else {
-        return Err(FileError::io(
-            target,
-            "create a temporary file beside",
-            io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                "every temporary name was taken",
-            ),
-        ));
-    };
-    let guard = TempGuard(Some(&tmp_path));
-    let fail = |op, e| FileError::io(target, op, e);
-    if let Some((uid, gid)) = how.owner {
-        std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| fail("chown", e))?;
-    }
-    // fchmod: the exact mode whatever the umask, before any byte is written.
-    file.set_permissions(fs::Permissions::from_mode(how.mode))
-        .map_err(|e| fail("chmod", e))?;
-    file.write_all(data).map_err(|e| fail("write", e))?;
-    file.sync_all().map_err(|e| fail("fsync", e))?;
-    drop(file);
-    test_delay();
-    std::mem::forget(guard);
-    Ok(tmp_path)
+    Err(FileError::io(
+        target,
+        "create a temporary file beside",
+        io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            "every temporary name was taken",
+        ),
+    ))
 }
 
 /// For root: the real path of `dir`, after checking every directory from `/` down
@@ -563,31 +641,36 @@ pub fn cache_dir() -> Option<PathBuf> {
     Some(home.join(".cache").join("robot-token"))
 }
 
-/// Where the lock that guards `target` lives: beside it when its directory is
-/// private; otherwise in the per-user cache directory, named after the full path.
-/// The same target always maps to the same lock, whatever the caller's environment
-/// besides `$HOME` (cron and interactive shells must meet on it).
+/// The one sidecar of `target`: its lock, whose content is a small record (the
+/// in-flight marker of a credential, the last run of a token file). `.NAME.lock`
+/// beside it when its directory is private; otherwise in the per-user cache
+/// directory. Keyed by the file's identity, not by how its path is spelled: the
+/// real directory (symlinks and `..` resolved) and, in the cache, its device and
+/// inode, so every spelling of one file meets on one lock. The same target always
+/// maps to the same lock, whatever the caller's environment besides `$HOME` (cron
+/// and interactive shells must meet on it).
 pub fn lock_path(target: &Path) -> Result<PathBuf, FileError> {
-    sidecar_path(target, "lock")
-}
-
-/// A small private file that belongs to `target` (its lock, its in-flight marker):
-/// `.NAME.EXT` beside it when its directory is private, else in the per-user cache
-/// directory under a name made from the full path.
-pub fn sidecar_path(target: &Path, ext: &str) -> Result<PathBuf, FileError> {
     let target = absolute(target);
+    let parent = parent_dir(&target);
+    let real = fs::canonicalize(parent).map_err(|e| FileError::io(parent, "use directory", e))?;
+    let meta = fs::metadata(&real).map_err(|e| FileError::io(&real, "use directory", e))?;
+    let name = file_name(&target);
+    let keyed = || {
+        let mut n = OsString::from(format!("{:x}-{:x}-", meta.dev(), meta.ino()));
+        n.push(&name);
+        n.push(".lock");
+        n
+    };
     if let Some(dir) = std::env::var_os("ROBOT_TOKEN_LOCK_DIR").filter(|v| !v.is_empty()) {
         let dir = PathBuf::from(dir);
         ensure_private_dir(&dir)?;
-        return Ok(dir.join(escape_path(&target, ext)));
+        return Ok(dir.join(keyed()));
     }
-    let parent = parent_dir(&target);
-    if is_private_dir(parent) {
-        let mut name = OsString::from(".");
-        name.push(file_name(&target));
-        name.push(".");
-        name.push(ext);
-        return Ok(parent.join(name));
+    if is_private_dir(&real) {
+        let mut n = OsString::from(".");
+        n.push(&name);
+        n.push(".lock");
+        return Ok(real.join(n));
     }
     let dir = cache_dir()
         .ok_or_else(|| FileError::UnsafeDir {
@@ -595,15 +678,7 @@ pub fn sidecar_path(target: &Path, ext: &str) -> Result<PathBuf, FileError> {
         })?
         .join("locks");
     ensure_private_dir(&dir)?;
-    Ok(dir.join(escape_path(&target, ext)))
-}
-
-fn escape_path(p: &Path, ext: &str) -> String {
-    let s = p.to_string_lossy();
-    let mut out: String = s.chars().map(|c| if c == '/' { '%' } else { c }).collect();
-    out.push('.');
-    out.push_str(ext);
-    out
+    Ok(dir.join(keyed()))
 }
 
 pub fn absolute(p: &Path) -> PathBuf {
@@ -613,8 +688,136 @@ pub fn absolute(p: &Path) -> PathBuf {
 /// An exclusive advisory lock, released on drop (the kernel releases it if we die).
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    file: File,
     pub path: PathBuf,
+}
+
+/// The size of a lock file's record. Always written whole, in place (a rename would
+/// give the lock a new inode and split the runs that wait on it), padded with
+/// spaces: once the file has this size, rewriting the record needs no new block, so
+/// a full disk cannot stop it.
+pub const RECORD_LEN: usize = 4096;
+
+impl Lock {
+    /// The record this lock file holds: a JSON object, empty when there is none.
+    pub fn record(&self) -> serde_json::Map<String, serde_json::Value> {
+        use std::os::unix::fs::FileExt;
+        let mut data = vec![0u8; RECORD_LEN];
+        let mut n = 0;
+        while n < RECORD_LEN {
+            match self.file.read_at(&mut data[n..], n as u64) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+        }
+        data.truncate(n);
+        parse_record(&data)
+    }
+
+    /// Replace the record. Fails (and changes nothing) when it does not fit.
+    pub fn set_record(
+        &self,
+        record: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), FileError> {
+        use std::os::unix::fs::FileExt;
+        let mut data = serde_json::to_vec(record).unwrap_or_default();
+        if data.len() >= RECORD_LEN {
+            return Err(FileError::TooLarge {
+                path: self.path.clone(),
+                max: RECORD_LEN,
+            });
+        }
+        data.resize(RECORD_LEN - 1, b' ');
+        data.push(b'\n');
+        self.file
+            .write_all_at(&data, 0)
+            .map_err(|e| FileError::io(&self.path, "write", e))
+    }
+
+    /// Make sure the record can later be written without new space: the first use
+    /// of a lock file fills it to its full size. Called before sending a request
+    /// whose outcome the record must remember.
+    pub fn reserve_record(&self) -> Result<(), FileError> {
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| FileError::io(&self.path, "reserve space in", e))?
+            .len();
+        if len >= RECORD_LEN as u64 {
+            return Ok(());
+        }
+        let current = self.record();
+        self.set_record(&current)
+            .and_then(|()| {
+                self.file
+                    .sync_all()
+                    .map_err(|e| FileError::io(&self.path, "write", e))
+            })
+            .map_err(|e| match e {
+                FileError::Io { path, err, .. } => FileError::Io {
+                    path,
+                    op: "reserve space in",
+                    err,
+                },
+                e => e,
+            })
+    }
+}
+
+fn parse_record(data: &[u8]) -> serde_json::Map<String, serde_json::Value> {
+    match serde_json::from_slice(data.trim_ascii()) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Read the record of `target`'s lock without taking the lock or creating anything
+/// (for `status` and `check`). A record being rewritten at this instant may read as
+/// torn: it is read again a few times.
+pub fn read_record(target: &Path) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(p) = lock_path_existing(target) else {
+        return serde_json::Map::new();
+    };
+    for _ in 0..3 {
+        match read_own(&p, RECORD_LEN) {
+            Ok(Some(d)) => {
+                let m = parse_record(&d);
+                if !m.is_empty() || d.trim_ascii().is_empty() {
+                    return m;
+                }
+            }
+            _ => return serde_json::Map::new(),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    serde_json::Map::new()
+}
+
+/// Open the lock of `target` only if it exists, without waiting: for a run that
+/// wants to add to a record after its locks were released. `None` when no renewal
+/// ever took it (nothing to add to; nothing is created).
+pub fn lock_existing(target: &Path, deadline: Instant) -> Option<Lock> {
+    let p = lock_path_existing(target).ok()?;
+    if fs::symlink_metadata(&p).is_err() {
+        return None;
+    }
+    lock(&p, deadline).ok()
+}
+
+/// [`lock_path`] without creating the cache directory.
+fn lock_path_existing(target: &Path) -> Result<PathBuf, FileError> {
+    if std::env::var_os("ROBOT_TOKEN_LOCK_DIR").is_none()
+        && cache_dir().is_none_or(|d| !d.join("locks").is_dir())
+    {
+        // Beside the target, or nowhere yet.
+        let target = absolute(target);
+        let real = fs::canonicalize(parent_dir(&target))
+            .map_err(|e| FileError::io(&target, "use directory", e))?;
+        if !is_private_dir(&real) {
+            return Err(FileError::UnsafeDir { path: real });
+        }
+    }
+    lock_path(target)
 }
 
 /// Take the lock at `path`, waiting until `deadline`.
@@ -643,7 +846,7 @@ pub fn lock(path: &Path, deadline: Instant) -> Result<Lock, FileError> {
         match file.try_lock() {
             Ok(()) => {
                 return Ok(Lock {
-                    _file: file,
+                    file,
                     path: path.to_path_buf(),
                 })
             }

@@ -318,7 +318,8 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(format!("{}:owner={}", deep.display(), user.name)));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    // The trust rule: a person must fix the directories (77), found before sending.
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
@@ -340,7 +341,7 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(link.join("bt")));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
@@ -358,7 +359,7 @@ fn root_writes_token_files_for_a_service_user() {
         .arg(&cred)
         .arg("-o")
         .arg(userlink.join("bt")));
-    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
             .contains(&format!("{} is owned by {}", userlink.display(), user.name)),
