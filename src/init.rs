@@ -322,9 +322,15 @@ fn poll(
         match oauth::poll_device(http, &req)? {
             Poll::Token(t) => return Ok(t),
             Poll::Pending(retry_after) => {
-                // A Retry-After of 2^64-1 s must not make us sleep past the code.
+                // A Retry-After (up to 2^64-1 s) past the code's end: no poll can follow.
                 if let Some(ra) = retry_after {
-                    wait = wait.max(ra.min(end.saturating_duration_since(Instant::now())));
+                    if clock::from_now(ra) >= end {
+                        return Err(Error::temp(format!(
+                            "the issuer asked to wait {} before polling again, longer than its code lives: nothing was written; run robot-token init again",
+                            human_secs(clock::secs(ra))
+                        )));
+                    }
+                    wait = wait.max(ra);
                 }
                 tracing::debug!("authorization pending");
             }

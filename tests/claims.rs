@@ -307,24 +307,35 @@ fn env_token(env: &Env, iss: &Issuer) -> PathBuf {
 }
 
 #[test]
-fn a_retry_after_of_2_64_seconds_does_not_abort() {
-    // client_credentials is retried after a 429; the issuer asks for 2^64-1 s.
+fn a_retry_after_of_2_64_seconds_does_not_abort_init() {
+    // The first device-code poll is answered 429 with Retry-After: 2^64-1.
     let iss = Issuer::start();
     let env = Env::new();
-    let cred = env.credential(&iss, "robot-basic", None);
-    let out = env.path("bt");
-    iss.fault(json!({"kind": "429", "retry_after": "18446744073709551615", "times": 5}));
+    assert_eq!(
+        iss.post("/__test/device", json!({"interval": 1}))["ok"],
+        true
+    );
+    iss.fault(json!({"kind": "429", "retry_after": "18446744073709551615"}));
     let t = Instant::now();
     let r = run(env
         .cmd()
-        .args(["get", "--timeout", "5s", "--deadline", "10s", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+        .args([
+            "init",
+            "--no-tty",
+            "--issuer",
+            &iss.url,
+            "--client-id",
+            "robot-public",
+            "-c",
+        ])
+        .arg(env.path("cred.json"))
+        .arg("-o")
+        .arg(env.path("bt")));
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    assert!(!out.exists());
+    assert!(r.stderr.contains("asked to wait"), "{}", r.stderr);
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(!env.path("cred.json").exists() && !env.path("bt").exists());
 }
 
 /// `init --no-tty` with the issuer's device-flow answer spelled by `answer`; returns
