@@ -399,3 +399,35 @@ fn device_flow_durations_of_2_64_seconds_do_not_abort_init() {
     let seen = init_keeps_polling(json!({"expires_in": "1e300", "interval": "1e300"}));
     assert!(seen.contains("the code expires in 1d 0h 0m 0s"), "{seen}");
 }
+
+#[test]
+fn a_vault_token_with_an_absurd_exp_is_not_installed() {
+    use common::vault::{Kdc, VaultStub};
+    let kdc = Kdc::start();
+    let env = Env::new();
+    // The Vault look-alike serves whatever its token source holds: here a token that
+    // claims to live until the year 9999.
+    let source = env.write_private("vault-source.jwt", &jwt(&payload(Some("253370764800"))));
+    let stub = VaultStub::start(&kdc, &source, &[]);
+    let out = env.path("bt");
+    let old = common::vault::jwt(-60, "expired") + "\n";
+    fs::write(&out, &old).unwrap();
+    let r = run(env
+        .cmd()
+        .env("KRB5_CONFIG", kdc.krb5_config())
+        .args(["get", "--timeout", "10s", "--deadline", "30s", "-o"])
+        .arg(&out)
+        .args(["--vault-server", &stub.server(), "-i", "igwn"])
+        .arg("-k")
+        .arg(kdc.robot_keytab())
+        .arg("--vault-token-file")
+        .arg(env.path("vt")));
+    assert_eq!(r.code, 65, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("unusable") && r.stderr.contains("year 9999"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(read(&out), old, "old token kept");
+}
