@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::ArgMatches;
 
@@ -65,7 +65,10 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// One renewal: `renew::run`, the deploy hook, the state file.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
-    let r = renew::run(cfg)
+    // --deadline bounds the whole run: the renewal, the hand-off and the hook.
+    let deadline = crate::clock::from_now(cfg.deadline);
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let r = renew::run(cfg, deadline)
         .and_then(|o| {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
@@ -74,6 +77,7 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                 if let Some(first) = o.files.first() {
                     cfg.outfile = first.clone();
                 }
+                cfg.timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
                 condor::run(&cfg, mode)?;
             }
             Ok(o)
@@ -86,7 +90,10 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                     profile: cfg.profile.as_deref(),
                     expires: o.expires,
                 },
-                cfg.hook_timeout,
+                // The hook gets 5 s after SIGTERM before SIGKILL: keep them inside.
+                cfg.hook_timeout
+                    .min(left().saturating_sub(Duration::from_secs(5)))
+                    .max(Duration::from_millis(100)),
             )
             .map(|()| o),
             _ => Ok(o),

@@ -7,7 +7,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
@@ -55,8 +55,29 @@ pub fn run(a: &InitArgs) -> Result<()> {
     let cred_path = store::absolute(&a.credential);
     let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
     check_credential_target(&cred_path, a.force)?;
-    store::check_target(&outfile).map_err(renew::token_file_error)?;
     check_url(&a.issuer, "issuer")?;
+    // From here to the end, termination signals wait: a Ctrl-C while the person
+    // approves ends the wait at once and removes the prepared files; one after
+    // the code was redeemed takes effect once both files are written.
+    let hold = crate::signals::Hold::new();
+    // Redeeming the device code gives the only copy of the refresh token: both
+    // files are prepared (directories checked, temp files made, space reserved)
+    // before a person approves anything and before the code is redeemed.
+    let cred_write = store::prepare(&cred_path, 64 * 1024, WriteMode::default()).map_err(|e| {
+        let msg = format!(
+            "cannot prepare credential file {} ({e}); nothing was sent: choose a directory you can write",
+            cred_path.display()
+        );
+        match e {
+            FileError::UntrustedDir { .. } => Error::perm(msg),
+            _ => Error::write(msg),
+        }
+    })?;
+    let token_write = store::prepare(&outfile, renew::TOKEN_RESERVE, WriteMode::default())
+        .map_err(|e| {
+            let e = renew::token_file_error(e);
+            Error::new(e.exit(), format!("{}; nothing was sent", e.message()))
+        })?;
 
     let secret = a
         .client_secret_file
@@ -187,10 +208,9 @@ pub fn run(a: &InitArgs) -> Result<()> {
     let _token_lock = lock(&outfile, "token file")?;
     let _cred_lock = lock(&cred_path, "credential")?;
     {
-        // Ctrl-C now waits for both writes: never a credential without its token.
-        let _hold = HoldSignals::new();
-        write_credential(&cred_path, &cred, a.force)?;
-        write_token(&outfile, &access)?;
+        // Ctrl-C waits for both writes: never a credential without its token.
+        write_credential(cred_write, &cred_path, &cred, a.force)?;
+        write_token(token_write, &access)?;
         crate::logging::stdout(&format!(
             "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}\n",
             cred_path.display(),
@@ -199,6 +219,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
             cred_path.display()
         ));
     }
+    drop(hold);
     Ok(())
 }
 
@@ -317,7 +338,7 @@ fn poll(
                 "nobody approved the login within {lifetime} (the code expired): nothing was written; run robot-token init again"
             )));
         }
-        std::thread::sleep(wait);
+        sleep_unless_interrupted(wait)?;
         wait = Duration::from_secs(interval);
         match oauth::poll_device(http, &req)? {
             Poll::Token(t) => return Ok(t),
@@ -397,6 +418,23 @@ fn sane(mut da: DeviceAuthorization) -> Result<DeviceAuthorization> {
     Ok(da)
 }
 
+/// Sleep, in short steps, unless a held signal arrives.
+fn sleep_unless_interrupted(d: Duration) -> Result<()> {
+    let end = clock::from_now(d);
+    loop {
+        if crate::signals::pending() {
+            return Err(Error::temp(
+                "interrupted while waiting; nothing was written",
+            ));
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
 /// The version-1 credential that `get -c` renews from.
 fn render_credential(
     a: &InitArgs,
@@ -442,11 +480,16 @@ fn render_credential(
     out
 }
 
-fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
+fn write_credential(
+    prepared: store::Prepared,
+    path: &Path,
+    data: &[u8],
+    force: bool,
+) -> Result<()> {
     let r = if force {
-        store::atomic_write(path, data, WriteMode::default())
+        prepared.commit(data)
     } else {
-        store::atomic_create(path, data, WriteMode::default())
+        prepared.commit_new(data)
     };
     r.map_err(|e| match e {
         FileError::Io { ref err, .. } if err.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -460,43 +503,11 @@ fn write_credential(path: &Path, data: &[u8], force: bool) -> Result<()> {
 }
 
 /// Write the first access token.
-fn write_token(path: &Path, access: &Secret) -> Result<()> {
+fn write_token(prepared: store::Prepared, access: &Secret) -> Result<()> {
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(access.expose().len() + 1));
     bytes.extend_from_slice(access.expose().as_bytes());
     bytes.push(b'\n');
-    store::atomic_write(path, &bytes, WriteMode::default()).map_err(renew::token_file_error)
-}
-
-/// Holds off SIGINT, SIGTERM, SIGHUP and SIGQUIT while files are written: a Ctrl-C
-/// then takes effect right after the writes, never between a temp file and its rename.
-struct HoldSignals {
-    old: libc::sigset_t,
-}
-
-impl HoldSignals {
-    fn new() -> HoldSignals {
-        // SAFETY: plain sigset manipulation on local values; pthread_sigmask only
-        // affects this thread, the only one that runs.
-        unsafe {
-            let mut set: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut set);
-            for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
-                libc::sigaddset(&mut set, s);
-            }
-            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
-            HoldSignals { old }
-        }
-    }
-}
-
-impl Drop for HoldSignals {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `new`.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
-    }
+    prepared.commit(&bytes).map_err(renew::token_file_error)
 }
 
 #[cfg(test)]

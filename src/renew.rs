@@ -7,7 +7,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::clock;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
@@ -18,7 +17,7 @@ use crate::token;
 
 /// Space reserved for each token file's replacement before a renewal sends
 /// anything: WLCG tokens are 1-4 KiB; a larger one is still written if it fits.
-const TOKEN_RESERVE: u64 = 16 * 1024;
+pub const TOKEN_RESERVE: u64 = 16 * 1024;
 
 /// What the token file holds now.
 #[derive(Debug, PartialEq, Eq)]
@@ -211,7 +210,10 @@ fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
     ))
 }
 
-pub fn run(cfg: &GetConfig) -> Result<Outcome> {
+/// Renew if needed. `deadline` bounds everything from here on (the random delay,
+/// lock waits, every request and retry); the caller gives what is left of it to the
+/// hand-offs that follow.
+pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
     let targets = output::targets(cfg)?;
     let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, false) {
@@ -223,10 +225,10 @@ pub fn run(cfg: &GetConfig) -> Result<Outcome> {
             log_stale(&t.path, cur, cfg.minsecs);
         }
     }
-    spread_load(cfg.random_delay);
+    // A missing credential fails here, before anything is created or slept.
+    source::precheck(cfg)?;
+    spread_load(cfg.random_delay, deadline);
     http::check_trust(&cfg.trust)?;
-    // The deadline counts from here: a --random-delay does not eat into it.
-    let deadline = clock::from_now(cfg.deadline);
 
     // Serialise with other runs for these token files, taking the locks in one
     // global order (sorted paths) so that runs with overlapping sets cannot deadlock.
@@ -365,7 +367,7 @@ pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<
 /// once. The fresh path never gets here. One delay per process: with `--all`, the
 /// first profile that needs a renewal sleeps, the others wait for it, then none sleeps
 /// again (the load to spread is the host's, not each profile's).
-fn spread_load(max: std::time::Duration) {
+fn spread_load(max: std::time::Duration, deadline: Instant) {
     static DELAYED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
     if max.is_zero() {
         return;
@@ -374,7 +376,10 @@ fn spread_load(max: std::time::Duration) {
     if *done {
         return;
     }
-    let pause = max.mul_f64(store::random_fraction());
+    // At most half of what is left of --deadline: the renewal needs the rest.
+    let pause = max
+        .mul_f64(store::random_fraction())
+        .min(deadline.saturating_duration_since(Instant::now()) / 2);
     tracing::debug!(
         "random delay: sleeping {:.1} s (up to {} s) before renewing",
         pause.as_secs_f64(),

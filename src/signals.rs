@@ -26,6 +26,13 @@ extern "C" fn note(sig: libc::c_int) {
     let _ = PENDING.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
 }
 
+/// Has a held signal arrived? A long wait inside a window (the device flow's
+/// polling) checks this to give up early; the signal then acts when the window
+/// closes.
+pub fn pending() -> bool {
+    PENDING.load(Ordering::SeqCst) != 0
+}
+
 /// A window during which termination signals wait. Windows nest and overlap across
 /// threads; the signals take effect when the last one is dropped.
 #[must_use]

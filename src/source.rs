@@ -51,6 +51,25 @@ impl Context<'_> {
     }
 }
 
+/// What can be known about the source without reading a secret or taking a lock:
+/// the credential file exists. Checked before a renewal creates its locks, so a
+/// mistyped path leaves no file behind.
+pub fn precheck(cfg: &GetConfig) -> Result<()> {
+    if let Source::File(file) = &cfg.source {
+        if let Err(e) = std::fs::symlink_metadata(file) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(Error::config(format!(
+                    "credential file {} does not exist: check the path, or create it with \
+                     `robot-token init --issuer URL --client-id ID -c {}`",
+                    file.display(),
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Get a new access token from the configured source.
 pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
     match &cfg.source {

@@ -420,6 +420,27 @@ impl Prepared {
         Ok(())
     }
 
+    /// Like [`Prepared::commit`], but create the target: fails with
+    /// `AlreadyExists` if anything appeared at the path (a hard link never
+    /// replaces, unlike a rename).
+    pub fn commit_new(self, data: &[u8]) -> Result<(), FileError> {
+        use std::os::unix::fs::FileExt;
+        let target = self.target.clone();
+        let fail = |op, e| FileError::io(&target, op, e);
+        self.file
+            .write_all_at(data, 0)
+            .map_err(|e| fail("write", e))?;
+        self.file
+            .set_len(data.len() as u64)
+            .map_err(|e| fail("write", e))?;
+        self.file.sync_all().map_err(|e| fail("fsync", e))?;
+        test_delay();
+        fs::hard_link(&self.tmp, &self.target).map_err(|e| fail("create", e))?;
+        sync_dir(&self.target);
+        // Drop removes the temp name; the data lives on under the target's.
+        Ok(())
+    }
+
     /// The file this replaces.
     pub fn target(&self) -> &Path {
         &self.target
@@ -478,6 +499,9 @@ fn create_temp(target: &Path, how: WriteMode) -> Result<(File, PathBuf), FileErr
         };
         let guard = TempGuard(Some(&tmp_path));
         let fail = |op, e| FileError::io(target, op, e);
+        // Locked while we live: another run's stale-temp cleanup leaves it alone
+        // (a temp prepared long before its commit, as in `init`).
+        let _ = file.try_lock();
         if let Some((uid, gid)) = how.owner {
             std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(|e| fail("chown", e))?;
         }
@@ -590,6 +614,16 @@ pub fn remove_stale_temps_by(target: &Path, also: Option<u32>) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         if !name.as_encoded_bytes().starts_with(prefix) {
+            continue;
+        }
+        // A temp file a live run holds is locked: not stale.
+        let live = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(entry.path())
+            .map(|f| f.try_lock().is_err())
+            .unwrap_or(false);
+        if live {
             continue;
         }
         if let Ok(meta) = entry.metadata() {

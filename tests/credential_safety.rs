@@ -588,3 +588,155 @@ fn loopback_requests_never_go_through_a_proxy() {
         "a loopback request went to the proxy"
     );
 }
+
+#[test]
+fn the_deadline_bounds_every_phase() {
+    let env = Env::new();
+    let iss = Issuer::start();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let out = env.path("bt");
+    iss.fault(json!({"kind": "slow", "delay_ms": 1000}));
+    // A random delay, a slow issuer and a deploy hook that never ends: the run
+    // still ends within --deadline (plus the hook's 5 s SIGTERM grace, kept inside).
+    let t = Instant::now();
+    let r = run(env
+        .cmd()
+        .args(["get", "--deadline", "8s", "--random-delay", "4s"])
+        .args(["--deploy-hook", "sleep 60", "--hook-timeout", "1m", "-c"])
+        .arg(&cred)
+        .arg("-o")
+        .arg(&out));
+    let took = t.elapsed();
+    assert!(
+        took < Duration::from_millis(9500),
+        "ran {took:?} with --deadline 8s"
+    );
+    assert_eq!(r.code, 75, "{}", r.stderr);
+    assert!(r.stderr.contains("deploy hook"), "{}", r.stderr);
+    assert!(lifetime(&read(&out)) > 0, "the token was written");
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    n.sort();
+    n
+}
+
+#[test]
+fn one_sidecar_per_file_and_none_without_a_renewal() {
+    let env = Env::new();
+    let iss = Issuer::start();
+    let d = env.path("robot");
+    fs::create_dir(&d).unwrap();
+    mode(&d, 0o700);
+    let out = d.join("bt");
+    // A mistyped credential path: an error, and no file anywhere.
+    let r = run(env
+        .cmd()
+        .args(["get", "-c"])
+        .arg(d.join("cred.jsn"))
+        .arg("-o")
+        .arg(&out));
+    assert_eq!(r.code, 78, "{}", r.stderr);
+    assert!(r.stderr.contains("robot-token init"), "{}", r.stderr);
+    assert!(names(&d).is_empty(), "{:?}", names(&d));
+    assert!(!env.path(".cache").exists());
+    // A renewal: the credential, the token file, and one lock each.
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let cred = d.join("cred.json");
+    fs::copy(env.credential(&iss, "robot-basic", Some(&rt)), &cred).unwrap();
+    let get = || {
+        run(env
+            .cmd()
+            .args(["get", "-m", "60", "-c"])
+            .arg(&cred)
+            .arg("-o")
+            .arg(&out))
+    };
+    assert_eq!(get().code, 0);
+    assert_eq!(
+        names(&d),
+        [".bt.lock", ".cred.json.lock", "bt", "cred.json"]
+    );
+    // status reads the last run from the token file's sidecar.
+    let r = run(env.cmd().arg("status").arg(&out));
+    assert!(
+        r.stdout.contains("last renewal") && r.stdout.contains("rotated"),
+        "{}",
+        r.stdout
+    );
+    // A no-op run creates nothing.
+    let e = env.path("elsewhere");
+    fs::create_dir(&e).unwrap();
+    mode(&e, 0o700);
+    let fresh = e.join("bt");
+    fs::copy(&out, &fresh).unwrap();
+    mode(&fresh, 0o600);
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "60", "-c"])
+        .arg(&cred)
+        .arg("-o")
+        .arg(&fresh));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(names(&e), ["bt"]);
+    // Read-only inputs get no sidecar: a client secret file.
+    let s = env.path("secrets");
+    fs::create_dir(&s).unwrap();
+    mode(&s, 0o700);
+    let secret = s.join("secret");
+    fs::write(&secret, "robot-basic-secret").unwrap();
+    mode(&secret, 0o600);
+    let r = run(env
+        .cmd()
+        .args(["get", "--issuer", &iss.url, "--client-id", "robot-basic"])
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .arg("-o")
+        .arg(e.join("bt2")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(names(&s), ["secret"]);
+}
+
+#[test]
+#[ignore = "needs root"]
+fn init_proves_both_files_can_be_written_before_the_login() {
+    let env = open_env();
+    let iss = Issuer::start();
+    let secret = env.write_private("secret", "robot-basic-secret\n");
+    let home = dir(&env, "home", ROBOT, 0o700);
+    chown(&secret, ROBOT);
+    // The robot cannot write the credential's directory: the device code is never
+    // asked for, so nobody approves a login whose refresh token would be lost.
+    let cdir = dir(&env, "etc-robot", 0, 0o755);
+    iss.reset();
+    let mut c = env.cmd();
+    c.env("HOME", &home)
+        .current_dir(&home)
+        .args([
+            "init",
+            "--no-tty",
+            "--issuer",
+            &iss.url,
+            "--client-id",
+            "robot-basic",
+        ])
+        .arg("--client-secret-file")
+        .arg(&secret)
+        .arg("-c")
+        .arg(cdir.join("cred.json"))
+        .arg("-o")
+        .arg(home.join("bt"))
+        .uid(ROBOT)
+        .gid(ROBOT);
+    let r = run(&mut c);
+    assert_eq!(r.code, 73, "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
+    assert_eq!(iss.requests("device"), 0);
+    assert_eq!(iss.requests("discovery"), 0);
+    assert!(names(&cdir).is_empty() && names(&home).is_empty());
+}

@@ -537,13 +537,18 @@ fn ctrl_c_during_the_writes_takes_effect_after_them() {
     c.env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500");
     let flow = start(c);
     approve(&iss, &flow.user_code, false);
-    // Wait until the credential's temp file exists: the writes have begun.
+    // Wait until the credential's temp file holds the credential (it was prepared,
+    // with 64 KiB reserved, before the login): the writes have begun.
     let mut began = false;
     for _ in 0..200 {
-        if only_temp_free_files(env.dir.path())
-            .iter()
-            .any(|n| n.starts_with(".cred.json.tmp."))
-        {
+        let writing = fs::read_dir(env.dir.path()).unwrap().flatten().any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".cred.json.tmp.")
+                && e.metadata()
+                    .is_ok_and(|m| m.len() > 0 && m.len() < 64 * 1024)
+        });
+        if writing {
             began = true;
             break;
         }

@@ -255,7 +255,18 @@ pub struct Output {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run robot-token");
+    // ETXTBSY: another test thread forked while a copy of the binary was still open
+    // for writing (a known race of copying executables in a multithreaded test).
+    let mut tries = 0;
+    let out = loop {
+        match cmd.output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            r => break r.expect("run robot-token"),
+        }
+    };
     Output {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
