@@ -13,6 +13,7 @@
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -61,8 +62,18 @@ impl fmt::Display for Secret {
 /// What a redacted secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
 
-/// Every secret this process sent (and the forms it may come back in).
-static SENT: Mutex<Vec<Zeroizing<String>>> = Mutex::new(Vec::new());
+/// Every secret this process sent (and the forms it may come back in), kept as what
+/// redaction needs: the keyed hashes of its [`WINDOW`]-byte pieces (no secret bytes,
+/// and a lookup that costs the same for one secret or for the thousand of a `get
+/// --all` fleet), and, for the rare secret shorter than a window, the value itself.
+struct Registry {
+    hasher: RandomState,
+    windows: HashSet<u64>,
+    short: Vec<Zeroizing<String>>,
+    seen: HashSet<u64>,
+}
+
+static SENT: Mutex<Option<Registry>> = Mutex::new(None);
 
 /// Shorter values are not noted: redacting every "abc" would garble text, and no
 /// credential is that short.
@@ -92,14 +103,31 @@ const PUBLIC_FIELDS: &[&str] = &[
     "renewable",
 ];
 
-fn sent() -> std::sync::MutexGuard<'static, Vec<Zeroizing<String>>> {
+fn sent() -> std::sync::MutexGuard<'static, Option<Registry>> {
     SENT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn note(list: &mut Vec<Zeroizing<String>>, v: &str) {
+fn note(reg: &mut Option<Registry>, v: &str) {
     let v = v.trim();
-    if v.len() >= MIN_SECRET && !list.iter().any(|s| s.as_str() == v) {
-        list.push(Zeroizing::new(v.to_string()));
+    if v.len() < MIN_SECRET {
+        return;
+    }
+    let reg = reg.get_or_insert_with(|| Registry {
+        hasher: RandomState::new(),
+        windows: HashSet::new(),
+        short: Vec::new(),
+        seen: HashSet::new(),
+    });
+    if !reg.seen.insert(reg.hasher.hash_one(v.as_bytes())) {
+        return;
+    }
+    let b = v.as_bytes();
+    if b.len() >= WINDOW {
+        for w in b.windows(WINDOW) {
+            reg.windows.insert(reg.hasher.hash_one(w));
+        }
+    } else {
+        reg.short.push(Zeroizing::new(v.to_string()));
     }
 }
 
@@ -107,14 +135,14 @@ fn note(list: &mut Vec<Zeroizing<String>>, v: &str) {
 /// form-urlencoding, the credentials of an `Authorization` value without the scheme,
 /// and a Basic header's decoded secret.
 pub fn note_sent(value: &str) {
-    let mut list = sent();
-    note(&mut list, value);
+    let mut reg = sent();
+    note(&mut reg, value);
     let encoded: Zeroizing<String> =
         Zeroizing::new(url::form_urlencoded::byte_serialize(value.as_bytes()).collect());
-    note(&mut list, &encoded);
+    note(&mut reg, &encoded);
     if let Some((scheme, cred)) = value.split_once(' ') {
         if !scheme.is_empty() && scheme.bytes().all(|b| b.is_ascii_alphabetic()) {
-            note(&mut list, cred);
+            note(&mut reg, cred);
             if scheme.eq_ignore_ascii_case("basic") {
                 use base64::Engine;
                 let raw = base64::engine::general_purpose::STANDARD
@@ -124,14 +152,14 @@ pub fn note_sent(value: &str) {
                     let text = Zeroizing::new(String::from_utf8_lossy(&raw).into_owned());
                     // RFC 6749 2.3.1: id:secret, each form-urlencoded. The id is public.
                     if let Some((_, secret)) = text.split_once(':') {
-                        note(&mut list, secret);
+                        note(&mut reg, secret);
                         let decoded: Zeroizing<String> = Zeroizing::new(
                             url::form_urlencoded::parse(format!("x={secret}").as_bytes())
                                 .map(|(_, v)| v.into_owned())
                                 .next()
                                 .unwrap_or_default(),
                         );
-                        note(&mut list, &decoded);
+                        note(&mut reg, &decoded);
                     }
                 }
             }
@@ -171,29 +199,23 @@ pub fn note_request(headers: &[(&str, &str)], form: Option<&str>, json: Option<&
 /// Replace every piece of a noted secret in `text` (every run of at least [`WINDOW`]
 /// bytes that occurs in one, and whole short secrets) with [`REDACTED`].
 pub fn redact(text: &str) -> String {
-    let list = sent();
-    if list.is_empty() || text.is_empty() {
+    let guard = sent();
+    let Some(reg) = guard.as_ref().filter(|_| !text.is_empty()) else {
         return text.to_string();
-    }
+    };
     let bytes = text.as_bytes();
     let mut hit = vec![false; bytes.len()];
-    let mut windows: HashSet<&[u8]> = HashSet::new();
-    for s in list.iter() {
-        let b = s.as_bytes();
-        if b.len() >= WINDOW {
-            windows.extend(b.windows(WINDOW));
-        } else {
-            for (i, m) in text.match_indices(s.as_str()) {
-                hit[i..i + m.len()].iter_mut().for_each(|h| *h = true);
-            }
+    for s in &reg.short {
+        for (i, m) in text.match_indices(s.as_str()) {
+            hit[i..i + m.len()].iter_mut().for_each(|h| *h = true);
         }
     }
     for (i, w) in bytes.windows(WINDOW).enumerate() {
-        if windows.contains(w) {
+        if reg.windows.contains(&reg.hasher.hash_one(w)) {
             hit[i..i + WINDOW].iter_mut().for_each(|h| *h = true);
         }
     }
-    drop(list);
+    drop(guard);
     let mut out = String::with_capacity(text.len());
     let mut in_secret = false;
     for (i, c) in text.char_indices() {
@@ -370,6 +392,28 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("604800s false"), "{t}");
+    }
+
+    #[test]
+    fn redaction_cost_does_not_grow_with_the_fleet() {
+        // `get --all` over a thousand robots notes thousands of secrets; every error
+        // and log line is redacted against all of them.
+        for i in 0..3000 {
+            note_sent(&format!(
+                "fleet-refresh-token-{i:08}-Zk3j9aQ2LmP0xY7wV5tR8sN1"
+            ));
+        }
+        let text = "an issuer's long error description ".repeat(400);
+        let t = std::time::Instant::now();
+        let out = untrusted_text(&text);
+        assert!(
+            t.elapsed() < std::time::Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
+        assert!(!out.contains(REDACTED));
+        let echo = untrusted_text("you sent fleet-refresh-token-00002999-Zk3j9aQ2LmP0xY7wV5tR8sN1");
+        assert_eq!(echo, format!("you sent {REDACTED}"));
     }
 
     #[test]
