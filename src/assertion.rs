@@ -85,7 +85,10 @@ impl SigningKey {
                 )))
             }
             Err(e @ (FileError::ForeignOwner { .. } | FileError::Symlink(_))) => {
-                return Err(Error::perm(format!("unsafe private key file: {e}")))
+                return Err(Error::perm(format!(
+                    "unsafe private key file: {}",
+                    e.secret()
+                )))
             }
             Err(e) => return Err(Error::config(format!("private key file: {e}"))),
         };

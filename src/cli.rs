@@ -17,6 +17,9 @@ Examples:
   # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
   robot-token get -c ~/.config/robot-token/robot.json -m 3600
 
+  # before the first cron run: check that line without redeeming or writing anything
+  robot-token get --dry-run -c ~/.config/robot-token/robot.json -m 3600
+
   # client_credentials robot, token for one storage endpoint
   robot-token get --issuer https://iam.example.org/ --client-id robot \\
       --client-secret-file ~/.secrets/robot --scope storage.read:/ \\
@@ -38,9 +41,11 @@ const MAIN_EXAMPLES: &str = "\
 Examples:
   robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
   robot-token get --all                                   # every profile of the config file
+  robot-token get --all --dry-run                         # check them without renewing
   robot-token status                                      # what every token looks like now
   robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
-  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token";
+  robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
+  robot-token revoke -c ~/.config/robot-token/robot.json  # retire a robot";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -75,9 +80,11 @@ const LONG_MAIN_HELP: &str = concat!(
 Examples:
   robot-token get -c ~/.config/robot-token/robot.json     # one robot, from cron
   robot-token get --all                                   # every profile of the config file
+  robot-token get --all --dry-run                         # check them without renewing
   robot-token status                                      # what every token looks like now
   robot-token check --all --warning 2h --critical 30m     # Nagios/Icinga plugin
   robot-token inspect /tmp/bt_u$(id -u)                   # decode a token
+  robot-token revoke -c ~/.config/robot-token/robot.json  # retire a robot
 
 ",
     crate::exit_table!(),
@@ -101,6 +108,10 @@ pub enum Command {
     /// Get a robot's first credential: a person approves a device login once (RFC 8628).
     #[command(after_help = INIT_HELP)]
     Init(Box<InitArgs>),
+    /// Retire a robot: revoke its refresh token at the issuer (or its Vault token), remove
+    /// its token files, and mark the credential file revoked.
+    #[command(after_help = REVOKE_HELP)]
+    Revoke(Box<RevokeCmd>),
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -117,6 +128,12 @@ pub struct GetCmd {
     /// Run every profile of the configuration file, --jobs at a time.
     #[arg(long)]
     pub all: bool,
+
+    /// Check everything a renewal needs (credential, token file directories, issuer,
+    /// TLS, clock, Vault, HTCondor, deploy hook) without redeeming anything or writing
+    /// a file; exit with the code the renewal would. One line per failed check.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// How many profiles --all runs at once.
     #[arg(
@@ -493,6 +510,57 @@ pub struct GetArgs {
     /// --condor=credd: a handle, for jobs that ask for NAME_HANDLE.
     #[arg(long, env = "ROBOT_TOKEN_CONDOR_HANDLE", value_name = "H")]
     pub condor_handle: Option<String>,
+}
+
+const REVOKE_HELP: &str = "Give it the same options as the robot's `get` line (or its --profile). \
+OAuth: the refresh token is revoked at the issuer's revocation_endpoint (RFC 7009) with the client's \
+authentication; then the token files and robot-token's own files (each file's lock and its record) are removed, and the \
+credential file is kept (it may hold a client secret) without its refresh_token and with \"revoked_at\": \
+`get` refuses it from then on. Vault: the cached Vault token is revoked (auth/token/revoke-self); with \
+--force the refresh token stored in Vault is deleted first, as `htdestroytoken -f` does. A robot without a \
+refresh token (client_credentials) has nothing to revoke at the issuer: only its files are removed. \
+A second revoke does nothing and exits 0.\n\n\
+Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure (nothing changed; run \
+it again), 77 the issuer or Vault refused (local files kept), 78 configuration.";
+
+/// `revoke`: which robot, then the options of its `get` line.
+#[derive(Debug, Args, Clone)]
+#[command(
+    // Not get's examples, which the flattened options would bring.
+    after_long_help = REVOKE_HELP,
+    mut_arg("minsecs", |a| a.hide(true)),
+    mut_arg("subject_token_file", |a| a.hide(true)),
+    mut_arg("subject_token_env", |a| a.hide(true)),
+    mut_arg("subject_token_type", |a| a.hide(true)),
+    mut_arg("requested_token_type", |a| a.hide(true)),
+    mut_arg("ci", |a| a.hide(true)),
+    mut_arg("ci_audience", |a| a.hide(true)),
+    mut_arg("require_scope", |a| a.hide(true)),
+    mut_arg("scope", |a| a.hide(true)),
+    mut_arg("audience", |a| a.hide(true)),
+    mut_arg("deploy_hook", |a| a.hide(true)),
+    mut_arg("hook_timeout", |a| a.hide(true)),
+    mut_arg("random_delay", |a| a.hide(true)),
+    mut_arg("vault_token_minttl", |a| a.hide(true)),
+    mut_arg("vault_token_ttl", |a| a.hide(true)),
+    mut_arg("condor", |a| a.hide(true)),
+    mut_arg("condor_service", |a| a.hide(true)),
+    mut_arg("condor_handle", |a| a.hide(true))
+)]
+pub struct RevokeCmd {
+    /// Revoke this profile of the configuration file.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+
+    /// Vault: also delete the refresh token stored in Vault (what `htdestroytoken -f`
+    /// does); the robot then needs htgettoken's interactive OIDC flow to work again.
+    #[arg(long)]
+    pub force: bool,
+
+    // The options of the robot's `get` line: those revoke does not use are hidden and
+    // ignored, so that `get` can be replaced by `revoke` in a crontab line.
+    #[command(flatten)]
+    pub args: GetArgs,
 }
 
 const INIT_HELP: &str = "Prints the verification URL and a user code (and, on a terminal, a QR code); \

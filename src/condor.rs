@@ -3,7 +3,10 @@
 //! - `file`: the token file is what HTCondor's client tools read (a raw JWT and one
 //!   newline); warn when `$XDG_RUNTIME_DIR/bt_u<euid>` shadows it.
 //! - `credd`: store the access token in the credd for `use_oauth_services = NAME`,
-//!   piped on stdin to `condor_store_cred add-oauth`, gated on `condor_version`.
+//!   piped on stdin to `condor_store_cred add-oauth`, gated on `condor_version`. A
+//!   running job only receives the credd's token at the starter's next
+//!   `SEC_CREDENTIAL_REFRESH` tick, so the renewal is moved earlier by that much
+//!   ([`early_renewal`]).
 //! - `vault-storer`: check HTCondor's `SEC_CREDENTIAL_GETTOKEN_OPTS` against our Vault
 //!   options, then run HTCondor's Vault credential storer with our Kerberos cache.
 //!
@@ -121,10 +124,13 @@ pub fn in_idtokens_dir(path: &Path) -> Option<PathBuf> {
 pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
     let handoff = match mode {
         Mode::File => Handoff::File,
-        Mode::Credd { service, handle } => Handoff::Credd {
-            service: service.clone(),
-            handle: handle.clone(),
-        },
+        Mode::Credd { service, handle } => {
+            warn_underscore(service);
+            Handoff::Credd {
+                service: service.clone(),
+                handle: handle.clone(),
+            }
+        }
         Mode::VaultStorer => {
             let s = vault::settings(cfg)?.ok_or_else(|| {
                 Error::usage(
@@ -154,6 +160,146 @@ pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
         write: target.map(|t| t.write_mode()).unwrap_or_default(),
     };
     hand_off_file(&handoff, &file, &Tools::from_env(cfg.timeout))
+}
+
+/// `get --dry-run` for `--condor`: the hand-off's tools are found, HTCondor's version
+/// band is known, the vault-storer settings agree, and the credd answers a query
+/// (`condor_store_cred query-oauth`). Nothing is stored and no storer runs. The checks
+/// (name, outcome) in the hand-off's order, up to the first that fails.
+pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> {
+    let tools = Tools::from_env(cfg.timeout);
+    let mut out = Vec::new();
+    let (service, handle) = match mode {
+        Mode::File => {
+            out.push((
+                "HTCondor".into(),
+                Ok(format!(
+                    "--condor=file: HTCondor's tools read {} (set _CONDOR_SCITOKENS_FILE if it \
+                     is not where bearer token discovery looks)",
+                    cfg.outfile.display()
+                )),
+            ));
+            return out;
+        }
+        Mode::Credd { service, handle } => {
+            let band = condor_version(&tools).and_then(|v| {
+                let vs = format!("{}.{}.{}", v.0, v.1, v.2);
+                match plain_support(v) {
+                    Plain::Unsupported => Err(Error::config(format!(
+                        "HTCondor {vs} cannot store a plain access token in the credd: \
+                         --condor=credd needs HTCondor 24.7.3 or later (24.10.2 or later uses \
+                         -P); upgrade HTCondor, or use --condor=file"
+                    ))),
+                    Plain::Flag => Ok(format!("HTCondor {vs} stores plain tokens with -P")),
+                    Plain::Implicit => Ok(format!("HTCondor {vs} stores plain tokens without -P")),
+                }
+            });
+            let stop = band.is_err();
+            out.push(("HTCondor version".into(), band));
+            if stop {
+                return out;
+            }
+            (service.clone(), handle.clone())
+        }
+        Mode::VaultStorer => {
+            let v = match vault::settings(cfg) {
+                Ok(Some(s)) => VaultStorer {
+                    vault_server: s.server,
+                    issuer: s.issuer,
+                    role: s.role,
+                    credkey: s.credkey,
+                    ccache: PathBuf::new(),
+                },
+                Ok(None) => {
+                    out.push((
+                        "HTCondor vault-storer".into(),
+                        Err(Error::usage(
+                            "--condor=vault-storer needs the Vault source (--vault-server with a \
+                             keytab, or a credential file with a \"vault\" section)",
+                        )),
+                    ));
+                    return out;
+                }
+                Err(e) => {
+                    out.push(("HTCondor vault-storer".into(), Err(e)));
+                    return out;
+                }
+            };
+            let opts = tools
+                .run(
+                    "condor_config_val",
+                    &["SEC_CREDENTIAL_GETTOKEN_OPTS"],
+                    None,
+                    &[],
+                )
+                .map(|ran| {
+                    if ran.success() {
+                        ran.stdout.trim().to_string()
+                    } else {
+                        String::new()
+                    }
+                });
+            let agree = opts.and_then(|opts| {
+                let diff = gettoken_mismatch(&parse_gettoken_opts(&opts), &v);
+                if diff.is_empty() {
+                    return Ok(format!("SEC_CREDENTIAL_GETTOKEN_OPTS = {opts} agrees"));
+                }
+                Err(Error::config(format!(
+                    "HTCondor's SEC_CREDENTIAL_GETTOKEN_OPTS ({}) does not match robot-token's \
+                     Vault options ({}): add this line to ~/.condor/user_config: {}",
+                    if opts.is_empty() { "unset" } else { &opts },
+                    diff.join(", "),
+                    user_config_line(&v)
+                )))
+            });
+            let storer = ["condor_credential_storer", "condor_vault_storer"]
+                .into_iter()
+                .find_map(|n| tools.find(n))
+                .map(|p| format!("{} is installed", p.display()))
+                .ok_or_else(|| {
+                    Error::config(
+                        "neither condor_credential_storer nor condor_vault_storer is on PATH: \
+                         install HTCondor's Vault credmon tools on this access point",
+                    )
+                });
+            let stop = agree.is_err() || storer.is_err();
+            out.push(("HTCondor SEC_CREDENTIAL_GETTOKEN_OPTS".into(), agree));
+            out.push(("HTCondor Vault storer".into(), storer));
+            if stop {
+                return out;
+            }
+            (v.issuer, None)
+        }
+    };
+    let mut q = vec!["query-oauth", "-s", service.as_str()];
+    if let Some(h) = &handle {
+        q.extend(["-H", h.as_str()]);
+    }
+    let answered = tools
+        .run("condor_store_cred", &q, None, &[])
+        .and_then(|ran| {
+            ran.show("condor_store_cred");
+            match classify_store_cred(&ran) {
+                Failure::Unreachable(why) => Err(Error::temp(format!(
+                "condor_store_cred could not reach the credd ({why}): start the credd (and the \
+                 schedd), or check CREDD_HOST; a later run will store the token"
+            ))),
+                Failure::Denied(why) => Err(Error::config(format!(
+                    "the credd denied a query for service {service} ({why}): the credd's \
+                 ALLOW_WRITE must admit this user and host"
+                ))),
+                Failure::Config(why) => Err(Error::config(format!(
+                    "the credd refused a query for service {service} ({why}): check ALLOW_WRITE, \
+                 SEC_CREDENTIAL_DIRECTORY_OAUTH and a credmon claiming {service}"
+                ))),
+                Failure::Unknown => Ok(format!(
+                    "the credd answered a query for service {service} ({})",
+                    ran.describe()
+                )),
+            }
+        });
+    out.push(("HTCondor credd".into(), answered));
+    out
 }
 
 /// The token file handed off: its path, the other user it may belong to (root
@@ -305,6 +451,132 @@ fn shell_quote(p: &Path) -> String {
 // ---------------------------------------------------------------------------
 // credd
 
+/// HTCondor 25.13.2 and later credmons read a credd file `a_b` as provider `a` with
+/// handle `b` (unless `CREDMON_ALLOW_SPECIAL_CHAR_NAMES`): say so before a credmon
+/// on the access point misreads the robot's token.
+fn warn_underscore(service: &str) {
+    if let Some((name, handle)) = service.split_once('_') {
+        tracing::warn!(
+            "--condor-service {service} contains '_': HTCondor's credmons (25.13.2 and later) \
+             read it as service {name:?} with handle {handle:?}; for a handle say so \
+             (--condor-service {name} --condor-handle {handle}), else choose a name without '_'"
+        );
+    }
+}
+
+/// The starter's `SEC_CREDENTIAL_REFRESH` default, in seconds (`param_integer(...,
+/// 300)` in HTCondor's starter; the knob is not in its parameter table, so
+/// `condor_config_val` says "Not defined" when it is unset).
+pub const DEFAULT_CREDENTIAL_REFRESH: i64 = 300;
+
+/// `SEC_CREDENTIAL_REFRESH` as this host's HTCondor configuration sets it: how often
+/// a running job's starter copies the credd's token into the job's `$_CONDOR_CREDS`.
+/// Unset, unreadable or not a number: HTCondor's default.
+pub fn credential_refresh(tools: &Tools) -> i64 {
+    let ran = match tools.run("condor_config_val", &["SEC_CREDENTIAL_REFRESH"], None, &[]) {
+        Ok(r) => r,
+        // No HTCondor here: the hand-off says so, with its own exit code.
+        Err(e) => {
+            tracing::debug!("SEC_CREDENTIAL_REFRESH: {}", e.message());
+            return DEFAULT_CREDENTIAL_REFRESH;
+        }
+    };
+    ran.show("condor_config_val");
+    let value = ran.stdout.trim();
+    if !ran.success() || value.is_empty() {
+        tracing::debug!(
+            "SEC_CREDENTIAL_REFRESH is not set ({}): HTCondor's default is {DEFAULT_CREDENTIAL_REFRESH} s",
+            ran.describe()
+        );
+        return DEFAULT_CREDENTIAL_REFRESH;
+    }
+    match value.parse::<i64>() {
+        Ok(v) => v,
+        Err(_) => {
+            tracing::warn!(
+                "SEC_CREDENTIAL_REFRESH = {:?} is not a number of seconds: assuming HTCondor's \
+                 default, {DEFAULT_CREDENTIAL_REFRESH} s",
+                redact(value)
+            );
+            DEFAULT_CREDENTIAL_REFRESH
+        }
+    }
+}
+
+/// `--condor=credd`: renew when less than `--minsecs` plus `SEC_CREDENTIAL_REFRESH` is
+/// left. A running job holds the credd's token of up to one refresh interval ago, so
+/// it then always has at least what `--minsecs` promises the token file's readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EarlyRenewal {
+    /// `SEC_CREDENTIAL_REFRESH`, in seconds (0 or less: jobs are never refreshed).
+    pub refresh: i64,
+    /// `--minsecs` as given.
+    pub minsecs: i64,
+}
+
+impl EarlyRenewal {
+    /// The threshold the renewal uses instead of `--minsecs`.
+    pub fn minsecs(&self) -> i64 {
+        self.minsecs.saturating_add(self.refresh.max(0))
+    }
+
+    /// After a renewal: warn when the issuer's tokens are too short for the rule.
+    pub fn check_lifetime(&self, expires: i64) {
+        let (r, m) = (self.refresh, self.minsecs);
+        if r <= 0 {
+            return;
+        }
+        let left = expires - crate::token::now();
+        if left <= r {
+            tracing::warn!(
+                "the new token lives {}, not longer than SEC_CREDENTIAL_REFRESH ({r} s): running \
+                 jobs receive the credd's token only every {r} s and will hold an expired one; \
+                 ask the issuer for tokens that live more than {} s, or lower \
+                 SEC_CREDENTIAL_REFRESH on the execute points",
+                crate::renew::human_secs(left),
+                self.minsecs()
+            );
+        } else if left < self.minsecs() {
+            tracing::warn!(
+                "the new token lives {}, less than --minsecs ({m} s) plus SEC_CREDENTIAL_REFRESH \
+                 ({r} s): every run renews it; lower --minsecs below {} s (and keep it above the \
+                 interval between runs)",
+                crate::renew::human_secs(left),
+                left - r
+            );
+        }
+    }
+}
+
+/// For `--condor=credd`, read `SEC_CREDENTIAL_REFRESH` and say how the renewal moves.
+/// One `condor_config_val` per run: the credd hand-off runs HTCondor's tools on
+/// every run anyway, fresh or not.
+pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal> {
+    if !matches!(cfg.condor, Some(Mode::Credd { .. })) {
+        return None;
+    }
+    let refresh = credential_refresh(&Tools::from_env(timeout));
+    let e = EarlyRenewal {
+        refresh,
+        minsecs: cfg.minsecs,
+    };
+    if refresh <= 0 {
+        tracing::warn!(
+            "SEC_CREDENTIAL_REFRESH is {refresh}: HTCondor never gives running jobs a renewed \
+             token, only jobs that start after it is stored; set it (default \
+             {DEFAULT_CREDENTIAL_REFRESH} s) on the execute points"
+        );
+    } else {
+        tracing::info!(
+            "--condor=credd: renewing when less than {} s is left (--minsecs {} s + \
+             SEC_CREDENTIAL_REFRESH {refresh} s), so that running jobs never hold an expired token",
+            e.minsecs(),
+            cfg.minsecs
+        );
+    }
+    Some(e)
+}
+
 /// What the installed HTCondor can do with a plain access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plain {
@@ -389,12 +661,19 @@ fn store_in_credd(
     }
     let args = store_cred_args(service, handle, plain);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let ran = tools.run("condor_store_cred", &args, Some(&canonical_bytes(tok)), &[])?;
+    // Exactly the token file's bytes: `sha256sum` of the file and of the credd's
+    // `.use` file show the fingerprint printed below.
+    let bytes = canonical_bytes(tok);
+    let ran = tools.run("condor_store_cred", &args, Some(&bytes), &[])?;
     ran.show("condor_store_cred");
     if ran.success() {
         tracing::info!(
-            "stored the token ({tok}) in the credd as service {service}{} (HTCondor {vs})",
-            handle.map(|h| format!(", handle {h}")).unwrap_or_default()
+            "stored {} in the credd as service {service}{} (HTCondor {vs}{}); the stored bytes' \
+             sha256sum begins {}",
+            token_file.display(),
+            handle.map(|h| format!(", handle {h}")).unwrap_or_default(),
+            if plain == Plain::Flag { ", -P" } else { "" },
+            crate::secret::fingerprint(&bytes)
         );
         return Ok(());
     }
@@ -410,7 +689,7 @@ fn store_in_credd(
             q.push("-d");
             match tools.run("condor_store_cred", &q, None, &[]) {
                 Ok(d) => match classify_store_cred(&d) {
-                    Failure::Unreachable(why) => Failure::Unreachable(why),
+                    f @ (Failure::Unreachable(_) | Failure::Denied(_)) => f,
                     _ => Failure::Config(ran.last_line()),
                 },
                 Err(_) => Failure::Config(ran.last_line()),
@@ -423,6 +702,11 @@ fn store_in_credd(
         Failure::Unreachable(why) => Error::temp(format!(
             "condor_store_cred could not reach the credd ({why}); the token file {file} is up to \
              date; a later run will store the token"
+        )),
+        Failure::Denied(why) => Error::config(format!(
+            "the credd denied condor_store_cred access to store the token for service {service} \
+             ({why}); the token file {file} is up to date; the credd's ALLOW_WRITE must admit \
+             this user and host"
         )),
         Failure::Config(why) => Error::config(format!(
             "condor_store_cred refused to store the token for service {service} ({why}); the token \
@@ -442,12 +726,17 @@ fn store_in_credd(
 enum Failure {
     /// The daemon could not be reached or did not answer in time: exit 75.
     Unreachable(String),
+    /// The daemon refused the client (its security policy): exit 78.
+    Denied(String),
     /// It answered no, or was called wrongly for this installation: exit 78.
     Config(String),
     /// Not classified by its output.
     Unknown,
 }
 
+/// Output of condor_store_cred that says the credd answered no. HTCondor 25 also
+/// prints "Unable to contact local credd" after a denial, so this is looked for first.
+const DENIED: &[&str] = &["received \"denied\""];
 /// Output of condor_store_cred that names an unreachable credd.
 const UNREACHABLE: &[&str] = &[
     "unable to contact",
@@ -476,6 +765,22 @@ const MISCONFIGURED: &[&str] = &[
     "not running as system",
 ];
 
+/// `12/06/26 20:46:25 ERROR: ...` (HTCondor's -d lines) → `ERROR: ...`.
+fn strip_log_stamp(line: &str) -> &str {
+    let mut words = line.splitn(3, ' ');
+    match (words.next(), words.next(), words.next()) {
+        (Some(d), Some(t), Some(rest))
+            if d.len() == 8
+                && d.bytes().all(|b| b.is_ascii_digit() || b == b'/')
+                && t.len() == 8
+                && t.bytes().all(|b| b.is_ascii_digit() || b == b':') =>
+        {
+            rest
+        }
+        _ => line,
+    }
+}
+
 fn classify_store_cred(ran: &Ran) -> Failure {
     if ran.timed_out {
         return Failure::Unreachable(format!("no answer within {} s", ran.timeout.as_secs()));
@@ -487,8 +792,11 @@ fn classify_store_cred(ran: &Ran) -> Failure {
                 let l = l.to_ascii_lowercase();
                 pats.iter().any(|p| l.contains(p))
             })
-            .map(|l| l.trim().to_string())
+            .map(|l| redact(strip_log_stamp(l.trim())))
     };
+    if let Some(l) = find(DENIED) {
+        return Failure::Denied(l);
+    }
     if let Some(l) = find(UNREACHABLE) {
         return Failure::Unreachable(l);
     }
@@ -691,33 +999,58 @@ fn run_vault_storer(tools: &Tools, v: &VaultStorer, token_file: &Path) -> Result
         return Ok(());
     }
     let file = token_file.display();
-    let all = format!("{}\n{}", ran.stdout, ran.stderr).to_ascii_lowercase();
-    let config = [
-        "neither sec_credential_gettoken_opts",
-        "command not found",
-        "no such file",
-        "only one underscore",
-        "do not match the request",
-        "usage:",
-    ]
-    .iter()
-    .any(|p| all.contains(p));
-    Err(if config && !ran.timed_out {
-        Error::config(format!(
-            "{storer} -v {} failed ({}); the token file {file} is up to date; run with -v to see \
-             its output",
-            v.issuer,
-            ran.last_line()
-        ))
+    let all = format!("{}\n{}", ran.stdout, ran.stderr);
+    // The first line that says what is wrong (a bash script's "line 433: htgettoken:
+    // command not found" comes before its own summary, "htgettoken failed").
+    let config_line = all
+        .lines()
+        .find(|l| {
+            let l = l.to_ascii_lowercase();
+            STORER_MISCONFIGURED.iter().any(|p| l.contains(p))
+        })
+        .map(|l| redact(l.trim()));
+    // With -v its output is already above; without, say how to see it.
+    let see = if tracing::enabled!(tracing::Level::INFO) {
+        "its output is above"
     } else {
-        Error::temp(format!(
+        "run with -v to see its output"
+    };
+    Err(match config_line {
+        Some(_) if all.contains("htgettoken: command not found") => Error::config(format!(
+            "{storer} -v {} failed: htgettoken is not installed on this host ({storer} runs it \
+             to get the Vault token); the token file {file} is up to date; install htgettoken",
+            v.issuer
+        )),
+        Some(line) if !ran.timed_out => {
+            let how = ran.describe();
+            let why = if how.contains(&line) {
+                how
+            } else {
+                format!("{line}; {how}")
+            };
+            Error::config(format!(
+                "{storer} -v {} failed ({why}); the token file {file} is up to date; {see}",
+                v.issuer
+            ))
+        }
+        _ => Error::temp(format!(
             "{storer} -v {} failed ({}); the token file {file} is up to date; a later run will \
-             try again (-v shows its output)",
+             try again; {see}",
             v.issuer,
             ran.describe()
-        ))
+        )),
     })
 }
+
+/// Output of HTCondor's credential storer that names a problem a retry cannot fix.
+const STORER_MISCONFIGURED: &[&str] = &[
+    "neither sec_credential_gettoken_opts",
+    "command not found",
+    "no such file",
+    "only one underscore",
+    "do not match the request",
+    "usage:",
+];
 
 /// A private directory, removed with what is in it on drop.
 struct Scratch(PathBuf);
@@ -987,6 +1320,45 @@ mod tests {
         assert_eq!(plain_support((24, 7, 3)), Plain::Implicit);
         assert_eq!(plain_support((24, 7, 2)), Plain::Unsupported);
         assert_eq!(plain_support((23, 9, 6)), Plain::Unsupported);
+        // Read in HTCondor's sources: -P came with HTCONDOR-3084, first tagged v24.10.2;
+        // the credd's writing of an unclaimed service's token as .use with
+        // HTCONDOR-2803, first tagged v24.7.3; the 24.0 LTS series has neither.
+        assert_eq!(plain_support((24, 9, 2)), Plain::Implicit);
+        assert_eq!(plain_support((24, 0, 23)), Plain::Unsupported);
+        assert_eq!(plain_support((25, 0, 1)), Plain::Flag);
+        assert_eq!(
+            parse_version("$CondorVersion: 25.14.1 2026-10-16 PackageID: 25.14.1+dfsg-1 $"),
+            Some((25, 14, 1))
+        );
+    }
+
+    #[test]
+    fn early_renewal_adds_the_refresh_interval() {
+        let e = EarlyRenewal {
+            refresh: 30,
+            minsecs: 60,
+        };
+        assert_eq!(e.minsecs(), 90);
+        let off = EarlyRenewal {
+            refresh: -1,
+            minsecs: 60,
+        };
+        assert_eq!(off.minsecs(), 60);
+        let huge = EarlyRenewal {
+            refresh: i64::MAX,
+            minsecs: 60,
+        };
+        assert_eq!(huge.minsecs(), i64::MAX);
+    }
+
+    #[test]
+    fn log_stamps() {
+        assert_eq!(
+            strip_log_stamp("12/06/26 20:46:25 ERROR: SECMAN:2010:Received"),
+            "ERROR: SECMAN:2010:Received"
+        );
+        assert_eq!(strip_log_stamp("Operation failed."), "Operation failed.");
+        assert_eq!(strip_log_stamp("a b c"), "a b c");
     }
 
     #[test]
@@ -1084,5 +1456,27 @@ mod tests {
             classify_store_cred(&ran(2, "", "")),
             Failure::Config(_)
         ));
+        // HTCondor 25.14.1's `query-oauth -d` when the credd's policy denies the user
+        // (seen on a real pool): it also says "Unable to contact local credd".
+        let denied = "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
+             12/06/26 20:46:25 SECMAN: FAILED: Received \"DENIED\" from server for user robot@localhost using method FS.\n\
+             12/06/26 20:46:25 ERROR: SECMAN:2010:Received \"DENIED\" from server for user robot@localhost using method FS.\n\
+             12/06/26 20:46:25 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n";
+        assert_eq!(
+            classify_store_cred(&ran(1, "Operation failed.\n", denied)),
+            Failure::Denied(
+                "SECMAN: FAILED: Received \"DENIED\" from server for user robot@localhost using \
+                 method FS."
+                    .into()
+            )
+        );
+        // ...and when the credd is down: the same noise, no denial.
+        let down = "12/06/26 20:46:32 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
+             12/06/26 20:46:32 Can't find address for credd localhost\n\
+             12/06/26 20:46:32 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n";
+        assert_eq!(
+            classify_store_cred(&ran(0, "Operation failed.\n", down)),
+            Failure::Unreachable("Can't find address for credd localhost".into())
+        );
     }
 }

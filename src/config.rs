@@ -128,8 +128,8 @@ pub struct GetConfig {
 }
 
 impl GetConfig {
-    /// The long-lived secret this configuration reads, beside which its state file
-    /// (last rotation, last run) lives; the token file when there is none (exec).
+    /// The long-lived secret this configuration reads (shown by `status`); the token
+    /// file when there is none (exec).
     pub fn credential_path(&self) -> &std::path::Path {
         match &self.source {
             Source::File(p) => p,
@@ -415,10 +415,15 @@ impl GetConfig {
                 "--timeout, --deadline and --hook-timeout must be positive",
             ));
         }
+        if a.outfile.iter().any(|s| s.is_empty()) {
+            // Empty would otherwise quietly mean the default location.
+            return Err(Error::usage(
+                "-o (or $ROBOT_TOKEN_OUTFILE) is empty: name a file, or leave it out for WLCG discovery",
+            ));
+        }
         let outputs = a
             .outfile
             .iter()
-            .filter(|s| !s.is_empty())
             .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
             .collect::<Result<Vec<_>>>()?;
         let outfile = outputs

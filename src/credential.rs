@@ -1,7 +1,8 @@
 //! The long-lived credential: a version-1 JSON file (see README, "Credential file").
 //!
-//! The file is parsed into typed fields for use and kept as its raw JSON object for
-//! rewriting, so fields we do not know survive a refresh-token rotation.
+//! The file is parsed into typed fields for use and kept as its original bytes for
+//! rewriting: a rotation changes the `refresh_token` value and nothing else, so
+//! unknown fields, number spellings, escapes and layout survive (see `json_edit`).
 
 use std::fs;
 use std::io::Read;
@@ -9,9 +10,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
+use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
 use crate::exec::ExecSettings;
+use crate::json_edit::{self, Edit};
 use crate::secret::Secret;
 use crate::store::{self, FileError, WriteMode};
 
@@ -47,7 +50,8 @@ impl ClientAuth {
 pub struct Credential {
     /// Where it was read from, symlinks resolved, so a rewrite replaces the real file.
     pub path: PathBuf,
-    raw: Map<String, Value>,
+    /// The file as read (or as last written): the base of every rewrite.
+    text: Zeroizing<Vec<u8>>,
     pub issuer: Option<String>,
     pub token_endpoint: Option<String>,
     pub client_id: String,
@@ -67,6 +71,10 @@ pub struct Credential {
     pub kid: Option<String>,
     /// `"grant": "exec"`: how to run the command that obtains the token.
     pub exec: Option<ExecSettings>,
+    /// RFC 7009 revocation endpoint, when discovery cannot name it.
+    pub revocation_endpoint: Option<String>,
+    /// Set by `robot-token revoke`: the robot is retired and `get` refuses the file.
+    pub revoked_at: Option<String>,
 }
 
 /// The `"grant"` field of a credential file.
@@ -100,12 +108,19 @@ impl std::fmt::Debug for Credential {
     }
 }
 
-impl Drop for Credential {
-    // The typed secrets zeroize themselves; wipe their copies in the raw JSON too.
+/// The members robot-token writes itself: each may appear once at the top level, or
+/// a rewrite could not tell which one to change.
+pub const OWNED_FIELDS: [&str; 2] = ["refresh_token", "revoked_at"];
+
+/// The parsed JSON while the typed fields are taken from it: its copies of the
+/// secrets are wiped on the way out, like the typed ones.
+struct Parsed(Map<String, Value>);
+
+impl Drop for Parsed {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         for key in ["client_secret", "refresh_token"] {
-            if let Some(Value::String(s)) = self.raw.get_mut(key) {
+            if let Some(Value::String(s)) = self.0.get_mut(key) {
                 s.zeroize();
             }
         }
@@ -142,8 +157,8 @@ impl Credential {
                 path.display()
             ))
         };
-        let raw: Map<String, Value> = match serde_json::from_slice(data) {
-            Ok(Value::Object(m)) => m,
+        let parsed = match serde_json::from_slice(data) {
+            Ok(Value::Object(m)) => Parsed(m),
             Ok(_) => return Err(bad("expected a JSON object".into())),
             Err(e) => {
                 return Err(bad(format!(
@@ -153,6 +168,18 @@ impl Credential {
                 )))
             }
         };
+        let raw = &parsed.0;
+        // Refused now, before anything is sent: after a rotation it would be too late
+        // to find that the file cannot be rewritten.
+        let members = json_edit::scan(data).map_err(|e| bad(e.to_string()))?;
+        for key in OWNED_FIELDS {
+            if members.count(key) > 1 {
+                return Err(bad(format!(
+                    "\"{key}\" appears {} times; keep exactly one",
+                    members.count(key)
+                )));
+            }
+        }
         match raw.get("version") {
             Some(v) if v.as_u64() == Some(1) => {}
             Some(_) => return Err(bad("\"version\" must be 1".into())),
@@ -254,24 +281,36 @@ impl Credential {
             scope: list("scope")?,
             audience: list("audience")?,
             exec,
-            raw,
+            revocation_endpoint: string("revocation_endpoint")?,
+            revoked_at: revoked_at(&parsed.0),
+            text: Zeroizing::new(data.to_vec()),
         })
     }
 
-    /// The file's new content with `refresh_token` replaced; every other field,
-    /// known or not, is kept in its place.
-    pub fn render_with_refresh_token(&self, rt: &Secret) -> Vec<u8> {
-        let mut raw = self.raw.clone();
-        raw.insert(
-            "refresh_token".into(),
-            Value::String(rt.expose().to_string()),
-        );
-        let mut out = serde_json::to_vec_pretty(&Value::Object(raw)).unwrap_or_default();
-        out.push(b'\n');
-        out
+    /// The file's new content with the `refresh_token` value replaced (or the member
+    /// added): every other byte stays as the user wrote it.
+    pub fn render_with_refresh_token(&self, rt: &Secret) -> Result<Zeroizing<Vec<u8>>> {
+        let value = json_edit::json_string(rt.expose());
+        self.render(&[Edit::Set("refresh_token", &value)])
     }
 
-    /// Persist a rotated refresh token (atomically, mode 0600) and use it from now on.
+    /// The file's new content for a retired credential: `refresh_token` removed and a
+    /// `revoked_at` field (the time given, as a string) set; every other byte kept,
+    /// the client secret included, since the operator may still need it.
+    pub fn render_revoked(&self, revoked_at: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let at = json_edit::json_string(revoked_at);
+        self.render(&revoked_edits(&at))
+    }
+
+    fn render(&self, edits: &[Edit]) -> Result<Zeroizing<Vec<u8>>> {
+        json_edit::apply(&self.text, edits).map_err(|e| {
+            Error::data(format!(
+                "cannot rewrite the credential file {}: {e}",
+                self.path.display()
+            ))
+        })
+    }
+
     /// Prepare the rewrite of this credential before its refresh token is sent
     /// (see `store::prepare`): the temp file in its real directory, with room for
     /// the file plus a refresh token of up to 16 KiB. Fails with exit 73, or 77
@@ -310,9 +349,19 @@ impl Credential {
         })
     }
 
-    /// Save a new refresh token through a prepared rewrite.
+    /// Save a new refresh token through a prepared rewrite (atomically, mode 0600)
+    /// and use it from now on.
     pub fn store_refresh_token(&mut self, prepared: store::Prepared, rt: Secret) -> Result<()> {
-        let bytes = zeroize::Zeroizing::new(self.render_with_refresh_token(&rt));
+        let bytes = match self.render_with_refresh_token(&rt) {
+            Ok(b) => b,
+            // `parse` scanned this very text, so this cannot happen; but the old
+            // refresh token is already dead at the issuer: keep the new one, even at
+            // the price of the file's layout.
+            Err(e) => {
+                tracing::warn!("{}; writing it out in full instead", e.message());
+                self.render_full(&rt)?
+            }
+        };
         prepared.commit(&bytes).map_err(|e| {
             Error::write(format!(
                 "the issuer rotated the refresh token but it could not be saved ({e}); \
@@ -320,12 +369,110 @@ impl Credential {
                 self.path.display()
             ))
         })?;
-        self.raw.insert(
+        self.text = bytes;
+        self.refresh_token = Some(rt);
+        Ok(())
+    }
+
+    /// Retire the credential on disk (see [`Credential::render_revoked`]); the old
+    /// file stays untouched when that fails.
+    pub fn store_revoked(&mut self, revoked_at: &str) -> Result<()> {
+        let bytes = self.render_revoked(revoked_at)?;
+        self.write(&bytes).map_err(|e| {
+            Error::write(format!(
+                "cannot rewrite the credential file {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        self.text = bytes;
+        self.refresh_token = None;
+        Ok(())
+    }
+
+    fn write(&self, bytes: &[u8]) -> std::result::Result<(), FileError> {
+        store::atomic_write(&self.path, bytes, WriteMode::default())
+    }
+
+    /// The whole file written anew from its parsed values (key order kept): the last
+    /// resort when a surgical edit is impossible.
+    fn render_full(&self, rt: &Secret) -> Result<Zeroizing<Vec<u8>>> {
+        let mut parsed = match serde_json::from_slice(&self.text) {
+            Ok(Value::Object(m)) => Parsed(m),
+            _ => {
+                return Err(Error::data(format!(
+                    "cannot rewrite the credential file {}: it is no longer a JSON object",
+                    self.path.display()
+                )))
+            }
+        };
+        parsed.0.insert(
             "refresh_token".into(),
             Value::String(rt.expose().to_string()),
         );
-        self.refresh_token = Some(rt);
-        Ok(())
+        let mut out = Zeroizing::new(Vec::with_capacity(
+            self.text.len() * 2 + rt.expose().len() * 6 + 64,
+        ));
+        let _ = serde_json::to_writer_pretty(&mut *out, &parsed.0);
+        out.push(b'\n');
+        Ok(out)
+    }
+}
+
+/// The edits that retire a credential file: `refresh_token` removed, `revoked_at`
+/// (`at`, JSON text) set.
+fn revoked_edits(at: &[u8]) -> [Edit<'_>; 2] {
+    [Edit::Remove("refresh_token"), Edit::Set("revoked_at", at)]
+}
+
+/// Retire a credential file whose bytes are `data` (`robot-token revoke`), whether or
+/// not it parses as an OAuth2 credential (a `vault` section does not): the same
+/// surgical edits as [`Credential::render_revoked`], written atomically (mode 0600).
+pub fn mark_revoked(path: &Path, data: &[u8], revoked_at: &str) -> Result<()> {
+    let at = json_edit::json_string(revoked_at);
+    let bytes = json_edit::apply(data, &revoked_edits(&at)).map_err(|e| {
+        Error::data(format!(
+            "cannot rewrite the credential file {}: {e}",
+            path.display()
+        ))
+    })?;
+    store::atomic_write(path, &bytes, WriteMode::default()).map_err(|e| {
+        Error::write(format!(
+            "the credential {} could not be marked revoked ({e}); run revoke again",
+            path.display()
+        ))
+    })
+}
+
+/// `"revoked_at"` of a credential file's JSON object: a retired robot's file.
+fn revoked_at(raw: &Map<String, Value>) -> Option<String> {
+    match raw.get("revoked_at")? {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        v => Some(v.to_string()),
+    }
+}
+
+/// When `robot-token revoke` retired the credential file whose bytes are `data`.
+pub fn revoked_at_in(data: &[u8]) -> Option<String> {
+    match serde_json::from_slice::<Value>(data) {
+        Ok(Value::Object(raw)) => {
+            let parsed = Parsed(raw);
+            revoked_at(&parsed.0)
+        }
+        _ => None, // the parser names what is wrong with it
+    }
+}
+
+/// A credential file `robot-token revoke` retired: `get` refuses it (exit 77), before
+/// anything is sent, and says how to give the robot a credential again.
+pub fn refuse_revoked(data: &[u8], path: &Path) -> Result<()> {
+    match revoked_at_in(data) {
+        None => Ok(()),
+        Some(at) => Err(Error::perm(format!(
+            "the credential {} was revoked at {at} (robot-token revoke): this robot is retired; \
+             remove its cron line, or give it a new credential with robot-token init --force",
+            path.display()
+        ))),
     }
 }
 
@@ -363,10 +510,8 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
             real.display()
         )));
     }
-    store::check_private(&real, &meta).map_err(|e| match e {
-        FileError::ForeignOwner { .. } => Error::perm(format!("unsafe credential file: {e}")),
-        _ => Error::perm(format!("unsafe credential file: {e}")),
-    })?;
+    store::check_private(&real, &meta)
+        .map_err(|e| Error::perm(format!("unsafe credential file: {e}")))?;
     let mut data = zeroize::Zeroizing::new(Vec::new());
     file.take(MAX_CREDENTIAL_LEN as u64 + 1)
         .read_to_end(&mut data)
@@ -388,27 +533,21 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
 
 /// Read a client secret from its own file (same safety rules as the credential).
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
-    let meta = fs::metadata(path).map_err(|e| {
-        Error::config(format!(
+    let cannot = |e: FileError| match e {
+        FileError::Io { err, .. } => Error::config(format!(
             "cannot read client secret file {}: {}",
             path.display(),
-            io_reason(&e)
-        ))
-    })?;
-    store::check_private(path, &meta)
+            io_reason(&err)
+        )),
+        e => Error::config(format!("client secret file: {e}")),
+    };
+    let opened = store::open_regular(path).map_err(cannot)?;
+    store::check_private(path, &opened.1)
         .map_err(|e| Error::perm(format!("unsafe client secret file: {e}")))?;
-    let mut data = String::new();
-    fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut data))
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read client secret file {}: {}",
-                path.display(),
-                io_reason(&e)
-            ))
-        })?;
-    let secret = Secret::new(data.trim_end_matches(['\n', '\r']).to_string());
-    data.clear();
+    let data = store::read_capped(path, opened, 64 * 1024).map_err(cannot)?;
+    let text = std::str::from_utf8(&data)
+        .map_err(|_| Error::data(format!("client secret file {} is not text", path.display())))?;
+    let secret = Secret::new(text.trim_end_matches(['\n', '\r']).to_string());
     if secret.is_empty() {
         return Err(Error::data(format!(
             "client secret file {} is empty",
@@ -438,7 +577,12 @@ mod tests {
         assert_eq!(c.client_auth, Some(ClientAuth::Post));
         assert_eq!(c.scope, vec!["storage.read:/", "compute.create"]);
         assert_eq!(c.audience, vec!["https://a", "b"]);
-        let out = String::from_utf8(c.render_with_refresh_token(&Secret::new("r2"))).unwrap();
+        let out = String::from_utf8(
+            c.render_with_refresh_token(&Secret::new("r2"))
+                .unwrap()
+                .to_vec(),
+        )
+        .unwrap();
         assert!(out.contains("\"x-site\""), "{out}");
         assert!(out.contains("\"r2\""));
         // Field order survives.
@@ -488,6 +632,64 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit(), crate::error::Exit::Data, "{bad}");
         }
+    }
+
+    #[test]
+    fn rewrites_keep_every_other_byte() {
+        let text = "{\"version\":1, \"issuer\":\"https://x\",\n \"client_id\":\"a\", \"n\": 1e3,\n \"refresh_token\": \"old\", \"client_secret\": \"s\"}\n";
+        let mut c = parse(text).unwrap();
+        let out = c.render_with_refresh_token(&Secret::new("n\"w")).unwrap();
+        assert_eq!(&*out, text.replace("\"old\"", "\"n\\\"w\"").as_bytes());
+        // Retiring: the refresh token goes, the client secret stays, revoked_at is added.
+        let out = c.render_revoked("2025-01-02T03:04:05Z").unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            "{\"version\":1, \"issuer\":\"https://x\",\n \"client_id\":\"a\", \"n\": 1e3,\n \"client_secret\": \"s\",\n \"revoked_at\": \"2025-01-02T03:04:05Z\"}\n"
+        );
+        // On disk, atomically; the credential then holds no refresh token.
+        let d = tempfile::tempdir().unwrap();
+        c.path = d.path().join("cred.json");
+        std::fs::write(&c.path, text).unwrap();
+        let p = c.prepare_rewrite().unwrap();
+        c.store_refresh_token(p, Secret::new("r2")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&c.path).unwrap(),
+            text.replace("\"old\"", "\"r2\"")
+        );
+        c.store_revoked("2025-01-02T03:04:05Z").unwrap();
+        assert!(c.refresh_token.is_none());
+        let back = Credential::load(&c.path).unwrap();
+        assert!(back.refresh_token.is_none());
+        assert_eq!(back.client_secret.unwrap().expose(), "s");
+    }
+
+    #[test]
+    fn owned_fields_may_appear_once() {
+        for key in ["refresh_token", "refresh\\u005ftoken", "revoked_at"] {
+            let plain = key.replace("\\u005f", "_");
+            let text = format!(
+                r#"{{"version":1,"issuer":"https://x","client_id":"a","{plain}":"1","{key}":"2"}}"#
+            );
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.exit(), crate::error::Exit::Data, "{text}");
+            assert!(e.message().contains("appears 2 times"), "{e}");
+        }
+        // Other duplicates (a `"//"` comment key used twice) are the user's business.
+        parse(r#"{"version":1,"issuer":"https://x","client_id":"a","//":"x","//":"y"}"#).unwrap();
+    }
+
+    #[test]
+    fn a_failed_edit_still_saves_the_rotated_token() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = parse(r#"{"version":1,"issuer":"https://x","client_id":"a","n":1e3}"#).unwrap();
+        c.path = d.path().join("cred.json");
+        // Text the scanner cannot follow (it never is: parse scanned it).
+        c.text = Zeroizing::new(br#"{"version":1,"issuer":"https://x","client_id":"a","n":1e3,"refresh_token":"a","refresh_token":"b"}"#.to_vec());
+        let p = c.prepare_rewrite().unwrap();
+        c.store_refresh_token(p, Secret::new("r2")).unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&c.path).unwrap()).unwrap();
+        assert_eq!(v["refresh_token"], "r2");
+        assert_eq!(v["client_id"], "a");
     }
 
     #[test]

@@ -64,6 +64,35 @@ pub fn subject_token(subject: &Subject, http: &Http, ci_audience: Option<&str>) 
     Ok(token)
 }
 
+/// `get --dry-run`: is the subject token there? A file is read (and dropped); for
+/// GitHub Actions only the job's variables are checked: nothing is requested.
+pub fn check_available(subject: &Subject) -> Result<String> {
+    match subject {
+        Subject::GitHub => {
+            let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+            if !set("ACTIONS_ID_TOKEN_REQUEST_URL") || !set("ACTIONS_ID_TOKEN_REQUEST_TOKEN") {
+                return Err(Error::config(
+                    "--ci github: $ACTIONS_ID_TOKEN_REQUEST_URL and $ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set; \
+                     give the job `permissions: id-token: write`",
+                ));
+            }
+            if let Ok(url) = std::env::var("ACTIONS_ID_TOKEN_REQUEST_URL") {
+                check_url(&url, "$ACTIONS_ID_TOKEN_REQUEST_URL")?;
+            }
+            Ok("GitHub Actions' OIDC token variables are set (not requested)".into())
+        }
+        s => {
+            // File and Env need no network: the same read the renewal does.
+            let http = Http::new(
+                Default::default(),
+                std::time::Duration::from_secs(1),
+                std::time::Instant::now(),
+            );
+            subject_token(s, &http, None).map(|_| format!("{} is readable", describe(s)))
+        }
+    }
+}
+
 pub fn describe(subject: &Subject) -> String {
     match subject {
         Subject::File(p) => format!("file {}", p.display()),

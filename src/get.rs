@@ -2,7 +2,7 @@
 //! or every profile of the configuration file (`--all`), `--jobs` at a time.
 //!
 //! Each run is `renew::run`, then the deploy hook if the token was replaced, then a
-//! note in the state file if anything was attempted. With `--all`, one failing profile
+//! note in the token file's lock record if anything was attempted. With `--all`, one failing profile
 //! does not stop the others; the exit code is the most severe one, and a summary line
 //! names each failure. Everything a configuration file can get wrong (syntax, keys,
 //! values, two profiles on one token file) is found before any network traffic.
@@ -36,6 +36,9 @@ pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
 }
 
 pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
+    if cmd.dry_run {
+        return dry_run(config, cmd, matches);
+    }
     if cmd.profile.is_none() && !cmd.all {
         let cfg = GetConfig::from_args(&cmd.args)?;
         return run_one(&cfg).map(|_| Exit::Ok);
@@ -62,13 +65,45 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
     Ok(run_all(&cfgs, cmd.jobs as usize))
 }
 
-/// One renewal: `renew::run`, the deploy hook, the state file.
+/// `--dry-run`: the same configurations, resolved the same way, checked instead of run.
+fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
+    if cmd.profile.is_none() && !cmd.all {
+        return Ok(crate::dryrun::run(&[GetConfig::from_args(&cmd.args)?]));
+    }
+    let file = ConfigFile::load(&config_path(config)?)?;
+    let which: Vec<&Profile> = match &cmd.profile {
+        Some(name) => vec![file.profile(name)?],
+        None => file.profiles.iter().collect(),
+    };
+    if which.is_empty() {
+        return Err(Error::config(format!(
+            "{}: no [profile.NAME] tables",
+            file.path.display()
+        )));
+    }
+    Ok(crate::dryrun::run(&file.resolve_all(&which, matches)?))
+}
+
+/// One renewal: `renew::run`, the hand-off, the deploy hook, the note in the state.
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
     // --deadline bounds the whole run: the renewal, the hand-off and the hook.
     let deadline = crate::clock::from_now(cfg.deadline);
     let left = || deadline.saturating_duration_since(Instant::now());
-    let r = renew::run(cfg, deadline)
+    // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
+    // running job never holds an expired token.
+    let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
+    let renewal = early.map(|e| {
+        let mut c = cfg.clone();
+        c.minsecs = e.minsecs();
+        c
+    });
+    let r = renew::run(renewal.as_ref().unwrap_or(cfg), deadline)
+        .inspect(|o| {
+            if let (Some(e), true) = (early, o.renewed) {
+                e.check_lifetime(o.expires);
+            }
+        })
         .and_then(|o| {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.

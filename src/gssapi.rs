@@ -27,6 +27,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::fmt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::ptr;
 
@@ -854,7 +855,12 @@ fn check_keytab(keytab: &Path) -> Result<(), GssError> {
         return Ok(()); // another keytab type (MEMORY:, ...): nothing to check
     };
     let file = bytes_path(file);
-    match std::fs::File::open(&file) {
+    // Opened without waiting: a FIFO at the path must not hang the run.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&file);
+    match opened {
         Ok(_) => Ok(()),
         Err(e) => Err(GssError {
             kind: GssErrorKind::CredentialsRejected,

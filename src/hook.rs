@@ -103,6 +103,80 @@ pub fn run(cmd: &str, r: &Renewed, timeout: Duration) -> Result<()> {
     )))
 }
 
+/// `get --dry-run`: does the hook's command resolve? `/bin/sh` must run, and the
+/// hook's first word (after `NAME=value` assignments) must be a command `/bin/sh`
+/// finds (`command -v`, in this environment); a compound command (`if`, `(`, `{`,
+/// quoting or expansions in the first word) is not resolved further. Nothing of the
+/// hook itself runs. A hook that does not resolve makes the real run exit 75.
+pub fn resolves(cmd: &str) -> Result<String> {
+    let word = cmd
+        .split_whitespace()
+        .find(|w| !is_assignment(w))
+        .unwrap_or("");
+    let plain = !word.is_empty()
+        && !word.starts_with('-')
+        && !matches!(
+            word,
+            "if" | "for" | "while" | "until" | "case" | "!" | "{" | "(" | "exec" | "time"
+        )
+        && word.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-' | b'+' | b'@' | b':')
+        });
+    let mut c = Command::new("/bin/sh");
+    if plain {
+        c.args(["-c", "command -v \"$1\"", "sh", word]);
+    } else {
+        c.args(["-c", ":"]);
+    }
+    let out = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| {
+            Error::temp(format!(
+                "the deploy hook `{}` cannot run: /bin/sh: {}",
+                shown(cmd),
+                io_reason(&e)
+            ))
+        })?;
+    if !plain {
+        return Ok(format!(
+            "/bin/sh runs; `{}` is a compound command, not resolved further",
+            shown(cmd)
+        ));
+    }
+    if out.status.success() {
+        let found = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        return Ok(format!(
+            "`{word}` resolves to {}",
+            if found.is_empty() || found == word {
+                "a shell builtin".to_string()
+            } else {
+                found
+            }
+        ));
+    }
+    Err(Error::temp(format!(
+        "the deploy hook `{}` would fail: /bin/sh finds no command `{word}` with this PATH \
+         ({}); use an absolute path, or set PATH in the crontab",
+        shown(cmd),
+        std::env::var("PATH").unwrap_or_default()
+    )))
+}
+
+/// `NAME=value`, a variable assignment in front of a command.
+fn is_assignment(w: &str) -> bool {
+    match w.split_once('=') {
+        Some((name, _)) => {
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        }
+        None => false,
+    }
+}
+
 /// Wait for the child until `deadline`; `None` if it is still running then.
 fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<ExitStatus> {
     let mut pause = Duration::from_millis(1);

@@ -53,6 +53,8 @@ pub enum Body<'a> {
     Json(&'a str),
     /// A POST without a body (Vault logins and revocations).
     Empty,
+    /// A DELETE (Vault: remove a stored secret).
+    Delete,
 }
 
 #[derive(Debug)]
@@ -62,6 +64,8 @@ pub struct Reply {
     pub content_type: Option<String>,
     pub retry_after: Option<Duration>,
     pub location: Option<String>,
+    /// The `Date` header: the server's clock (for `get --dry-run`'s skew check).
+    pub date: Option<String>,
 }
 
 /// A transport failure, classified by whether the request may have reached the server.
@@ -118,6 +122,14 @@ pub fn is_loopback_host(host: &str) -> bool {
 
 /// Check that `url` is https, or http to a loopback host. `what` names it in errors.
 pub fn check_url(url: &str, what: &str) -> Result<url::Url> {
+    // The URL parser silently drops tabs and newlines and escapes other control
+    // characters, so the URL checked would not be the one later sent (or printed).
+    if let Some(c) = url.chars().find(|c| c.is_control()) {
+        return Err(Error::config(format!(
+            "{what} {url:?} contains the control character {:?}: fix the URL",
+            c
+        )));
+    }
     let parsed = url::Url::parse(url)
         .map_err(|e| Error::config(format!("{what} {url:?} is not a valid URL: {e}")))?;
     match parsed.scheme() {
@@ -133,13 +145,26 @@ pub fn check_url(url: &str, what: &str) -> Result<url::Url> {
 /// Check that explicitly given CA locations are readable, without loading them.
 pub fn check_trust(t: &TrustOptions) -> Result<()> {
     if let Some(f) = &t.cafile {
-        fs::metadata(f).map_err(|e| {
-            Error::config(format!(
+        // Opened, not read (that waits for the first https request): a FIFO or a
+        // runaway file is refused before anything is sent, and never waited on.
+        use crate::store::FileError;
+        let (_, meta) = crate::store::open_regular(f).map_err(|e| match e {
+            FileError::Io { err, .. } => Error::config(format!(
                 "cannot read --cafile {}: {}",
                 f.display(),
-                crate::error::io_reason(&e)
-            ))
+                crate::error::io_reason(&err)
+            )),
+            e => Error::config(format!("--cafile: {e}")),
         })?;
+        if meta.len() > MAX_CA_FILE_LEN as u64 {
+            return Err(Error::config(format!(
+                "--cafile: {}",
+                FileError::TooLarge {
+                    path: f.clone(),
+                    max: MAX_CA_FILE_LEN
+                }
+            )));
+        }
     }
     if let Some(d) = &t.capath {
         fs::read_dir(d).map_err(|e| {
@@ -153,8 +178,15 @@ pub fn check_trust(t: &TrustOptions) -> Result<()> {
     Ok(())
 }
 
-fn pem_certs(path: &Path, out: &mut Vec<Certificate<'static>>) -> io::Result<usize> {
-    let data = fs::read(path)?;
+/// A CA file larger than this is not a CA file (Debian's whole bundle is ~220 KiB).
+pub const MAX_CA_FILE_LEN: usize = 4 * 1024 * 1024;
+
+fn pem_certs(
+    path: &Path,
+    out: &mut Vec<Certificate<'static>>,
+) -> std::result::Result<usize, crate::store::FileError> {
+    let opened = crate::store::open_regular(path)?;
+    let data = crate::store::read_capped(path, opened, MAX_CA_FILE_LEN)?;
     let mut n = 0;
     for item in ureq::tls::parse_pem(&data).flatten() {
         if let ureq::tls::PemItem::Certificate(c) = item {
@@ -174,8 +206,7 @@ fn load_roots(t: &TrustOptions) -> std::result::Result<Vec<Certificate<'static>>
     }
     let system = roots.len();
     if let Some(f) = &t.cafile {
-        let n = pem_certs(f, &mut roots)
-            .map_err(|e| format!("cannot read --cafile {}: {e}", f.display()))?;
+        let n = pem_certs(f, &mut roots).map_err(|e| format!("--cafile: {e}"))?;
         if n == 0 {
             return Err(format!("--cafile {} holds no PEM certificate", f.display()));
         }
@@ -375,6 +406,19 @@ impl Http {
                 .max(Duration::from_millis(1)),
         );
         let resp = match body {
+            Body::Delete => {
+                let mut req = agent.delete(url);
+                for (k, v) in headers {
+                    req = req.header(*k, *v);
+                }
+                req.config()
+                    .timeout_connect(t)
+                    .timeout_send_request(t)
+                    .timeout_recv_response(t)
+                    .timeout_recv_body(t)
+                    .build()
+                    .call()
+            }
             Body::Get => {
                 let mut req = agent.get(url);
                 for (k, v) in headers {
@@ -424,6 +468,7 @@ impl Http {
         };
         let content_type = header("content-type");
         let location = header("location");
+        let date = header("date");
         let retry_after = header("retry-after")
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
@@ -445,6 +490,7 @@ impl Http {
             content_type,
             retry_after,
             location,
+            date,
         })
     }
 
@@ -493,10 +539,10 @@ impl Http {
             let result = self.once(url, headers, body);
             tracing::debug!(
                 "{} {} -> {} in {:.1} ms (attempt {attempt})",
-                if matches!(body, Body::Get) {
-                    "GET"
-                } else {
-                    "POST"
+                match body {
+                    Body::Get => "GET",
+                    Body::Delete => "DELETE",
+                    _ => "POST",
                 },
                 url,
                 match &result {
@@ -550,5 +596,16 @@ mod tests {
         assert!(check_url("http://127.0.0.1.evil.org/", "issuer").is_err());
         assert!(check_url("ftp://x/", "issuer").is_err());
         assert!(check_url("not a url", "issuer").is_err());
+        for bad in [
+            "http://127.0.0.1:1/\u{1}",
+            "https://a\t.example/",
+            "https://a.example/\n",
+            "https://a.example/\u{7f}",
+            "https://a.example/\u{85}",
+        ] {
+            let e = check_url(bad, "issuer").unwrap_err();
+            assert_eq!(e.exit(), crate::error::Exit::Config, "{bad:?}");
+            assert!(!e.message().chars().any(char::is_control), "{e}");
+        }
     }
 }

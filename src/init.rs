@@ -52,6 +52,11 @@ pub fn run(a: &InitArgs) -> Result<()> {
     if timeout.is_zero() {
         return Err(Error::usage("--timeout must be positive"));
     }
+    if a.outfile.as_ref().is_some_and(|o| o.as_os_str().is_empty()) {
+        return Err(Error::usage(
+            "-o (or $ROBOT_TOKEN_OUTFILE) is empty: name a file, or leave it out for WLCG discovery",
+        ));
+    }
     let cred_path = store::absolute(&a.credential);
     let outfile = a.outfile.clone().unwrap_or_else(discovery::token_file);
     check_credential_target(&cred_path, a.force)?;

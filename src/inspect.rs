@@ -12,6 +12,7 @@ use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::renew::human_secs;
+use crate::store::{self, FileError};
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
 use crate::verify;
 
@@ -33,7 +34,7 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
                     .unwrap_or_default()
                     .into_bytes(),
             ),
-            Found::File(p) => (p.display().to_string(), read_file(&p)?),
+            Found::File(p) => (p.display().to_string(), read_default(&p)?),
         },
     };
     if data.len() > MAX_TOKEN_LEN {
@@ -54,6 +55,28 @@ fn read_file(p: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut buf)
         .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
     Ok(buf)
+}
+
+/// The default location is a fixed name, often in world-writable /tmp: it gets
+/// `get`'s checks (ours, a regular file, no symlink, never waited on), so another
+/// user's planted token is not shown as ours. A file named on the command line is
+/// read as given (`inspect <(cmd)` is a FIFO).
+fn read_default(p: &Path) -> Result<Vec<u8>> {
+    match store::read_own(p, MAX_TOKEN_LEN) {
+        Ok(Some(d)) => Ok(d),
+        Ok(None) => Err(Error::config(format!(
+            "cannot read {}: no such file (no token was found by WLCG discovery)",
+            p.display()
+        ))),
+        Err(FileError::TooLarge { .. }) => Err(Error::data(format!(
+            "{} is larger than 64 KiB: not a token",
+            p.display()
+        ))),
+        Err(e @ (FileError::ForeignOwner { .. } | FileError::Symlink(_))) => {
+            Err(Error::perm(format!("token file: {e}")))
+        }
+        Err(e) => Err(Error::config(format!("token file: {e}"))),
+    }
 }
 
 fn utc(t: i64) -> String {

@@ -3,11 +3,7 @@
 //! (credkey, role) even on runs that reuse a cached Vault token and never call GSSAPI.
 //! The keys themselves are never looked at; the bytes are wiped after parsing.
 
-use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
 use crate::store::{self, FileError};
@@ -34,31 +30,9 @@ pub fn file_of(name: &Path) -> Option<PathBuf> {
 /// igwn-robot-get requires), and return its first principal (`robot/host@REALM`).
 /// `Ok(None)` for a keytab type without a file.
 pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
-    let Some(path) = file_of(name) else {
+    let Some((path, data)) = read_checked(name)? else {
         return Ok(None);
     };
-    let cannot = |e: &std::io::Error| {
-        Error::config(format!(
-            "cannot read the keytab {}: {}",
-            path.display(),
-            io_reason(e)
-        ))
-    };
-    let meta = fs::metadata(&path).map_err(|e| cannot(&e))?;
-    if !meta.is_file() {
-        return Err(Error::config(format!(
-            "the keytab {} is not a regular file",
-            path.display()
-        )));
-    }
-    store::check_private(&path, &meta).map_err(|e| match e {
-        FileError::UnsafeMode { .. } => Error::perm(format!("unsafe keytab: {e}")),
-        e => Error::perm(format!("unsafe keytab: {e}")),
-    })?;
-    let mut data = Zeroizing::new(Vec::new());
-    fs::File::open(&path)
-        .and_then(|f| f.take(MAX_KEYTAB_LEN).read_to_end(&mut data))
-        .map_err(|e| cannot(&e))?;
     first_principal(&data).map(Some).map_err(|why| {
         Error::data(format!(
             "the keytab {} is unusable ({why}): check it with `klist -k {}`",
@@ -68,8 +42,38 @@ pub fn check_and_read_principal(name: &Path) -> Result<Option<String>> {
     })
 }
 
+/// The keytab's file and bytes, after the checks: ours, no group or other bits, a
+/// regular file, capped. `None` for a keytab type without a file.
+fn read_checked(name: &Path) -> Result<Option<(PathBuf, zeroize::Zeroizing<Vec<u8>>)>> {
+    let Some(path) = file_of(name) else {
+        return Ok(None);
+    };
+    let cannot = |e: FileError| match e {
+        FileError::Io { err, .. } => Error::config(format!(
+            "cannot read the keytab {}: {}",
+            path.display(),
+            io_reason(&err)
+        )),
+        FileError::NotRegular(_) => Error::config(format!(
+            "the keytab {} is not a regular file",
+            path.display()
+        )),
+        e => Error::config(format!("keytab: {e}")),
+    };
+    let opened = store::open_regular(&path).map_err(cannot)?;
+    store::check_private(&path, &opened.1)
+        .map_err(|e| Error::perm(format!("unsafe keytab: {e}")))?;
+    let data = store::read_capped(&path, opened, MAX_KEYTAB_LEN as usize).map_err(cannot)?;
+    Ok(Some((path, data)))
+}
+
 /// The first principal of an MIT keytab (format versions 0x501 and 0x502).
 pub fn first_principal(data: &[u8]) -> std::result::Result<String, &'static str> {
+    principals(data)?.into_iter().next().ok_or("no entries")
+}
+
+/// Every principal of an MIT keytab, in file order, once each.
+pub fn principals(data: &[u8]) -> std::result::Result<Vec<String>, &'static str> {
     let version = match data {
         [5, 1, ..] => 1,
         [5, 2, ..] => 2,
@@ -80,41 +84,35 @@ pub fn first_principal(data: &[u8]) -> std::result::Result<String, &'static str>
         pos: 2,
         big_endian: version == 2,
     };
+    let mut found: Vec<String> = Vec::new();
     while r.pos < data.len() {
-        let size = r.u32().ok_or("truncated")? as i32;
-        if size < 0 {
-            // A hole left by a deleted entry.
-            r.skip(size.unsigned_abs() as usize).ok_or("truncated")?;
-            continue;
+        match r.entry(version) {
+            Ok(Some(p)) if !found.contains(&p) => found.push(p),
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            // A damaged entry after good ones (as MIT's own reader, stop there).
+            Err(_) if !found.is_empty() => break,
+            Err(e) => return Err(e),
         }
-        if size == 0 {
-            break;
-        }
-        let end = r.pos.checked_add(size as usize).ok_or("truncated")?;
-        if end > data.len() {
-            return Err("truncated");
-        }
-        let mut count = r.u16().ok_or("truncated")? as usize;
-        if version == 1 {
-            // Version 1 counts the realm as a component.
-            count = count.checked_sub(1).ok_or("bad principal")?;
-        }
-        let realm = r.string().ok_or("truncated")?;
-        let mut parts = Vec::with_capacity(count);
-        for _ in 0..count {
-            parts.push(r.string().ok_or("truncated")?);
-        }
-        if parts.is_empty() || parts.iter().any(|p| p.is_empty()) {
-            return Err("bad principal");
-        }
-        let mut principal = parts.join("/");
-        if !realm.is_empty() {
-            principal.push('@');
-            principal.push_str(&realm);
-        }
-        return Ok(principal);
     }
-    Err("no entries")
+    if found.is_empty() {
+        return Err("no entries");
+    }
+    Ok(found)
+}
+
+/// `get --dry-run`: does the keytab hold a key for `principal`? `Ok(None)` for a keytab
+/// type without a file. Reads it with the same checks as [`check_and_read_principal`].
+pub fn holds(name: &Path, principal: &str) -> Result<Option<bool>> {
+    check_and_read_principal(name)?;
+    let Some((_, data)) = read_checked(name)? else {
+        return Ok(None);
+    };
+    let all = principals(&data).unwrap_or_default();
+    // A principal given without a realm matches the keytab's entry in any realm.
+    Ok(Some(all.iter().any(|p| {
+        p == principal || (!principal.contains('@') && p.split('@').next() == Some(principal))
+    })))
 }
 
 struct Reader<'a> {
@@ -124,6 +122,49 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// The principal of the next entry (`None`: the end), skipping holes and keys.
+    fn entry(&mut self, version: u8) -> std::result::Result<Option<String>, &'static str> {
+        loop {
+            if self.pos >= self.data.len() {
+                return Ok(None);
+            }
+            let size = self.u32().ok_or("truncated")? as i32;
+            if size < 0 {
+                // A hole left by a deleted entry.
+                self.skip(size.unsigned_abs() as usize).ok_or("truncated")?;
+                continue;
+            }
+            if size == 0 {
+                return Ok(None);
+            }
+            let end = self.pos.checked_add(size as usize).ok_or("truncated")?;
+            if end > self.data.len() {
+                return Err("truncated");
+            }
+            let mut count = self.u16().ok_or("truncated")? as usize;
+            if version == 1 {
+                // Version 1 counts the realm as a component.
+                count = count.checked_sub(1).ok_or("bad principal")?;
+            }
+            let realm = self.string().ok_or("truncated")?;
+            let mut parts = Vec::with_capacity(count.min(64));
+            for _ in 0..count {
+                parts.push(self.string().ok_or("truncated")?);
+            }
+            if parts.is_empty() || parts.iter().any(|p| p.is_empty()) {
+                return Err("bad principal");
+            }
+            let mut principal = parts.join("/");
+            if !realm.is_empty() {
+                principal.push('@');
+                principal.push_str(&realm);
+            }
+            // The rest of the entry (name type, timestamp, kvno, key) is not looked at.
+            self.pos = end;
+            return Ok(Some(principal));
+        }
+    }
+
     fn take(&mut self, n: usize) -> Option<&[u8]> {
         let end = self.pos.checked_add(n)?;
         let s = self.data.get(self.pos..end)?;
@@ -190,6 +231,18 @@ mod tests {
         assert_eq!(
             first_principal(&kt).unwrap(),
             "robot/ci.example.org@ROBOT.TEST"
+        );
+    }
+
+    #[test]
+    fn every_principal_once() {
+        let mut kt = vec![5, 2];
+        kt.extend(entry("ROBOT.TEST", &["robot", "ci.example.org"]));
+        kt.extend(entry("ROBOT.TEST", &["robot", "ci.example.org"]));
+        kt.extend(entry("ROBOT.TEST", &["other"]));
+        assert_eq!(
+            principals(&kt).unwrap(),
+            vec!["robot/ci.example.org@ROBOT.TEST", "other@ROBOT.TEST"]
         );
     }
 

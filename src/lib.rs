@@ -7,7 +7,10 @@
 //! with `assertion` and `exchange`; or `vault` with `keytab` and `gssapi`; or `exec`) →
 //! `scope` (granted as asked?) → `store` (atomic replace) → `condor` (`--condor`) →
 //! `hook` (`--deploy-hook`) → `state` (for `status`/`check` in `monitor`).
-//! The other commands: `init` (device flow), `inspect` (+ `verify`), `generate`, `version`.
+//! `get --dry-run` runs the same steps as checks (`dryrun`), sending nothing that
+//! redeems and writing nothing.
+//! The other commands: `init` (device flow), `revoke` (retire a robot), `inspect`
+//! (+ `verify`), `generate`, `version`.
 
 pub mod assertion;
 pub mod cli;
@@ -16,6 +19,7 @@ pub mod condor;
 pub mod config;
 pub mod credential;
 pub mod discovery;
+pub mod dryrun;
 pub mod error;
 pub mod exchange;
 pub mod exec;
@@ -26,6 +30,7 @@ pub mod hook;
 pub mod http;
 pub mod init;
 pub mod inspect;
+pub mod json_edit;
 pub mod keytab;
 pub mod logging;
 pub mod monitor;
@@ -33,6 +38,7 @@ pub mod oauth;
 pub mod output;
 pub mod profile;
 pub mod renew;
+pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod signals;
@@ -91,6 +97,9 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<u8> {
         Command::Status(args) => monitor::status(config, args).map(Exit::code),
         Command::Check(args) => Ok(monitor::check(config, args)),
         Command::Init(args) => init::run(args).map(|_| Exit::Ok.code()),
+        Command::Revoke(cmd) => {
+            revoke::run(config, cmd, matches.subcommand_matches("revoke")).map(Exit::code)
+        }
         Command::Generate(args) => generate::run(args).map(Exit::code),
     }
 }

@@ -62,8 +62,9 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
     })
 }
 
-/// Seconds left, if the file holds a token with at least `minsecs` left.
-fn fresh(cur: &Current, minsecs: i64) -> Option<i64> {
+/// Seconds left, if the file holds a token with at least `minsecs` left: the fresh
+/// path's one decision (`dryrun` asks it too).
+pub fn fresh(cur: &Current, minsecs: i64) -> Option<i64> {
     match cur {
         Current::Expires(exp) => Some(token::until(*exp, token::now())).filter(|l| *l >= minsecs),
         _ => None,
@@ -181,7 +182,7 @@ fn settled(
 
 /// One error for the token files that failed, with the exit code of the worst.
 /// A single failure keeps its own message.
-fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
+pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Error> {
     if failures.len() <= 1 {
         return failures.pop().map(|(_, e)| e);
     }
@@ -317,7 +318,8 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
             human_secs(left.saturating_neg())
         )));
     }
-    if left < cfg.minsecs {
+    // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.
+    if left < cfg.minsecs && !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
         tracing::warn!(
             "the new token lives {}, less than --minsecs {}: every run will renew; lower --minsecs",
             human_secs(left),
@@ -336,8 +338,9 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     for (t, prepared) in writable {
         match prepared.commit(&bytes) {
             Ok(()) => tracing::info!(
-                "wrote {} (token {access}, expires in {}) in {:.1} ms",
+                "wrote {} (its sha256sum begins {}; expires in {}) in {:.1} ms",
                 t.path.display(),
+                crate::secret::fingerprint(&bytes),
                 human_secs(left),
                 started.elapsed().as_secs_f64() * 1e3
             ),

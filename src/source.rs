@@ -80,6 +80,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             let cred_lock = lock_credential(&real, ctx)?;
             store::remove_stale_temps(&real);
             let (real, data) = credential::read_file(file)?;
+            credential::refuse_revoked(&data, &real)?;
             // A credential file with a `vault` section names an htvault-config server.
             if let Some(opts) = vault::section_of(&data, &real)? {
                 let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
@@ -94,10 +95,16 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             redeem(plan, ctx)
         }
         Source::Exec(settings) => from_exec(cfg, ctx, settings, None),
-        Source::Vault(_) => match vault::Settings::resolve(cfg)? {
-            Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
-            None => Err(Error::usage("no Vault settings: give --vault-server")),
-        },
+        Source::Vault(opts) => {
+            if let Some(file) = &opts.credential {
+                let (real, data) = credential::read_file(file)?;
+                credential::refuse_revoked(&data, &real)?;
+            }
+            match vault::Settings::resolve(cfg)? {
+                Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+                None => Err(Error::usage("no Vault settings: give --vault-server")),
+            }
+        }
         Source::Client {
             issuer,
             client_id,
@@ -167,7 +174,7 @@ fn from_exec(
 }
 
 /// Take the credential's lock, unless it is the token file's lock we already hold.
-fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
+pub fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
     let cred_lock_path =
         store::lock_path(real).map_err(|e| Error::write(format!("credential lock: {e}")))?;
     if ctx.holds(&cred_lock_path) {
@@ -272,6 +279,28 @@ fn plan_from_options(
     })
 }
 
+/// The client of a credential file, with the command line's overrides
+/// (`--client-auth`, `--private-key-file`, `--kid`); the private key is loaded here.
+pub fn client_of(cfg: &GetConfig, cred: &Credential) -> Result<Client> {
+    let key_file = cfg
+        .private_key_file
+        .clone()
+        .or_else(|| cred.private_key_file.clone());
+    let key = load_key(
+        key_file.as_deref(),
+        cfg.kid.clone().or_else(|| cred.kid.clone()),
+    )?;
+    Ok(Client {
+        id: cred.client_id.clone(),
+        auth: cfg
+            .client_auth
+            .or(cred.client_auth)
+            .unwrap_or(default_auth(&cred.client_secret, &key)),
+        secret: cred.client_secret.clone(),
+        key,
+    })
+}
+
 fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
     let pick = |cli: &Vec<String>, file: &Vec<String>| {
         if cli.is_empty() {
@@ -302,29 +331,13 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
             _ => Want::Ready(Grant::ClientCredentials),
         },
     };
-    let key_file = cfg
-        .private_key_file
-        .clone()
-        .or_else(|| cred.private_key_file.clone());
-    let key = load_key(
-        key_file.as_deref(),
-        cfg.kid.clone().or_else(|| cred.kid.clone()),
-    )?;
     Ok(Plan {
         issuer: cred.issuer.clone(),
         token_endpoint: cfg
             .token_endpoint
             .clone()
             .or_else(|| cred.token_endpoint.clone()),
-        client: Client {
-            id: cred.client_id.clone(),
-            auth: cfg
-                .client_auth
-                .or(cred.client_auth)
-                .unwrap_or(default_auth(&cred.client_secret, &key)),
-            secret: cred.client_secret.clone(),
-            key,
-        },
+        client: client_of(cfg, &cred)?,
         // A refresh token from an exchange already carries what the exchange granted
         // (maybe narrowed): asking again for the exchange's scope would be refused.
         scope: match (&grant, cred.grant) {
@@ -339,6 +352,56 @@ fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
         audience: pick(&cfg.audience, &cred.audience),
         credential: Some(cred),
         lock: None,
+    })
+}
+
+/// What a renewal would send, told without sending it (`get --dry-run`). Built by the
+/// real run's own planning code, so its errors (and exit codes) are the real run's.
+#[derive(Debug)]
+pub struct Preview {
+    pub issuer: Option<String>,
+    /// Given explicitly (`--token-endpoint`, the credential's); else from discovery.
+    pub token_endpoint: Option<String>,
+    pub client_id: String,
+    pub client_auth: &'static str,
+    /// The grant's short name: refresh_token, client_credentials, token_exchange.
+    pub grant: &'static str,
+    /// Where a token exchange gets its subject token.
+    pub subject: Option<Subject>,
+    /// The credential file a rotated (or first) refresh token would be written to.
+    pub rewrites: Option<PathBuf>,
+}
+
+/// The plan of an OAuth2 source: from `cred` (a parsed credential file), else from the
+/// command line's client. Loads the private key and reads a client secret file, as the
+/// renewal does; sends nothing.
+pub fn preview(cfg: &GetConfig, cred: Option<Credential>) -> Result<Preview> {
+    let plan = match (cred, &cfg.source) {
+        (Some(c), _) => plan_from_credential(cfg, c)?,
+        (
+            None,
+            Source::Client {
+                issuer,
+                client_id,
+                secret_file,
+            },
+        ) => plan_from_options(cfg, issuer, client_id, secret_file)?,
+        (None, _) => return Err(Error::usage("not an OAuth2 client")),
+    };
+    let (grant, subject) = match &plan.grant {
+        Want::Ready(Grant::RefreshToken(_)) => ("refresh_token", None),
+        Want::Ready(Grant::ClientCredentials) => ("client_credentials", None),
+        Want::Ready(_) => ("token_exchange", None),
+        Want::Exchange { subject, .. } => ("token_exchange", Some(subject.clone())),
+    };
+    Ok(Preview {
+        issuer: plan.issuer.clone(),
+        token_endpoint: plan.token_endpoint.clone(),
+        client_id: plan.client.id.clone(),
+        client_auth: oauth::auth_name(plan.client.auth),
+        grant,
+        subject,
+        rewrites: plan.credential.as_ref().map(|c| c.path.clone()),
     })
 }
 

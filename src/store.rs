@@ -28,6 +28,11 @@ pub enum FileError {
         path: PathBuf,
         uid: u32,
     },
+    /// A secret (credential, key, client secret, keytab) that another user owns.
+    ForeignSecret {
+        path: PathBuf,
+        uid: u32,
+    },
     NotRegular(PathBuf),
     TooLarge {
         path: PathBuf,
@@ -54,6 +59,15 @@ pub enum FileError {
 }
 
 impl FileError {
+    /// The same error about a secret file: another owner gets the secret's fix, not
+    /// the token file's.
+    pub fn secret(self) -> FileError {
+        match self {
+            FileError::ForeignOwner { path, uid } => FileError::ForeignSecret { path, uid },
+            e => e,
+        }
+    }
+
     pub fn io(path: &Path, op: &'static str, err: io::Error) -> FileError {
         FileError::Io {
             path: path.to_path_buf(),
@@ -74,7 +88,23 @@ impl fmt::Display for FileError {
                 user_name(*uid),
                 user_name(euid())
             ),
-            FileError::NotRegular(p) => write!(f, "{} is not a regular file", p.display()),
+            FileError::ForeignSecret { path, uid } => write!(
+                f,
+                "{} is owned by {} (uid {uid}), not by you ({}): a secret must belong to the \
+                 account robot-token runs as: run robot-token as {}, or have root give it to you \
+                 (`chown {} {}`)",
+                path.display(),
+                user_name(*uid),
+                user_name(euid()),
+                user_name(*uid),
+                user_name(euid()),
+                path.display()
+            ),
+            FileError::NotRegular(p) => write!(
+                f,
+                "{} is not a regular file (a FIFO, device or directory is never waited on)",
+                p.display()
+            ),
             FileError::TooLarge { path, max } => {
                 write!(f, "{} is larger than {} KiB", path.display(), max / 1024)
             }
@@ -221,7 +251,7 @@ fn check_meta_by(path: &Path, meta: &fs::Metadata, also: Option<u32>) -> Result<
 /// Refuse a file with group or other permission bits (as ssh does for keys).
 pub fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> {
     if meta.uid() != euid() {
-        return Err(FileError::ForeignOwner {
+        return Err(FileError::ForeignSecret {
             path: path.to_path_buf(),
             uid: meta.uid(),
         });
@@ -233,6 +263,48 @@ pub fn check_private(path: &Path, meta: &fs::Metadata) -> Result<(), FileError> 
         });
     }
     Ok(())
+}
+
+/// Open a file for reading without ever waiting on it: `O_NONBLOCK`, so a FIFO or
+/// device at the path cannot hang a cron job, then refuse anything but a regular file
+/// (judged on the open descriptor, so it cannot be swapped after the check).
+/// Symlinks are followed; owner and mode are the caller's to check on the metadata.
+pub fn open_regular(path: &Path) -> Result<(File, fs::Metadata), FileError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| FileError::io(path, "read", e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| FileError::io(path, "read", e))?;
+    if !meta.is_file() {
+        return Err(FileError::NotRegular(path.to_path_buf()));
+    }
+    Ok((file, meta))
+}
+
+/// Read at most `max` bytes of a file opened by [`open_regular`]; more is an error,
+/// even if the file grew after it was checked. The bytes are wiped on drop (and the
+/// buffer is sized up front, so no reallocation leaves a copy behind).
+pub fn read_capped(
+    path: &Path,
+    (file, meta): (File, fs::Metadata),
+    max: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, FileError> {
+    let mut data = zeroize::Zeroizing::new(Vec::with_capacity(
+        usize::try_from(meta.len()).unwrap_or(max).min(max) + 1,
+    ));
+    file.take(max as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| FileError::io(path, "read", e))?;
+    if data.len() > max {
+        return Err(FileError::TooLarge {
+            path: path.to_path_buf(),
+            max,
+        });
+    }
+    Ok(data)
 }
 
 /// Check that a write may replace `path`: absent, or a regular file we own.
@@ -357,6 +429,7 @@ pub fn prepare(target: &Path, reserve: u64, how: WriteMode) -> Result<Prepared, 
     let target = if euid() == 0 {
         trusted_dir(parent_dir(target), other)?.join(file_name(target))
     } else {
+        warn_open_dir(target);
         target.to_path_buf()
     };
     check_target_by(&target, other)?;
@@ -455,9 +528,30 @@ impl Drop for Prepared {
     }
 }
 
+/// A directory every user may write to, without the sticky bit that `/tmp` has,
+/// lets any of them delete or replace the file robot-token keeps there. Root refuses
+/// such a directory ([`trusted_dir`]); a robot user gets a warning and carries on.
+fn warn_open_dir(target: &Path) {
+    let dir = parent_dir(target);
+    if let Ok(m) = fs::metadata(dir) {
+        if m.is_dir() && m.mode() & 0o002 != 0 && m.mode() & 0o1000 == 0 {
+            tracing::warn!(
+                "{} is writable by every user and has no sticky bit: any of them can replace \
+                 or delete {}; keep it in a private directory (or `chmod +t {}`)",
+                dir.display(),
+                target.display(),
+                dir.display()
+            );
+        }
+    }
+}
+
 /// Atomically create `target` with `data`; fails with `AlreadyExists` if anything is
 /// at the path (a hard link never replaces, unlike a rename).
 pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
+    if euid() != 0 {
+        warn_open_dir(target);
+    }
     let (mut file, tmp_path) = create_temp(target, how)?;
     let _guard = TempGuard(Some(&tmp_path));
     let fail = |op, e| FileError::io(target, op, e);
@@ -580,6 +674,29 @@ fn trusted_walk(dir: &Path, owner: Option<u32>, depth: u32) -> Result<PathBuf, F
         check(&cur, &meta, last)?;
     }
     Ok(cur)
+}
+
+/// Remove a file we own (or that `also` owns), never through a symlink: `Ok(false)`
+/// when nothing is there. Another user's file, a symlink or a directory is refused.
+pub fn remove_own_by(path: &Path, also: Option<u32>) -> Result<bool, FileError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) => check_meta_by(path, &meta, also)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(FileError::io(path, "inspect", e)),
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {
+            sync_dir(path);
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(FileError::io(path, "remove", e)),
+    }
+}
+
+/// [`remove_own_by`] for our own files.
+pub fn remove_own(path: &Path) -> Result<bool, FileError> {
+    remove_own_by(path, None)
 }
 
 /// Write a small advisory file in place (no rename, no fsync): for markers whose loss
@@ -912,6 +1029,42 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"def\n");
         // Only the target remains: no temp file.
         assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_foreign_secret_gets_its_own_fix() {
+        let token = FileError::ForeignOwner {
+            path: "/tmp/bt_u1000".into(),
+            uid: 4242,
+        };
+        assert!(token.to_string().contains("BEARER_TOKEN_FILE"), "{token}");
+        let secret = token.secret().to_string();
+        assert!(!secret.contains("BEARER_TOKEN_FILE"), "{secret}");
+        assert!(
+            secret.contains("chown ") && secret.contains("/tmp/bt_u1000"),
+            "{secret}"
+        );
+    }
+
+    #[test]
+    fn fifos_are_refused_without_waiting() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fifo");
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(matches!(open_regular(&p), Err(FileError::NotRegular(_))));
+        assert!(matches!(read_own(&p, 10), Err(FileError::NotRegular(_))));
+        let f = d.path().join("f");
+        fs::write(&f, "12345").unwrap();
+        assert_eq!(
+            &*read_capped(&f, open_regular(&f).unwrap(), 5).unwrap(),
+            b"12345"
+        );
+        assert!(matches!(
+            read_capped(&f, open_regular(&f).unwrap(), 4),
+            Err(FileError::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -534,6 +534,229 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     issued_from(s, r, minsecs)
 }
 
+/// Retire a Vault robot. With `force`, first delete the refresh token stored in Vault:
+/// `DELETE /v1/<secret path>` with `X-Vault-Token`, the request `htdestroytoken -f` sends
+/// (htvault-config's Kerberos policy grants "delete" on that path); the cached Vault
+/// token is used, else one from a keytab login. Then revoke the cached Vault token
+/// (`POST /v1/auth/token/revoke-self`) and remove its file, its lock and the private
+/// Kerberos cache. A refusal stops before any file is removed, so revoke can be run
+/// again. Returns one line per thing done, for the report.
+pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
+    if s.keytab.is_some() {
+        prefer_no_rdns();
+    }
+    let lock_path = store::lock_path(&s.token_file)
+        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
+    let lock = if ctx.holds(&lock_path) {
+        None
+    } else {
+        Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => Error::write(format!("Vault token file lock: {e}")),
+        })?)
+    };
+    let mut done = Vec::new();
+    let mut token = read_token_file(s)?;
+    if force {
+        let url = creds_url(s);
+        let delete = |t: &Secret| {
+            let r = ctx.http.request(
+                &url,
+                &[("X-Vault-Token", t.expose())],
+                Body::Delete,
+                Retry::Idempotent,
+            );
+            unavailable("deleting the refresh token at", &url, r)
+        };
+        let mut answer = token.as_ref().map(delete).transpose()?;
+        // No cached token, or Vault no longer takes it: the keytab can log in.
+        let usable = matches!(&answer, Some(r) if !matches!(r.status, 401 | 403));
+        if !usable && s.keytab.is_some() {
+            let fresh = login(s, ctx)?;
+            answer = Some(delete(&fresh)?);
+            token = Some(fresh);
+        }
+        match answer {
+            None => {
+                return Err(Error::perm(format!(
+                    "no Vault token in {} and no keytab to log in with, so the refresh token in \
+                     Vault cannot be deleted; nothing was changed: give -k KEYTAB",
+                    s.token_file.display()
+                )))
+            }
+            Some(r) if matches!(r.status, 200 | 204) => done.push(format!(
+                "deleted the refresh token stored in Vault at {url}"
+            )),
+            Some(r) if r.status == 404 => done.push(format!(
+                "Vault holds no refresh token at {url} (already deleted)"
+            )),
+            Some(r) => {
+                return Err(Error::perm(format!(
+                    "Vault refused to delete the refresh token at {url} ({}); nothing was \
+                     changed: check --credkey {} and --role {}, or ask the Vault administrators",
+                    vault_errors(&r),
+                    s.credkey,
+                    s.role
+                )))
+            }
+        }
+    }
+    match &token {
+        Some(t) => {
+            let url = s.url("auth/token/revoke-self");
+            // Idempotent: a repeat after a lost answer finds the token already dead (403).
+            let r = ctx.http.request(
+                &url,
+                &[("X-Vault-Token", t.expose())],
+                Body::Empty,
+                Retry::Idempotent,
+            );
+            let r = unavailable("revoking the Vault token at", &url, r)?;
+            match r.status {
+                200 | 204 => done.push(format!("revoked the Vault token {t} at {url}")),
+                401 | 403 => done.push(format!(
+                    "the Vault token {t} in {} was no longer valid",
+                    s.token_file.display()
+                )),
+                _ => {
+                    return Err(Error::perm(format!(
+                        "Vault refused to revoke the Vault token at {url} ({}); no file was \
+                         removed: run revoke again",
+                        vault_errors(&r)
+                    )))
+                }
+            }
+        }
+        None => done.push(format!(
+            "no Vault token in {}: nothing to revoke in Vault",
+            s.token_file.display()
+        )),
+    }
+    match store::remove_own(&s.token_file) {
+        Ok(true) => done.push(format!("removed {}", s.token_file.display())),
+        Ok(false) => {}
+        Err(e) => return Err(token_file_error(e)),
+    }
+    drop(lock);
+    let _ = std::fs::remove_file(&lock_path);
+    if let Some(cc) = s.keytab.as_ref().and_then(|_| s.kerberos_ccache().ok()) {
+        if std::fs::remove_file(&cc).is_ok() {
+            done.push(format!(
+                "removed the Kerberos ticket cache {}",
+                cc.display()
+            ));
+        }
+    }
+    if !force {
+        done.push(format!(
+            "the refresh token stays in Vault at {}: the keytab can still log in and read tokens; \
+             add --force to delete it too (as htdestroytoken -f does)",
+            creds_url(s)
+        ));
+    }
+    Ok(done)
+}
+
+/// `get --dry-run` for the Vault source: what a renewal checks and reads before its
+/// login, in its order, without logging in: the keytab (mode, the principal in it),
+/// the GSSAPI library, the private ticket cache, the Vault token file, Vault itself
+/// (`GET /v1/sys/health`, unauthenticated), the cached Vault token
+/// (`lookup-self`, a read). Stops at a check the next ones depend on. Returns the
+/// checks (name, outcome) and the `Date` header Vault answered with.
+pub fn preflight(s: &Settings, ctx: &Context) -> (Vec<(String, Result<String>)>, Option<String>) {
+    let mut out: Vec<(String, Result<String>)> = Vec::new();
+    if let Some(k) = &s.keytab {
+        let who = s.principal.clone().unwrap_or_default();
+        let held = match keytab::holds(k, &who) {
+            Ok(Some(false)) => Err(Error::perm(format!(
+                "the keytab {} holds no key for {who}: check --principal, or the keytab with \
+                 `klist -k {}`",
+                k.display(),
+                k.display()
+            ))),
+            Ok(_) => Ok(format!(
+                "{} is yours, mode 0600 or stricter, and holds {who}",
+                k.display()
+            )),
+            Err(e) => Err(e),
+        };
+        let stop = held.is_err();
+        out.push((format!("keytab {}", k.display()), held));
+        if stop {
+            return (out, None);
+        }
+        out.push((
+            "GSSAPI library".into(),
+            crate::gssapi::shared()
+                .map(|_| "libgssapi_krb5.so.2 loads (no login is tried)".into())
+                .map_err(|e| Error::config(e.to_string())),
+        ));
+        out.push((
+            "Kerberos ticket cache".into(),
+            s.kerberos_ccache()
+                .map(|p| format!("{} is private", p.parent().unwrap_or(&p).display())),
+        ));
+    }
+    let file = store::read_own(&s.token_file, MAX_VAULT_TOKEN_LEN)
+        .map(|_| format!("{} is yours or absent", s.token_file.display()))
+        .map_err(token_file_error);
+    let stop = file.is_err();
+    out.push(("Vault token file".into(), file));
+    if stop {
+        return (out, None);
+    }
+    // Standbys answer 429/472/473 by default; these parameters make them answer 200.
+    let url = s.url("sys/health?standbyok=true&perfstandbyok=true");
+    let r = ctx.http.request(&url, &[], Body::Get, Retry::Idempotent);
+    let date = r.as_ref().ok().and_then(|r| r.date.clone());
+    let shown = s.url("sys/health");
+    match unavailable("reaching Vault at", &shown, r) {
+        Ok(r) => out.push((
+            format!("Vault {}", s.server),
+            Ok(format!("{shown} answers HTTP {}", r.status)),
+        )),
+        Err(e) => {
+            out.push((format!("Vault {}", s.server), Err(e)));
+            return (out, date);
+        }
+    }
+    let cached = match cached_token(s, ctx) {
+        Ok(Some(t)) => Ok(format!(
+            "the Vault token {t} in {} is valid for at least --vault-token-minttl: a renewal \
+             reuses it",
+            s.token_file.display()
+        )),
+        Ok(None) if s.keytab.is_some() => Ok(format!(
+            "no usable Vault token in {}: a renewal logs in with the keytab",
+            s.token_file.display()
+        )),
+        Ok(None) => Err(Error::perm(format!(
+            "no valid Vault token in {} and no keytab to log in with: give -k KEYTAB (or set \
+             KRB5_KTNAME), or {}",
+            s.token_file.display(),
+            bootstrap_hint(s)
+        ))),
+        Err(e) => Err(e),
+    };
+    out.push(("cached Vault token".into(), cached));
+    (out, date)
+}
+
+/// The Vault token in the token file, if there is one (no request).
+fn read_token_file(s: &Settings) -> Result<Option<Secret>> {
+    let data = match store::read_own(&s.token_file, MAX_VAULT_TOKEN_LEN) {
+        Ok(Some(d)) => Zeroizing::new(d),
+        Ok(None) | Err(FileError::TooLarge { .. }) => return Ok(None),
+        Err(e) => return Err(token_file_error(e)),
+    };
+    let text = String::from_utf8_lossy(&data);
+    let token = Secret::new(text.trim());
+    if token.is_empty() || token.expose().contains(char::is_whitespace) {
+        return Ok(None);
+    }
+    Ok(Some(token))
+}
+
 /// A Vault token file we may not use (exit 73, as for the token file), with the
 /// option that moves it.
 fn token_file_error(e: FileError) -> Error {

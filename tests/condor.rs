@@ -50,12 +50,30 @@ impl Fakes {
 
     fn version(&self, v: &str) -> &Self {
         self.tool("condor_version");
+        // SEC_CREDENTIAL_REFRESH unset, as condor_config_val says it (exit 1), unless a
+        // test sets it: never the host's own HTCondor configuration.
+        self.tool("condor_config_val")
+            .set("condor_config_val.SEC_CREDENTIAL_REFRESH.exit", "1")
+            .set(
+                "condor_config_val.SEC_CREDENTIAL_REFRESH.err",
+                "Not defined: SEC_CREDENTIAL_REFRESH\n",
+            );
         self.set(
             "condor_version.out",
             &format!(
                 "$CondorVersion: {v} 2024-10-01 BuildID: 1 PackageID: {v}-1 $\n$CondorPlatform: X86_64-Debian_13 $\n"
             ),
         )
+    }
+
+    /// condor_config_val says SEC_CREDENTIAL_REFRESH = `v`.
+    fn refresh(&self, v: &str) -> &Self {
+        self.set("condor_config_val.SEC_CREDENTIAL_REFRESH.exit", "0")
+            .set("condor_config_val.SEC_CREDENTIAL_REFRESH.err", "")
+            .set(
+                "condor_config_val.SEC_CREDENTIAL_REFRESH.out",
+                &format!("{v}\n"),
+            )
     }
 
     fn set(&self, file: &str, content: &str) -> &Self {
@@ -293,7 +311,7 @@ fn file_mode_rewrites_a_reused_file_into_the_form_htcondor_reads() {
 // --- credd ------------------------------------------------------------------
 
 fn store_args(extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = ["add-oauth", "-s", "robot_svc"]
+    let mut a: Vec<String> = ["add-oauth", "-s", "robotsvc"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -317,7 +335,7 @@ fn credd_after_a_renewal_pipes_the_new_token_with_dash_p_on_24_10_2() {
         .args([
             "--condor=credd",
             "--condor-service",
-            "robot_svc",
+            "robotsvc",
             "--condor-handle",
             "prod",
         ]);
@@ -348,7 +366,7 @@ fn credd_argv_for_each_version_band() {
     ] {
         let r = Robot::fresh();
         r.fakes.version(version).tool("condor_store_cred");
-        let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+        let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
         match want {
             Some(argv) => {
                 assert_eq!(out.code, 0, "{version}: {}", out.stderr);
@@ -389,7 +407,7 @@ fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
             "condor_store_cred.query-oauth.err",
             "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
         );
-    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
     assert_eq!(out.code, 75, "{}", out.stderr);
     assert!(
         out.stderr.contains("could not reach the credd"),
@@ -400,7 +418,7 @@ fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     let calls = r.fakes.calls("condor_store_cred");
     assert_eq!(calls.len(), 2);
-    assert_eq!(calls[1], vec!["query-oauth", "-s", "robot_svc", "-d"]);
+    assert_eq!(calls[1], vec!["query-oauth", "-s", "robotsvc", "-d"]);
     // The diagnosis carries no token.
     assert_eq!(r.fakes.recorded("condor_store_cred.stdin"), r.token);
     r.assert_token_intact();
@@ -433,7 +451,7 @@ fn credd_refusal_is_a_configuration_error_and_the_token_file_stays() {
                 "condor_store_cred.query-oauth.out",
                 "No credential is stored.\n",
             );
-        let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+        let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
         assert_eq!(out.code, 78, "{text}: {}", out.stderr);
         assert!(out.stderr.contains("refused"), "{}", out.stderr);
         assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
@@ -452,7 +470,7 @@ fn credd_stuck_is_killed_after_the_timeout_and_exits_75() {
     let out = r.get(&[
         "--condor=credd",
         "--condor-service",
-        "robot_svc",
+        "robotsvc",
         "--timeout",
         "1s",
     ]);
@@ -474,7 +492,7 @@ fn credd_without_htcondor_is_a_configuration_error() {
     c.env("PATH", "/nonexistent")
         .args(["get", "-c", "cred.json", "-m", "60", "-o"])
         .arg(&r.token_file)
-        .args(["--condor=credd", "--condor-service", "robot_svc"]);
+        .args(["--condor=credd", "--condor-service", "robotsvc"]);
     let out = run(&mut c);
     assert_eq!(out.code, 78, "{}", out.stderr);
     assert!(
@@ -497,7 +515,7 @@ fn credd_with_v_shows_condor_output_without_the_token() {
             "condor_store_cred.out",
             &format!("Operation succeeded.\nstored {tok}\n"),
         );
-    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc", "-vv"]);
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc", "-vv"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(
         out.stderr
@@ -508,9 +526,208 @@ fn credd_with_v_shows_condor_output_without_the_token() {
     assert!(!out.stderr.contains(&tok), "{}", out.stderr);
     assert!(!out.stdout.contains(&tok));
     // Without -v the tool's output is not shown.
-    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
+}
+
+/// A robot with a real grant at `issuer` whose token file holds a token with `left`
+/// seconds to live.
+fn robot_with_grant(issuer: &Issuer, left: i64) -> Robot {
+    let env = Env::new();
+    let fakes = Fakes::new(&env);
+    let (rt, _) = issuer.mint("robot-basic", "openid offline_access storage.read:/", None);
+    env.credential(issuer, "robot-basic", Some(&rt));
+    let token = format!("{}\n", jwt(left, "robot"));
+    let token_file = env.write_private("bt", &token);
+    Robot {
+        env,
+        fakes,
+        token_file,
+        token,
+    }
+}
+
+#[test]
+fn credd_renews_earlier_by_sec_credential_refresh() {
+    let issuer = Issuer::start();
+    let credd = ["--condor=credd", "--condor-service", "robotsvc", "-v"];
+    // (SEC_CREDENTIAL_REFRESH, seconds left, renewed?) with --minsecs 60.
+    for (refresh, left, renewed) in [
+        (Some("10"), 80, false),
+        (Some("30"), 80, true),
+        (None, 200, true),
+        (Some("0"), 80, false),
+        // An expression condor_config_val does not evaluate: HTCondor's default.
+        (Some("5 * 60"), 200, true),
+    ] {
+        issuer.reset();
+        let r = robot_with_grant(&issuer, left);
+        r.fakes.version("25.14.1").tool("condor_store_cred");
+        if let Some(v) = refresh {
+            r.fakes.refresh(v);
+        }
+        let out = r.get(&credd);
+        let what = format!("SEC_CREDENTIAL_REFRESH {refresh:?}, {left} s left");
+        assert_eq!(out.code, 0, "{what}: {}", out.stderr);
+        assert_eq!(
+            issuer.requests("token"),
+            u64::from(renewed),
+            "{what}: {}",
+            out.stderr
+        );
+        assert_eq!(
+            r.fakes.calls("condor_config_val"),
+            vec![vec!["SEC_CREDENTIAL_REFRESH"]],
+            "{what}"
+        );
+        // Whatever was decided, the credd gets what the token file holds.
+        assert_eq!(
+            r.fakes.recorded("condor_store_cred.stdin"),
+            read(&r.token_file)
+        );
+        assert_eq!(read(&r.token_file) != r.token, renewed, "{what}");
+        let want = match refresh {
+            Some("0") => "HTCondor never gives running jobs a renewed token",
+            Some("5 * 60") => "is not a number of seconds: assuming HTCondor's default, 300 s",
+            Some(v) => &format!("SEC_CREDENTIAL_REFRESH {v} s"),
+            None => "SEC_CREDENTIAL_REFRESH 300 s",
+        };
+        assert!(out.stderr.contains(want), "{what}: {}", out.stderr);
+    }
+}
+
+#[test]
+fn credd_warns_when_tokens_cannot_outlive_the_refresh_interval() {
+    // The test issuer's tokens live 3600 s.
+    let issuer = Issuer::start();
+    for (refresh, want) in [
+        ("4000", "not longer than SEC_CREDENTIAL_REFRESH (4000 s)"),
+        ("3580", "every run renews it; lower --minsecs below"),
+        ("600", ""),
+    ] {
+        let r = robot_with_grant(&issuer, -10);
+        r.fakes
+            .version("25.14.1")
+            .tool("condor_store_cred")
+            .refresh(refresh);
+        let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
+        assert_eq!(out.code, 0, "{refresh}: {}", out.stderr);
+        assert_ne!(read(&r.token_file), r.token, "{refresh}: renewed");
+        if want.is_empty() {
+            assert_eq!(out.stderr, "", "{refresh}");
+        } else {
+            assert!(out.stderr.contains(want), "{refresh}: {}", out.stderr);
+            assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+            // Not renew's generic advice, which ignores SEC_CREDENTIAL_REFRESH.
+            assert!(
+                !out.stderr.contains("less than --minsecs 60:"),
+                "{}",
+                out.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn credd_service_with_underscore_warns_and_names_the_handle_option() {
+    let r = Robot::fresh();
+    r.fakes.version("25.14.1").tool("condor_store_cred");
+    let out = r.get(&["--condor=credd", "--condor-service", "robot_svc"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("warning")
+            && out
+                .stderr
+                .contains("--condor-service robot --condor-handle svc"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    // Stored as asked all the same.
+    assert_eq!(
+        r.fakes.calls("condor_store_cred"),
+        vec![vec!["add-oauth", "-s", "robot_svc", "-P", "-i", "-"]]
+    );
+    let out = r.get(&[
+        "--condor=credd",
+        "--condor-service",
+        "robot",
+        "--condor-handle",
+        "svc",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn credd_v_prints_the_sha256sum_of_the_token_file() {
+    use sha2::{Digest, Sha256};
+    let issuer = Issuer::start();
+    let r = robot_with_grant(&issuer, -10);
+    r.fakes.version("25.14.1").tool("condor_store_cred");
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc", "-v"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let file = std::fs::read(&r.token_file).unwrap();
+    let sum: String = Sha256::digest(&file)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // What `sha256sum FILE` prints begins with what both lines say.
+    let said = |what: &str| {
+        out.stderr
+            .lines()
+            .find(|l| l.contains(what))
+            .and_then(|l| l.split("sha256sum begins ").nth(1))
+            .map(|rest| {
+                rest.chars()
+                    .take_while(char::is_ascii_hexdigit)
+                    .collect::<String>()
+            })
+            .unwrap_or_else(|| panic!("no {what:?} line with a sha256sum: {}", out.stderr))
+    };
+    for what in ["wrote", "stored"] {
+        let fp = said(what);
+        assert!(
+            fp.len() >= 8 && sum.starts_with(&fp),
+            "{what}: {fp} vs {sum}"
+        );
+    }
+    assert_eq!(r.fakes.recorded("condor_store_cred.stdin").as_bytes(), file);
+}
+
+#[test]
+fn credd_denied_by_its_policy_is_a_configuration_error() {
+    let r = Robot::fresh();
+    r.fakes
+        .version("25.14.1")
+        .tool("condor_store_cred")
+        .set("condor_store_cred.exit", "1")
+        .set(
+            "condor_store_cred.add-oauth.out",
+            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
+        )
+        // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
+        // the user (from a real pool): a denial, then "Unable to contact local credd".
+        .set(
+            "condor_store_cred.query-oauth.err",
+            "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
+             12/06/26 20:46:25 SECMAN: FAILED: Received \"DENIED\" from server for user robot@localhost using method FS.\n\
+             12/06/26 20:46:25 ERROR: SECMAN:2010:Received \"DENIED\" from server for user robot@localhost using method FS.\n\
+             12/06/26 20:46:25 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
+        );
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the credd denied")
+            && out.stderr.contains("Received \"DENIED\" from server")
+            && out.stderr.contains("ALLOW_WRITE")
+            && !out.stderr.contains("12/06/26"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    r.assert_token_intact();
 }
 
 #[test]
@@ -558,7 +775,7 @@ fn condor_mode_from_the_environment() {
     let mut c = r.env.cmd();
     c.env("PATH", r.fakes.path_var())
         .env("ROBOT_TOKEN_CONDOR", "credd")
-        .env("ROBOT_TOKEN_CONDOR_SERVICE", "robot_svc")
+        .env("ROBOT_TOKEN_CONDOR_SERVICE", "robotsvc")
         .args(["get", "-c", "cred.json", "-m", "60", "-o"])
         .arg(&r.token_file);
     let out = run(&mut c);
@@ -798,6 +1015,89 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(fakes.calls("condor_vault_storer").len(), 2);
     assert!(Path::new(cc).is_file());
+}
+
+#[test]
+fn vault_storer_failures_through_the_binary_say_what_failed() {
+    use common::vault::{Kdc, VaultStub};
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let fakes = Fakes::new(&env);
+    let served = common::vault::jwt(7200, "from-vault");
+    let source = env.write_private("vault-source.jwt", &served);
+    let stub = VaultStub::start(&kdc, &source, &[]);
+    let (credkey, role) = robot_token::vault::principal_defaults(&kdc.robot_principal());
+    fakes
+        .tool("condor_config_val")
+        .set(
+            "condor_config_val.out",
+            &format!(
+                "--credkey={credkey} --role={role} --vaultserver={}\n",
+                stub.server()
+            ),
+        )
+        .tool("condor_credential_storer")
+        .set("condor_credential_storer.exit", "1");
+    let out_file = env.path("bt");
+    let get = |extra: &[&str]| {
+        let mut c = env.cmd();
+        c.env("KRB5_CONFIG", kdc.krb5_config())
+            .env("PATH", fakes.path_var())
+            .args(["get", "--timeout", "5s", "-o"])
+            .arg(&out_file)
+            .args(["--vault-server", &stub.server(), "-i", "igwn", "-k"])
+            .arg(kdc.robot_keytab())
+            .arg("--vault-token-file")
+            .arg(env.path("vt"))
+            .arg("--condor=vault-storer")
+            .args(extra);
+        run(&mut c)
+    };
+    // HTCondor 25's storer without htgettoken: what its bash prints.
+    fakes.set(
+        "condor_credential_storer.err",
+        "/usr/bin/condor_credential_storer: line 433: htgettoken: command not found\n\
+         Authentication needed for igwn\n\
+         /usr/bin/condor_credential_storer: line 440: htgettoken: command not found\n\
+         condor_credential_storer: htgettoken failed\n",
+    );
+    let out = get(&[]);
+    assert_eq!(out.code, 78, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("condor_credential_storer -v igwn failed")
+            && out.stderr.contains("htgettoken is not installed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        read(&out_file).trim(),
+        served.trim(),
+        "the token file is written"
+    );
+
+    // A failure a later run may not see: how to see its output, unless -v shows it.
+    fakes.set(
+        "condor_credential_storer.err",
+        "condor_credential_storer: Failed to store condor credentials for igwn\n",
+    );
+    let out = get(&[]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("run with -v to see its output"),
+        "{}",
+        out.stderr
+    );
+    let out = get(&["-v"]);
+    assert_eq!(out.code, 75, "{}", out.stderr);
+    assert!(!out.stderr.contains("run with -v"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(
+            "condor_credential_storer: condor_credential_storer: Failed to store condor credentials"
+        ) && out.stderr.contains("its output is above"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]

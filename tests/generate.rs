@@ -17,14 +17,30 @@ fn man_pages_and_completions_are_generated() {
         "robot-token-status.1",
         "robot-token-check.1",
         "robot-token-inspect.1",
+        "robot-token-revoke.1",
     ] {
         let text = read(&env.path("man").join(page));
         assert!(text.starts_with(".ie \\n(.g .ds Aq"), "{page} is roff");
     }
     let get = read(&env.path("man/robot-token-get.1"));
-    for opt in ["deploy\\-hook", "random\\-delay", "profile", "jobs"] {
+    for opt in [
+        "deploy\\-hook",
+        "random\\-delay",
+        "profile",
+        "jobs",
+        "dry\\-run",
+    ] {
         assert!(get.contains(opt), "{opt} in robot-token-get.1");
     }
+    let revoke = read(&env.path("man/robot-token-revoke.1"));
+    for opt in ["force", "profile", "credential", "revocation_endpoint"] {
+        assert!(revoke.contains(opt), "{opt} in robot-token-revoke.1");
+    }
+    // Options a get line has but revoke does not use are accepted, not documented.
+    assert!(
+        !revoke.contains("deploy\\-hook"),
+        "hidden in robot-token-revoke.1"
+    );
     assert!(
         !env.path("man/robot-token-generate.1").exists(),
         "hidden command"
@@ -34,6 +50,10 @@ fn man_pages_and_completions_are_generated() {
         let r = run(env.cmd().args(["generate", "completions", shell]));
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(r.stdout.contains("deploy-hook"), "{shell}");
+        assert!(
+            r.stdout.contains("dry-run") && r.stdout.contains("revoke"),
+            "{shell}"
+        );
         if let Some(sh) = check {
             let f = env.path("completion");
             std::fs::write(&f, &r.stdout).unwrap();

@@ -109,16 +109,22 @@ impl World {
         )
     }
 
-    /// Run as the victim, with the victim's HOME.
-    fn get(&self, cred: &Path, extra: &[&str]) -> Output {
+    /// The binary as the victim, with the victim's HOME and nothing else set.
+    fn as_victim(&self) -> Command {
         let mut c = Command::new(&self.bin);
         c.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HOME", &self.home)
             .current_dir(&self.home)
             .uid(self.victim.0)
-            .gid(self.victim.1)
-            .args(["get", "--deadline", "10s", "-o"])
+            .gid(self.victim.1);
+        c
+    }
+
+    /// Run as the victim, with the victim's HOME.
+    fn get(&self, cred: &Path, extra: &[&str]) -> Output {
+        let mut c = self.as_victim();
+        c.args(["get", "--deadline", "10s", "-o"])
             .arg(self.token_path())
             .arg("-c")
             .arg(cred)
@@ -220,6 +226,14 @@ fn unsafe_or_foreign_credential_files_are_refused() {
     let r = w.get(&cred, &[]);
     one_line(&r, 77);
     assert!(r.stderr.contains("owned by rt-attacker"), "{}", r.stderr);
+    // The credential's fix, not the token file's.
+    assert!(!r.stderr.contains("BEARER_TOKEN_FILE"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains(&format!("chown rt-victim {}", cred.display())),
+        "{}",
+        r.stderr
+    );
     assert_eq!(iss.requests("token"), 0);
     assert!(!w.token_path().exists());
 }
@@ -315,4 +329,95 @@ fn discovery_pointing_to_another_host_over_http_is_refused() {
         r.stderr
     );
     assert!(!r.stderr.contains("secret-rt"));
+}
+
+#[test]
+fn inspect_refuses_another_users_token_at_the_default_location() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
+    // Discovery finds $XDG_RUNTIME_DIR/bt_u<uid>; here that directory is shared.
+    w.plant(&w.token_path(), &at, 0o644);
+    let r = run_within(
+        w.as_victim()
+            .arg("inspect")
+            .env("XDG_RUNTIME_DIR", &w.shared),
+        10,
+    );
+    one_line(&r, 77);
+    assert!(r.stderr.contains("owned by rt-attacker"), "{}", r.stderr);
+    assert_eq!(
+        r.stdout, "",
+        "the planted token is not shown as the victim's"
+    );
+    // A planted symlink (to a token the victim may read) is not followed either.
+    fs::remove_file(w.token_path()).unwrap();
+    let readable = w.victim_file("tok", &at, 0o644);
+    symlink(&readable, w.token_path()).unwrap();
+    let r = run_within(
+        w.as_victim()
+            .arg("inspect")
+            .env("XDG_RUNTIME_DIR", &w.shared),
+        10,
+    );
+    one_line(&r, 77);
+    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    // A FIFO the attacker planted does not hang it.
+    fs::remove_file(w.token_path()).unwrap();
+    mkfifo(&w.token_path());
+    chown(w.token_path(), Some(w.attacker.0), Some(w.attacker.1)).unwrap();
+    let r = run_within(
+        w.as_victim()
+            .arg("inspect")
+            .env("XDG_RUNTIME_DIR", &w.shared),
+        10,
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+}
+
+#[test]
+fn files_in_an_open_directory_without_sticky_bit_get_a_warning() {
+    let Some(w) = World::new() else { return };
+    let iss = Issuer::start();
+    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    // Writable by every user, and no sticky bit: anyone may delete or swap names.
+    let open = w.shared.parent().unwrap().join("open");
+    fs::create_dir(&open).unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+    let cred = open.join("cred.json");
+    w.plant(
+        &cred,
+        &serde_json::json!({"version":1,"issuer":iss.url,"client_id":"robot-basic",
+            "client_secret":"robot-basic-secret","refresh_token":rt})
+        .to_string(),
+        0o600,
+    );
+    chown(&cred, Some(w.victim.0), Some(w.victim.1)).unwrap();
+    let token = open.join("bt");
+    let get = || {
+        run(w
+            .as_victim()
+            .args(["get", "-o"])
+            .arg(&token)
+            .arg("-c")
+            .arg(&cred))
+    };
+    let r = get();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let warned = |r: &Output, file: &Path| {
+        r.stderr.lines().any(|l| {
+            l.contains("warn")
+                && l.contains("no sticky bit")
+                && l.contains(&format!("delete {}", file.display()))
+        })
+    };
+    assert!(warned(&r, &token), "token file: {}", r.stderr);
+    assert!(warned(&r, &cred), "credential: {}", r.stderr);
+    // With the sticky bit (as /tmp has) the directory is fine: no warning.
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::remove_file(&token).unwrap();
+    let r = get();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "silent");
 }

@@ -180,3 +180,32 @@ fn a_cafile_without_certificates_is_a_configuration_error() {
         r.stderr
     );
 }
+
+#[test]
+fn a_fifo_in_the_capath_is_skipped_not_waited_on() {
+    let env = Env::new();
+    let ca = ca();
+    let dir = env.path("pki");
+    std::fs::create_dir(&dir).unwrap();
+    leaf(&ca, &dir, "good", &["localhost"], true, (2020, 2099));
+    let iss = https_issuer(&dir, "good");
+    let capath = env.path("certificates");
+    std::fs::create_dir(&capath).unwrap();
+    std::fs::write(capath.join("ca.pem"), ca.cert.pem()).unwrap();
+    // Named like a certificate, so it is one the loader would read.
+    mkfifo(&capath.join("planted.pem"));
+    let cred = env.write_private(
+        "cred.json",
+        &serde_json::json!({"version":1,"issuer":iss.url,"client_id":"robot-basic","client_secret":"robot-basic-secret"}).to_string(),
+    );
+    let r = run_within(
+        env.cmd()
+            .args(["get", "-o", "bt", "-c"])
+            .arg(&cred)
+            .arg("--capath")
+            .arg(&capath),
+        20,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(lifetime(&read(&env.path("bt"))) > 3000);
+}

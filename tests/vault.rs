@@ -507,3 +507,152 @@ fn minsecs_beyond_what_vault_can_give_is_77() {
     );
     assert_eq!(s.stub.stats()["last_minimum_seconds"], 10800);
 }
+
+impl Setup {
+    /// `robot-token revoke` with the options of the robot's `get` line, plus `extra`.
+    fn revoke(&self, extra: &[&str]) -> Output {
+        run(self
+            .cmd()
+            .args(["revoke", "--timeout", "10s", "--deadline", "30s", "-o"])
+            .arg(&self.out)
+            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
+            .arg("-k")
+            .arg(self.kdc.robot_keytab())
+            .arg("--vault-token-file")
+            .arg(&self.vt)
+            .args(extra))
+    }
+}
+
+#[test]
+fn revoke_kills_the_cached_vault_token_and_removes_the_files() {
+    let s = setup();
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let vault_token = read(&s.vt).trim().to_string();
+    assert_eq!(s.stub.lookup(&vault_token).0, 200);
+    assert_eq!(s.private_ccaches().len(), 1);
+
+    s.stub.reset();
+    let r = s.revoke(&["-vv"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.stub.requests("revoke_self"), 1);
+    assert_eq!(s.stub.requests("creds_delete"), 0, "no --force");
+    assert_eq!(s.stub.requests("login"), 0);
+    // Vault refuses the revoked token now.
+    assert_eq!(s.stub.lookup(&vault_token).0, 403);
+    assert!(!s.vt.exists() && !s.out.exists());
+    assert!(
+        s.private_ccaches().is_empty(),
+        "the private ticket cache is removed"
+    );
+    assert!(
+        r.stdout.contains("revoked the Vault token sha256:"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("--force"),
+        "says the refresh token stays: {}",
+        r.stdout
+    );
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains(&vault_token) && !all.contains(&s.served));
+
+    // Again: nothing cached, nothing sent.
+    s.stub.reset();
+    let r = s.revoke(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.stub.total_requests(), 0);
+    assert!(
+        r.stdout.contains("nothing to revoke in Vault"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
+    let s = setup();
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let vault_token = read(&s.vt).trim().to_string();
+
+    // Vault refuses the delete, also after a fresh login (a 403 may only mean the cached
+    // token died): 77, the token file kept, nothing revoked.
+    let out_before = read(&s.out);
+    s.stub.fail(
+        json!({"status": 403, "path": "/v1/secret/oauth/creds/", "times": 2,
+                        "errors": ["permission denied"]}),
+    );
+    let r = s.revoke(&["--force"]);
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    assert!(r.stderr.contains("refused to delete"), "{}", r.stderr);
+    assert_eq!(read(&s.out), out_before);
+    assert!(s.vt.exists(), "the Vault token file is kept");
+    assert_eq!(s.stub.lookup(&vault_token).0, 200, "not revoked");
+    let vault_token = read(&s.vt).trim().to_string();
+
+    s.stub.reset();
+    let r = s.revoke(&["--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // htdestroytoken -f: DELETE <server>/v1/<secret path> with the cached Vault token.
+    assert_eq!(s.stub.requests("creds_delete"), 1);
+    assert_eq!(s.stub.requests("login"), 0, "the cached token sufficed");
+    assert_eq!(
+        s.stub.stats()["deleted_creds"],
+        json!(["igwn/robot/ci.example.org:robot"])
+    );
+    assert_eq!(s.stub.requests("revoke_self"), 1);
+    assert_eq!(s.stub.lookup(&vault_token).0, 403);
+    assert!(!s.vt.exists() && !s.out.exists());
+
+    // The keytab still logs in, but Vault holds no refresh token for the robot now.
+    let r = s.get(&[]);
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    assert!(r.stderr.contains("holds no credential"), "{}", r.stderr);
+    fs::remove_file(&s.vt).unwrap();
+
+    // Without a cached Vault token, --force logs in with the keytab to delete.
+    s.stub.reset();
+    let r = s.revoke(&["--force"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        (s.stub.requests("login"), s.stub.requests("creds_delete")),
+        (1, 1)
+    );
+    assert_eq!(
+        s.stub.requests("revoke_self"),
+        1,
+        "the login's token is revoked too"
+    );
+    assert!(!s.vt.exists());
+}
+
+#[test]
+fn revoke_marks_a_vault_credential_file_and_get_refuses_it() {
+    let s = setup();
+    let cred = s.env.write_private(
+        "robot.json",
+        &serde_json::to_string(&json!({
+            "version": 1,
+            "vault": {"server": s.stub.server(), "issuer": "igwn", "token_file": s.vt,
+                      "keytab": s.kdc.robot_keytab()}
+        }))
+        .unwrap(),
+    );
+    let with_cred = |verb: &str| run(s.cmd().args([verb, "-o"]).arg(&s.out).arg("-c").arg(&cred));
+    assert_eq!(with_cred("get").code, 0);
+    let r = with_cred("revoke");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    assert!(c["revoked_at"].is_string(), "{c}");
+    assert_eq!(c["vault"]["issuer"], json!("igwn"), "the rest is kept");
+    s.stub.reset();
+    let r = with_cred("get");
+    assert_eq!(r.code, 77, "{}", r.stderr);
+    assert!(r.stderr.contains("was revoked at"), "{}", r.stderr);
+    assert_eq!(s.stub.total_requests(), 0);
+    let r = with_cred("revoke");
+    assert_eq!((r.code, s.stub.total_requests()), (0, 0), "{}", r.stderr);
+}

@@ -290,3 +290,47 @@ pub fn is_root() -> bool {
 pub fn wait_ms(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
+
+/// Run the binary, failing the test if it is still running after `secs`: for cases
+/// where the bug is a hang (a FIFO waited on).
+pub fn run_within(cmd: &mut Command, secs: u64) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = retry_busy(|| cmd.spawn()).expect("run robot-token");
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("robot-token still ran after {secs} s: it waited on something");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A FIFO at `p` (mode 0600): whatever opens it for reading blocks until a writer comes.
+pub fn mkfifo(p: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+/// Tests that copy the binary (tests/hostile.rs) can hit ETXTBSY: a child forked by
+/// another test thread briefly holds the copy's write descriptor until it execs.
+fn retry_busy<T>(mut f: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    for _ in 0..100 {
+        match f() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => return r,
+        }
+    }
+    f()
+}

@@ -375,10 +375,11 @@ let faultsApplied = 0;
 const device = {
   interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: false,
 };
+let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
 function resetState() {
   stats.requests = {
-    discovery: 0, token: 0, jwks: 0, device: 0, other: 0,
+    discovery: 0, token: 0, jwks: 0, device: 0, revocation: 0, other: 0,
   };
   stats.grants = {};
   faults = [];
@@ -388,6 +389,7 @@ function resetState() {
   device.expiresIn = null;
   device.answer = null;
   device.decorate = false;
+  clockSkew = 0;
 }
 resetState();
 
@@ -668,6 +670,7 @@ function classify(path) {
   if (path === tokenPath()) return 'token';
   if (path === provider.pathFor('jwks')) return 'jwks';
   if (path === deviceAuthPath()) return 'device';
+  if (path === provider.pathFor('revocation')) return 'revocation';
   return 'other';
 }
 
@@ -677,6 +680,7 @@ provider.use(async (ctx, next) => {
   const started = Date.now();
   const kind = classify(ctx.path);
   stats.requests[kind] += 1;
+  if (clockSkew) ctx.set('Date', new Date(Date.now() + clockSkew * 1000).toUTCString());
   if (kind === 'token' && isForm(ctx)) {
     const form = formToObject(await readRawBody(ctx));
     ctx.state.form = form;
@@ -735,13 +739,15 @@ provider.use(async (ctx, next) => {
       case 'POST /__test/fault': {
         const kinds = ['status', '429', 'slow', 'hang', 'reset_after_processing', 'truncated_json',
           'empty', 'html_login', 'invalid_grant', 'invalid_client', 'no_access_token', 'not_jwt',
-          'expired_jwt', 'claims_jwt', 'echo'];
+          'expired_jwt', 'unsupported_token_type', 'claims_jwt', 'echo'];
         const kind = String(body.kind);
         if (!kinds.includes(kind)) return bad(`unknown fault kind ${kind}; one of ${kinds.join(', ')}`);
         const times = body.times === undefined ? 1 : Number(body.times);
         if (!Number.isInteger(times) || times < 1) return bad('times must be a positive integer');
         const target = body.path === undefined ? 'token' : String(body.path);
-        if (!['token', 'discovery', 'device'].includes(target)) return bad('path must be "token", "discovery" or "device"');
+        if (!['token', 'discovery', 'revocation', 'device'].includes(target)) {
+          return bad('path must be "token", "discovery", "revocation" or "device"');
+        }
         if (kind === 'claims_jwt' && typeof body.payload !== 'string') {
           return bad('claims_jwt needs "payload": the claims as JSON text');
         }
@@ -780,6 +786,12 @@ provider.use(async (ctx, next) => {
         }
         if ('decorate' in body) device.decorate = !!body.decorate;
         ctx.body = { ok: true, ...device };
+        return undefined;
+      }
+      case 'POST /__test/clock': {
+        if (!Number.isInteger(body.skew)) return bad('skew must be an integer number of seconds');
+        clockSkew = body.skew;
+        ctx.body = { ok: true, skew: clockSkew };
         return undefined;
       }
       case 'POST /__test/sign': {
@@ -997,7 +1009,7 @@ function echoOf(ctx, pad = 3000) {
 
 provider.use(async (ctx, next) => {
   const kind = classify(ctx.path);
-  const target = kind === 'token' && ctx.method === 'POST' ? 'token'
+  const target = (kind === 'token' || kind === 'revocation') && ctx.method === 'POST' ? kind
     : kind === 'discovery' && ctx.method === 'GET' ? 'discovery'
       : kind === 'device' && ctx.method === 'POST' ? 'device' : undefined;
   const idx = target ? faults.findIndex((f) => f.path === target) : -1;
@@ -1066,6 +1078,9 @@ provider.use(async (ctx, next) => {
     case 'invalid_client':
       ctx.status = 401;
       return writeRaw(ctx, 401, { ...json, 'www-authenticate': `Basic realm="${ISSUER}"` }, JSON.stringify({ error: 'invalid_client', error_description: 'client authentication failed (injected fault)' }));
+    case 'unsupported_token_type':
+      ctx.status = 400;
+      return writeRaw(ctx, 400, json, JSON.stringify({ error: 'unsupported_token_type', error_description: 'the authorization server does not support the revocation of the presented token type (injected fault)' }));
     case 'no_access_token':
       ctx.status = 200;
       return writeRaw(ctx, 200, json, JSON.stringify({ token_type: 'Bearer', expires_in: 3600 }));

@@ -127,6 +127,30 @@ check "newest refresh token of the family was revoked too" js 'b.error === "inva
 grep -q 'grant.revoked' "$T/main.err"
 check "issuer logged grant.revoked" grep -q 'grant.revoked' "$T/main.err"
 
+echo "# revocation (RFC 7009) and the clock"
+req -X POST -H 'Content-Type: application/json' -d '{"client_id":"robot-basic","scope":"openid offline_access"}' "$ISSUER/__test/mint"
+RTV=$(field refresh_token)
+req -X POST "$ISSUER/__test/reset"
+req $(basic) "$ISSUER/token/revocation" -d "token=$RTV" -d token_type_hint=refresh_token
+check "revoke a refresh token -> 200" test "$CODE" = 200
+token $(basic) -d grant_type=refresh_token -d "refresh_token=$RTV"
+check "revoked refresh token -> invalid_grant" js 'b.error === "invalid_grant"'
+req $(basic) "$ISSUER/token/revocation" -d "token=$RTV" -d token_type_hint=refresh_token
+check "revoking it again -> 200 (RFC 7009 2.2)" test "$CODE" = 200
+req -u robot-basic:wrong "$ISSUER/token/revocation" -d "token=x"
+check "revocation with a bad client secret -> 401 invalid_client" js 'b.error === "invalid_client"'
+req -X POST -H 'Content-Type: application/json' -d '{"kind":"unsupported_token_type","path":"revocation"}' "$ISSUER/__test/fault"
+req $(basic) "$ISSUER/token/revocation" -d "token=x"
+check "fault unsupported_token_type on the revocation endpoint" js 'b.error === "unsupported_token_type"'
+req "$ISSUER/__test/stats"
+check "stats count revocation requests" js 'b.requests.revocation === 4'
+req -X POST -H 'Content-Type: application/json' -d '{"skew":-600}' "$ISSUER/__test/clock"
+req "$ISSUER/.well-known/openid-configuration"
+SKEWED=$(sed -n 's/^[Dd]ate: //p' "$T/headers" | tr -d '\r')
+check "POST /__test/clock skews the Date header (${SKEWED})" \
+  test $(( $(date +%s) - $(date -d "$SKEWED" +%s) )) -ge 590
+req -X POST "$ISSUER/__test/reset"
+
 token $(basic) -d grant_type=refresh_token -d refresh_token=no-such-token
 check "unknown refresh token -> invalid_grant" js 'b.error === "invalid_grant"'
 token -u robot-basic:wrong -d grant_type=refresh_token -d refresh_token=x

@@ -233,6 +233,26 @@ s=$(http GET "$CREDS?minimum_seconds=60" -H "X-Vault-Token: $CHILD")
 check "creds with no token in the source -> 404 ($s)" [ "$s" = 404 ]
 mv "$T/at.jwt.away" "$T/at.jwt"
 
+echo "# health, delete (htdestroytoken -f)"
+s=$(http GET "$URL/v1/sys/health")
+check "sys/health without a token -> 200 unsealed ($s)" \
+    [ "$s:$(jget "$T/body" '[d["initialized"], d["sealed"]]')" = '200:[true, false]' ]
+s=$(http DELETE "$URL/v1/secret/oauth/creds/igwn/intruder:robot" -H "X-Vault-Token: $CHILD")
+check "delete another credkey's creds -> 403 ($s)" [ "$s" = 403 ]
+s=$(http DELETE "$CREDS")
+check "delete without a token -> 403 ($s)" [ "$s" = 403 ]
+s=$(http DELETE "$CREDS" -H "X-Vault-Token: $CHILD")
+check "delete own creds -> 204 ($s)" [ "$s" = 204 ]
+s=$(http GET "$CREDS?minimum_seconds=60" -H "X-Vault-Token: $CHILD")
+check "creds after delete -> 404 ($s)" [ "$s" = 404 ]
+s=$(http DELETE "$CREDS" -H "X-Vault-Token: $CHILD")
+check "delete again -> 204 ($s)" [ "$s" = 204 ]
+stats
+check "stub recorded the deletes" [ "$(jget "$T/stats" 'len(d["deleted_creds"])')" = 2 ]
+curl -sS -X POST "$URL/__stub/reset" --data '{"creds":true}' >/dev/null
+s=$(http GET "$CREDS?minimum_seconds=60" -H "X-Vault-Token: $CHILD")
+check "reset {creds:true} restores the credential -> 200 ($s)" [ "$s" = 200 ]
+
 echo "# revoke"
 s=$(http POST "$URL/v1/auth/token/revoke-self" -H "X-Vault-Token: $CHILD")
 check "revoke-self child -> 204 ($s)" [ "$s" = 204 ]

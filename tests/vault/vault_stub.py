@@ -45,6 +45,15 @@
 #   POST|PUT /v1/auth/token/create        X-Vault-Token, {"ttl":"604800s","renewable":"false"}
 #       200 {"auth":{"client_token":..,"lease_duration":N,"renewable":false,...}}
 #   POST|PUT /v1/auth/token/revoke-self   X-Vault-Token          -> 204
+#   GET /v1/sys/health                     (no token, as in Vault)
+#       200 {"initialized":true,"sealed":false,"standby":false,"server_time_utc":N,
+#            "version":..,"cluster_name":..,...}
+#   DELETE /v1/secret/oauth/creds/<issuer>/<credkey>:<role>   X-Vault-Token
+#       204: the stored credential (refresh token) is deleted, what htdestroytoken -f
+#       sends (htvault-config's kerberos policy grants "delete" on this path; the
+#       oauthapp plugin's creds delete answers no body, and deleting nothing is no
+#       error). Afterwards reads of that path get 404 {"errors":[]}.
+#       403 permission denied for a token that may not read the path.
 #   GET /v1/secret/oauth/creds/<issuer>/<credkey>:<role>?minimum_seconds=N
 #   GET /v1/secret/oauth/sts/<issuer>/<credkey>:<role>?minimum_seconds=N&scopes=..&audiences=..
 #       200 {"data":{"access_token":JWT,"type":"Bearer","expire_time":RFC3339},
@@ -62,6 +71,7 @@
 # Test-control endpoints (never faulted):
 #   GET  /__stub/stats            counts per endpoint, last minimum_seconds, principals...
 #   POST /__stub/reset            clear stats and faults; {"tokens":true} also drops tokens
+#                                 and restores deleted credentials, {"creds":true} only the latter
 #   POST /__stub/expire-tokens    all tokens' ttl -> 0 (invalid); {"ttl":N} sets N seconds left
 #   POST /__stub/fail             {"status":503,"times":1,"path":"/v1/","errors":[..],
 #                                  "delay_ms":0,"close":false} queue a fault for /v1/ requests
@@ -107,7 +117,9 @@ ENDPOINTS = (
     "token_create",
     "revoke_self",
     "creds",
+    "creds_delete",
     "sts",
+    "health",
     "other",
 )
 
@@ -181,6 +193,7 @@ class State:
         self.lock = threading.Lock()
         self.tokens = {}  # client_token -> Token
         self.mint_cache = {}  # (credkey, scope, audience) -> (token, exp)
+        self.deleted = set()  # (issuer, credkey, role) whose stored credential was deleted
         self.reset_stats()
         self.faults = []
 
@@ -197,6 +210,7 @@ class State:
             "last_sts_params": None,
             "mints": 0,
             "faults_injected": 0,
+            "deleted_creds": [],
         }
 
     # --- tokens -----------------------------------------------------------
@@ -358,7 +372,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if path.startswith("/__stub/"):
                 self.control(method, path, raw)
                 return
-            endpoint = self.classify(path)
+            endpoint = self.classify(path, method)
             self.count(endpoint)
             if self.apply_fault(path):
                 return
@@ -370,6 +384,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.token_create(method, raw)
             elif endpoint == "revoke_self":
                 self.revoke_self(method)
+            elif endpoint == "creds_delete":
+                self.creds_delete(path)
+            elif endpoint == "health":
+                self.health(method)
             elif endpoint in ("creds", "sts"):
                 self.creds(method, path, query, endpoint)
             else:
@@ -394,7 +412,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 % (method, path, self._status or "closed", self._who and " (%s)" % self._who)
             )
 
-    def classify(self, path):
+    def classify(self, path, method="GET"):
         if re.fullmatch(r"/v1/auth/kerberos-.+/login/?", path):
             return "login"
         if path in ("/v1/auth/token/lookup-self", "/v1/auth/token/lookup-self/"):
@@ -404,7 +422,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path in ("/v1/auth/token/revoke-self", "/v1/auth/token/revoke-self/"):
             return "revoke_self"
         if path.startswith("/v1/secret/oauth/creds/"):
-            return "creds"
+            return "creds_delete" if method == "DELETE" else "creds"
+        if path in ("/v1/sys/health", "/v1/sys/health/"):
+            return "health"
         if path.startswith("/v1/secret/oauth/sts/"):
             return "sts"
         return "other"
@@ -635,10 +655,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.state.revoke(tok)
         self.send(204)
 
-    def creds(self, method, path, query, endpoint):
-        if method not in ("GET",):
+    def health(self, method):
+        if method not in ("GET", "HEAD"):
             return self.error(405, "unsupported operation")
-        tok = self.current_token()
+        self.send(
+            200,
+            {
+                "initialized": True,
+                "sealed": False,
+                "standby": False,
+                "performance_standby": False,
+                "replication_performance_mode": "disabled",
+                "replication_dr_mode": "disabled",
+                "server_time_utc": int(time.time()),
+                "version": "1.15.6",
+                "enterprise": False,
+                "cluster_name": "vault-stub",
+                "cluster_id": "00000000-0000-0000-0000-000000000000",
+            },
+        )
+
+    def allowed_path(self, tok, path, endpoint):
+        """(issuer, credkey, role) of a secret path this token's policy covers, or None."""
         prefix = "/v1/secret/oauth/%s/" % endpoint
         rest = path[len(prefix):]
         issuer, _, name = rest.partition("/")
@@ -650,7 +688,34 @@ class Handler(http.server.BaseHTTPRequestHandler):
             or role != tok.role
             or credkey not in tok.credkeys
         ):
+            return None
+        return (issuer, credkey, role)
+
+    def creds_delete(self, path):
+        tok = self.current_token()
+        key = self.allowed_path(tok, path, "creds")
+        if key is None:
             return self.error(403, "permission denied")
+        with self.state.lock:
+            self.state.deleted.add(key)
+            self.state.stats["deleted_creds"].append("%s/%s:%s" % key)
+            for k in [k for k in self.state.mint_cache if k[0] == key[1]]:
+                del self.state.mint_cache[k]
+        self.send(204)
+
+    def creds(self, method, path, query, endpoint):
+        if method not in ("GET",):
+            return self.error(405, "unsupported operation")
+        tok = self.current_token()
+        key = self.allowed_path(tok, path, endpoint)
+        if key is None:
+            return self.error(403, "permission denied")
+        credkey = key[1]
+        with self.state.lock:
+            deleted = key in self.state.deleted
+        if deleted:
+            # The plugin with no stored credential for this name.
+            return self.error(404)
         min_raw = (query.get("minimum_seconds") or [None])[-1]
         try:
             minimum = int(min_raw) if min_raw not in (None, "") else 0
@@ -768,6 +833,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if body.get("tokens"):
                     st.tokens.clear()
                     st.mint_cache.clear()
+                if body.get("tokens") or body.get("creds"):
+                    st.deleted.clear()
             return self.send(200, {"ok": True})
         if path == "/__stub/expire-tokens":
             ttl = int(body.get("ttl", 0))
