@@ -525,6 +525,38 @@ mod tests {
     }
 
     #[test]
+    fn verification_uris_are_shown_encoded_and_redacted() {
+        crate::secret::note_sent("init-unit-secret-Qw8eR7tY6uI5");
+        let u = shown_uri(
+            "https://iam.example.org/device?x=\u{202e}evil\u{2066}|init-unit-secret-Qw8eR7tY6uI5",
+            "the issuer's verification_uri",
+        )
+        .unwrap();
+        assert!(u.starts_with("https://iam.example.org/device?x="), "{u}");
+        assert!(!u.contains('\u{202e}') && !u.contains('\u{2066}'), "{u}");
+        assert!(!u.contains("init-unit-secret"), "{u}");
+        for bad in [
+            "https://iam.example.org/device\u{1b}[2J",
+            "http://iam.example.org/device",
+            "javascript:alert(1)",
+        ] {
+            assert!(shown_uri(bad, "uri").is_err(), "{bad}");
+        }
+        let long = format!("https://iam.example.org/{}", "a".repeat(3000));
+        assert!(shown_uri(&long, "uri").is_err());
+        let mut da = oauth::parse_device_authorization(
+            br#"{"device_code":"d","user_code":"AB|CD\u001b[2J\u202e","verification_uri":"https://x/d","interval":18446744073709551615,"expires_in":1e300}"#,
+        )
+        .unwrap();
+        da = sane(da).unwrap();
+        assert_eq!(da.user_code, "AB/CD [2J");
+        assert_eq!(
+            (da.interval, da.expires_in),
+            (Some(MAX_INTERVAL), Some(MAX_EXPIRES_IN))
+        );
+    }
+
+    #[test]
     fn qr_renders_half_blocks() {
         let q = qr_code("https://iam.example.org/device?user_code=ABCD-EFGH").unwrap();
         assert!(q.lines().count() > 10);

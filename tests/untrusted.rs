@@ -262,10 +262,14 @@ fn init_cleans_the_user_code_the_uris_and_echoed_errors() {
         "robot-basic-secret".to_string(),
         basic("robot-basic", "robot-basic-secret"),
     ];
-    // 1. A device authorization answer whose user code and URIs carry the echo.
+    // 1. A device authorization answer whose user code carries the echo: shown
+    //    cleaned, redacted and capped.
     let iss = Issuer::start();
     let env = Env::new();
-    let v = iss.post("/__test/device", json!({"decorate": true, "expires_in": 2}));
+    let v = iss.post(
+        "/__test/device",
+        json!({"decorate": ["user_code"], "expires_in": 2}),
+    );
     assert_eq!(v["ok"], true, "{v}");
     let r = run(&mut init_cmd(&env, &iss));
     assert_eq!(
@@ -282,6 +286,18 @@ fn init_cleans_the_user_code_the_uris_and_echoed_errors() {
         .unwrap_or_else(|| panic!("{}", r.stdout));
     assert!(code_line.chars().count() < 120, "capped: {code_line}");
     assert!(!code_line.contains('|'), "{code_line}");
+    assert!(!env.path("cred.json").exists() && !env.path("bt").exists());
+
+    // 1b. Verification URIs that carry the echo and control characters: not a page
+    //     to send a person to (65), and nothing leaks from the message.
+    let iss = Issuer::start();
+    let env = Env::new();
+    iss.post("/__test/device", json!({"decorate": true}));
+    let r = run(&mut init_cmd(&env, &iss));
+    assert_eq!(r.code, 65, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("verification_uri"), "{}", r.stderr);
+    assert_clean("init stdout", &r.stdout, &secrets);
+    assert_clean("init stderr", &r.stderr, &secrets);
     assert!(!env.path("cred.json").exists() && !env.path("bt").exists());
 
     // 2. The device authorization request refused with an echo.

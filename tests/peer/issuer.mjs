@@ -373,7 +373,7 @@ const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
 const device = {
-  interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: false,
+  interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: [],
 };
 let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
@@ -388,7 +388,7 @@ function resetState() {
   device.slowDownOnce = false;
   device.expiresIn = null;
   device.answer = null;
-  device.decorate = false;
+  device.decorate = [];
   clockSkew = 0;
 }
 resetState();
@@ -784,7 +784,15 @@ provider.use(async (ctx, next) => {
           }
           device.answer = body.answer;
         }
-        if ('decorate' in body) device.decorate = !!body.decorate;
+        if ('decorate' in body) {
+          // true: the user code and both URIs; or a list of those field names.
+          const all = ['user_code', 'verification_uri', 'verification_uri_complete'];
+          const d = body.decorate === true ? all : body.decorate === false || body.decorate === null ? [] : body.decorate;
+          if (!Array.isArray(d) || !d.every((f) => all.includes(f))) {
+            return bad(`decorate must be a boolean or a list of ${all.join(', ')}`);
+          }
+          device.decorate = d;
+        }
         ctx.body = { ok: true, ...device };
         return undefined;
       }
@@ -1121,14 +1129,16 @@ provider.use(async (ctx, next) => {
     ctx.body = { ...ctx.body, interval: device.interval };
   }
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
-      && device.decorate) {
+      && device.decorate.length) {
     // The user code padded far past any sane length; the URIs short enough to open.
-    ctx.body = {
-      ...ctx.body,
-      user_code: `${ctx.body.user_code}${echoOf(ctx)}`,
-      verification_uri: `${ctx.body.verification_uri}?${echoOf(ctx, 0)}`,
-      verification_uri_complete: `${ctx.body.verification_uri_complete}${echoOf(ctx, 0)}`,
-    };
+    const body = { ...ctx.body };
+    const d = new Set(device.decorate);
+    if (d.has('user_code')) body.user_code = `${body.user_code}${echoOf(ctx)}`;
+    if (d.has('verification_uri')) body.verification_uri = `${body.verification_uri}?${echoOf(ctx, 0)}`;
+    if (d.has('verification_uri_complete')) {
+      body.verification_uri_complete = `${body.verification_uri_complete}${echoOf(ctx, 0)}`;
+    }
+    ctx.body = body;
   }
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
       && device.answer) {
