@@ -681,7 +681,8 @@ pub struct InspectArgs {
     pub json: bool,
 
     /// Verify the token: signature against the JWKS of the issuer in its iss (https),
-    /// iss, exp and nbf. Exit 0 valid, 1 expired, 77 a check failed, 75 keys unreachable.
+    /// iss, exp and nbf. Exit 0 valid, 1 expired, 77 a check failed, 75 keys unreachable;
+    /// 65 (with or without --verify) a token whose exp is unusable.
     #[arg(long, env = "ROBOT_TOKEN_VERIFY")]
     pub verify: bool,
 

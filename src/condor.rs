@@ -382,7 +382,7 @@ fn canonical_file(file: &TokenFile, timeout: Duration) -> Result<Secret> {
     // Written by another tool in a shape HTCondor may refuse: rewrite it, under the
     // token file's lock so a renewal running now is not undone.
     let lock_path = store::lock_path(path).map_err(|e| Error::write(format!("token file: {e}")))?;
-    let _lock = store::lock(&lock_path, Instant::now() + timeout).map_err(|e| match e {
+    let _lock = store::lock(&lock_path, crate::clock::from_now(timeout)).map_err(|e| match e {
         FileError::LockTimeout(_) => Error::temp(e.to_string()),
         e => Error::write(format!("token file: {e}")),
     })?;
@@ -1289,7 +1289,7 @@ impl Tools {
             }
         }
         drop(tx);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::clock::from_now(self.timeout);
         let mut timed_out = false;
         let status = loop {
             match child.try_wait() {
@@ -1307,7 +1307,7 @@ impl Tools {
         // Whatever the group left on its pipes; a grandchild that escaped the group
         // and holds them open does not keep us here long.
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = crate::clock::from_now(Duration::from_secs(2));
         while let Ok((i, data)) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             if i == 0 {
                 out = data;

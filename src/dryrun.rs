@@ -252,7 +252,7 @@ fn check(cfg: &GetConfig) -> Checks {
             describe_trust(&cfg.trust)
         })
         .is_some();
-    let deadline = Instant::now() + cfg.deadline;
+    let deadline = crate::clock::from_now(cfg.deadline);
     let mut lock_paths = Vec::new();
     let mut unwritable = Vec::new();
     for t in targets
@@ -626,14 +626,16 @@ fn describe_current(cur: &Current, m: renew::Margin) -> (String, Option<(i64, i6
         Current::Missing => ("missing: the next run renews it".into(), None),
         Current::Unusable(why) => (format!("unusable ({why}): the next run replaces it"), None),
         Current::Expires(t) => {
-            let left = t.exp.saturating_sub(token::now());
             let margin = m.secs(t);
-            if left >= margin {
-                (
+            // The renewal's own decision (`renew::fresh`), not a copy of it.
+            if let Some(left) = renew::fresh(cur, m) {
+                return (
                     format!("fresh for {}", human_secs(left)),
                     Some((left, margin)),
-                )
-            } else if left > 0 {
+                );
+            }
+            let left = token::until(t.exp, token::now());
+            if left > 0 {
                 (
                     format!(
                         "{} left, less than its margin of {}: the next run renews it",
@@ -644,7 +646,10 @@ fn describe_current(cur: &Current, m: renew::Margin) -> (String, Option<(i64, i6
                 )
             } else {
                 (
-                    format!("expired {} ago: the next run renews it", human_secs(-left)),
+                    format!(
+                        "expired {} ago: the next run renews it",
+                        human_secs(left.saturating_neg())
+                    ),
                     None,
                 )
             }

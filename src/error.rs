@@ -11,9 +11,11 @@ macro_rules! exit_table {
         "\
 Exit codes:
    0  the token file holds a token with enough time left (--minsecs, or the default)
-   1  (inspect, status) a token has expired or is missing
-  64  usage error
-  65  unusable data: malformed credential file, a response that is not a token
+   1  (inspect, status) a token has expired; status: or is missing or unusable
+  64  usage error, a duration longer than 10 years included
+  65  unusable data: malformed credential file, a response that is not a token,
+      a token whose exp is missing, not a number, negative or in the year 9999
+      or later (get never installs it; inspect names the problem)
   73  cannot write the token file or the credential file
   75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook;
       a later run may succeed
@@ -148,16 +150,19 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Errors go to cron mail and terminals: one line, no control characters, bounded.
+/// Errors go to cron mail, terminals and the state file: one line, no control or bidi
+/// characters, no secret this run sent (even one an issuer echoed into the text that
+/// a message quotes), bounded.
 pub fn one_line(s: &str) -> String {
     const MAX: usize = 600;
-    let mut out = String::with_capacity(s.len().min(MAX));
-    for c in s.chars() {
+    let clean = crate::secret::scrub(s);
+    let mut out = String::with_capacity(clean.len().min(MAX));
+    for c in clean.chars() {
         if out.len() >= MAX {
             out.push('…');
             break;
         }
-        out.push(if c.is_control() { ' ' } else { c });
+        out.push(c);
     }
     out
 }

@@ -738,6 +738,19 @@ impl Http {
         body: Body<'_>,
         retry: Retry,
     ) -> std::result::Result<Reply, Failure> {
+        // Whatever secret this request carries is noted before it leaves, so that an
+        // answer echoing it is redacted (`secret::untrusted_text`, error messages, logs).
+        crate::secret::note_request(
+            headers,
+            match body {
+                Body::Form(f) => Some(f),
+                _ => None,
+            },
+            match body {
+                Body::Json(j) => Some(j),
+                _ => None,
+            },
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -777,7 +790,8 @@ impl Http {
             // Full jitter: spread a fleet's retries instead of synchronising them.
             let backoff = Duration::from_millis(250 << (attempt - 1)).mul_f64(random_fraction());
             let wait = hint.unwrap_or(backoff);
-            if wait + Duration::from_millis(50) >= self.remaining() {
+            // Saturating: a Retry-After of 2^64-1 s must not overflow.
+            if wait.saturating_add(Duration::from_millis(50)) >= self.remaining() {
                 tracing::debug!("no time left for another attempt within the deadline");
                 return result;
             }

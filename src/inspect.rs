@@ -2,11 +2,11 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
 use crate::cli::InspectArgs;
+use crate::clock;
 use crate::config::VerifyConfig;
 use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
@@ -104,11 +104,17 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
     let (what, text) = read_source(args)?;
     let jwt = token::decode(&text).map_err(|e| Error::data(format!("{what}: {e}")))?;
     let now = token::now();
-    let expires_in = jwt.exp().map(|e| e - now);
+    // The decision `get`, `check` and `status` make too (`token::exp_of`).
+    let usable = jwt.expiry();
+    let expires_in = usable.as_ref().ok().map(|e| token::until(*e, now));
     // Verification first (it may take the network), then one write of everything.
     let verdict = verify_cfg.map(|c| {
         http::check_trust(&c.trust)?;
-        let http = Http::new(c.trust.clone(), c.timeout, Instant::now() + c.timeout * 3);
+        let http = Http::new(
+            c.trust.clone(),
+            c.timeout,
+            clock::from_now(c.timeout.saturating_mul(3)),
+        );
         verify::verify(&http, &text, &jwt, &c.expect, now)
     });
     let mut out = std::io::stdout().lock();
@@ -119,6 +125,9 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
             "claims": Value::Object(jwt.claims.clone()),
             "expires_in": expires_in,
         });
+        if let Err(e) = &usable {
+            v["unusable"] = json!(e.to_string());
+        }
         if let Some(r) = &verdict {
             v["verify"] = match r {
                 Ok(d) => json!({
@@ -146,10 +155,13 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
                 body.push_str(&format!("{claim}: {}\n", utc(t)));
             }
         }
-        match expires_in {
-            Some(s) if s > 0 => body.push_str(&format!("expires in {}\n", human_secs(s))),
-            Some(s) => body.push_str(&format!("expired {} ago\n", human_secs(-s))),
-            None => body.push_str("no exp claim: never expires\n"),
+        match (&usable, expires_in) {
+            (Err(e), _) => body.push_str(&format!("unusable: {e}\n")),
+            (_, Some(s)) if s > 0 => body.push_str(&format!("expires in {}\n", human_secs(s))),
+            (_, s) => body.push_str(&format!(
+                "expired {} ago\n",
+                human_secs(s.unwrap_or(0).saturating_neg())
+            )),
         }
         if let Some(Ok(d)) = &verdict {
             if d.failed.is_empty() {
@@ -175,6 +187,10 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
     // A closed pipe (inspect | head) is not an error.
     let _ = out.write_all(body.as_bytes());
     drop(out);
+    // An unusable token is that before anything else, verified or not (exit 65).
+    if let Err(e) = usable {
+        return Err(Error::data(format!("{what}: unusable token: {e}")));
+    }
     match verdict {
         None => Ok(match expires_in {
             Some(s) if s <= 0 => Exit::Expired,

@@ -14,6 +14,7 @@
 
 pub mod assertion;
 pub mod cli;
+pub mod clock;
 pub mod condor;
 pub mod config;
 pub mod credential;

@@ -14,6 +14,7 @@ use crate::error::{Error, Exit, Result};
 use crate::get;
 use crate::profile::{ConfigFile, Profile};
 use crate::renew::{self, human_secs};
+use crate::secret::{untrusted_text, untrusted_text_max};
 use crate::state::{self, LastRun};
 use crate::store;
 use crate::token;
@@ -83,9 +84,10 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
 
 /// What a token file holds now.
 enum Held {
+    /// A usable token: `exp` as `token::exp_of` accepts it.
     Token {
         claims: token::Jwt,
-        exp: Option<i64>,
+        exp: i64,
     },
     Missing,
     Unusable(String),
@@ -108,11 +110,13 @@ fn look(target: Target) -> Row {
         Ok(Some(data)) => match std::str::from_utf8(&data)
             .map_err(|_| "not text".to_string())
             .and_then(|t| token::decode(token::trim(t)).map_err(|e| e.to_string()))
-        {
-            Ok(jwt) => Held::Token {
-                exp: jwt.exp(),
-                claims: jwt,
-            },
+            // The same decision as `get` makes: an absurd `exp` is unusable, not "never".
+            .and_then(|jwt| {
+                jwt.expiry()
+                    .map(|exp| (jwt, exp))
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok((claims, exp)) => Held::Token { claims, exp },
             Err(e) => Held::Unusable(e),
         },
     };
@@ -155,7 +159,11 @@ fn when(t: i64) -> String {
 fn last_run_text(l: &LastRun) -> String {
     match (l.exit, &l.message) {
         (0, _) => format!("last renewal {}: ok", utc(l.at)),
-        (code, Some(m)) => format!("last renewal {}: failed ({code}): {m}", utc(l.at)),
+        (code, Some(m)) => format!(
+            "last renewal {}: failed ({code}): {}",
+            utc(l.at),
+            untrusted_text_max(m, 600)
+        ),
         (code, None) => format!("last renewal {}: failed ({code})", utc(l.at)),
     }
 }
@@ -188,15 +196,26 @@ impl Row {
                         Some(claims.scopes().join(" ")).filter(|s| !s.is_empty()),
                     ),
                 ] {
-                    who.push(format!("{name} {}", value.as_deref().unwrap_or("-")));
+                    // The issuer's words, like any other: cleaned.
+                    who.push(format!(
+                        "{name} {}",
+                        value.as_deref().map_or("-".into(), untrusted_text)
+                    ));
                 }
                 parts.push(who.join(", "));
-                parts.push(match exp {
-                    Some(e) if *e > now => {
-                        format!("expires {}, in {}", when(*e), human_secs(e - now))
-                    }
-                    Some(e) => format!("EXPIRED {}, {} ago", when(*e), human_secs(now - e)),
-                    None => "no exp claim".into(),
+                let e = *exp;
+                parts.push(if e > now {
+                    format!(
+                        "expires {}, in {}",
+                        when(e),
+                        human_secs(token::until(e, now))
+                    )
+                } else {
+                    format!(
+                        "EXPIRED {}, {} ago",
+                        when(e),
+                        human_secs(token::until(now, e))
+                    )
                 });
             }
         }
@@ -230,23 +249,20 @@ impl Row {
                 v["reason"] = json!(w);
             }
             Held::Token { claims, exp } => {
-                v["state"] = json!(match exp {
-                    Some(e) if *e <= now => "expired",
-                    _ => "valid",
-                });
+                v["state"] = json!(if *exp <= now { "expired" } else { "valid" });
                 v["sub"] = json!(claims.str_claim("sub"));
                 v["iss"] = json!(claims.str_claim("iss"));
                 v["aud"] = json!(claims.audiences());
                 v["scopes"] = json!(claims.scopes());
                 v["expires_at"] = json!(exp);
-                v["remaining"] = json!(exp.map(|e| e - now));
+                v["remaining"] = json!(token::until(*exp, now));
             }
         }
         v
     }
 
     fn healthy(&self, now: i64) -> bool {
-        matches!(&self.held, Held::Token { exp, .. } if exp.is_none_or(|e| e > now))
+        matches!(&self.held, Held::Token { exp, .. } if *exp > now)
     }
 }
 
@@ -316,7 +332,7 @@ pub fn is_check_invocation() -> bool {
 }
 
 fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
-    parse_duration(v).map(|d| d.as_secs() as i64).map_err(|e| {
+    parse_duration(v).map(crate::clock::secs).map_err(|e| {
         // `check -c robot.json`: -c is `get`'s credential, but here the plugin
         // convention's --critical.
         let file_like = v.contains('/') || v.contains('.') || std::path::Path::new(v).exists();
@@ -342,13 +358,7 @@ fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
 fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
     let margin = match (&r.target.minsecs, &r.held) {
         (Some(m), _) => *m,
-        (
-            None,
-            Held::Token {
-                claims,
-                exp: Some(e),
-            },
-        ) => renew::default_minsecs(*e, claims.iat()),
+        (None, Held::Token { claims, exp }) => renew::default_minsecs(*exp, claims.iat()),
         (None, _) => renew::DEFAULT_MINSECS,
     };
     let (w, c) = default_thresholds(margin);
@@ -375,13 +385,12 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         Held::Missing => (CRITICAL, format!("{name} is missing"), None),
         Held::Unusable(w) => (CRITICAL, format!("{name} is unusable ({w})"), None),
         Held::Unreadable(w) => (UNKNOWN, format!("{name} cannot be read ({w})"), None),
-        Held::Token { exp: None, .. } => (OK, format!("{name} never expires"), None),
-        Held::Token { exp: Some(e), .. } => {
-            let left = e - now;
+        Held::Token { exp, .. } => {
+            let left = token::until(*exp, now);
             if left <= 0 {
                 (
                     CRITICAL,
-                    format!("{name} expired {} ago", human_secs(-left)),
+                    format!("{name} expired {} ago", human_secs(left.saturating_neg())),
                     Some(left),
                 )
             } else if left < crit {
@@ -421,17 +430,27 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         text.push_str(&format!(
             ", but the last renewal failed ({}): {}",
             l.exit,
-            l.message.as_deref().unwrap_or("no message")
+            // Recorded cleaned, but the file may be older or edited: clean again.
+            untrusted_text_max(l.message.as_deref().unwrap_or("no message"), 600)
         ));
     }
-    (state, text, remaining)
+    // A `|` would end the plugin's text and start its perfdata.
+    (state, plugin_text(&text), remaining)
+}
+
+/// Text for the plugin's output: one line, no `|` (which starts the perfdata).
+fn plugin_text(s: &str) -> String {
+    crate::secret::scrub(s).replace('|', "/")
 }
 
 /// Print the plugin's output and return its exit code.
 pub fn check(config: Option<&PathBuf>, args: &CheckArgs) -> u8 {
     let (state, out) = match check_text(config, args) {
         Ok(x) => x,
-        Err(e) => (UNKNOWN, format!("ROBOT-TOKEN UNKNOWN - {}\n", e.message())),
+        Err(e) => (
+            UNKNOWN,
+            format!("ROBOT-TOKEN UNKNOWN - {}\n", plugin_text(e.message())),
+        ),
     };
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     state
@@ -498,7 +517,7 @@ fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)
         .zip(&limits)
         .map(|((r, v), limit)| {
             let label = match &r.target.profile {
-                Some(p) => format!("remaining_{p}"),
+                Some(p) => plugin_text(&format!("remaining_{p}")),
                 None => "remaining".to_string(),
             };
             perf(&label, v.2, *limit)

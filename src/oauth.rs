@@ -8,7 +8,7 @@ use crate::assertion::{SigningKey, ASSERTION_TYPE};
 use crate::credential::ClientAuth;
 use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
-use crate::secret::Secret;
+use crate::secret::{untrusted_text, Secret, Untrusted};
 
 /// What the client sends to prove who it is.
 #[derive(Clone, Debug)]
@@ -178,7 +178,8 @@ pub fn discover_with_date(http: &Http, issuer: &str) -> Result<(Metadata, Option
     if let Some(iss) = &meta.issuer {
         if !same_issuer(iss, issuer) {
             return Err(Error::config(format!(
-                "discovery document {url} names issuer {iss}, not {issuer}: check the issuer URL"
+                "discovery document {url} names issuer {}, not {issuer}: check the issuer URL",
+                untrusted_text(iss)
             )));
         }
     }
@@ -277,10 +278,12 @@ pub fn parse_token_response(body: &[u8]) -> std::result::Result<TokenResponse, S
     })
 }
 
+/// An OAuth2 error answer (RFC 6749 5.2). Both fields are the issuer's words: they
+/// print only cleaned and redacted ([`Untrusted`]), wherever they go.
 #[derive(Deserialize)]
 struct OAuthError {
-    error: String,
-    error_description: Option<String>,
+    error: Untrusted,
+    error_description: Option<Untrusted>,
 }
 
 /// Turn a non-200 answer into an error with the right exit code and advice.
@@ -290,10 +293,10 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
         let desc = e
             .error_description
             .filter(|d| !d.is_empty())
-            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+            .map(|d| format!(": {d}"))
             .unwrap_or_default();
         let what = format!("{} ({}{desc})", endpoint, e.error);
-        return match e.error.as_str() {
+        return match e.error.raw() {
             "invalid_grant" => match grant {
                 Grant::RefreshToken(_) => Error::perm(format!(
                     "refresh token rejected by {what}: bootstrap a new credential (robot-token init)"
@@ -345,7 +348,7 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
             reply
                 .location
                 .as_deref()
-                .map(|l| format!(" to {l}"))
+                .map(|l| format!(" to {}", untrusted_text(l)))
                 .unwrap_or_default()
         )),
         // A refresh token refused without a reason (some issuers answer a used,
@@ -540,10 +543,10 @@ fn revocation_error(reply: &Reply, endpoint: &str) -> Error {
         let desc = e
             .error_description
             .filter(|d| !d.is_empty())
-            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+            .map(|d| format!(": {d}"))
             .unwrap_or_default();
         let what = format!("{endpoint} ({}{desc})", e.error);
-        return match e.error.as_str() {
+        return match e.error.raw() {
             "invalid_client" | "unauthorized_client" => Error::perm(format!(
                 "the issuer refused the client at {what}; {kept}: check client_id, the client \
                  secret or private key, and client_auth, then run revoke again"
@@ -607,7 +610,7 @@ fn classify_poll(reply: &Reply, req: &TokenRequest) -> Result<Poll> {
     let code = serde_json::from_slice::<OAuthError>(&reply.body)
         .ok()
         .map(|e| e.error);
-    match code.as_deref() {
+    match code.as_ref().map(Untrusted::raw) {
         Some("authorization_pending") => Ok(Poll::Pending(None)),
         Some("slow_down") => Ok(Poll::SlowDown),
         Some("access_denied") => Err(Error::perm(

@@ -23,9 +23,11 @@ pub const TOKEN_RESERVE: u64 = 16 * 1024;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Current {
     Missing,
-    /// Present but not a usable JWT (garbage, truncated, huge): renewal replaces it.
+    /// Present but not a usable JWT (garbage, truncated, huge, an absurd `exp`):
+    /// renewal replaces it. `token::exp_of` decides, as for every other command.
     Unusable(&'static str),
-    /// A JWT: when it expires (seconds since the epoch) and, if it says, when it was issued.
+    /// A JWT: when it expires (at most `token::MAX_EXP`) and, if it says, when it was
+    /// issued.
     Expires(token::Times),
 }
 
@@ -139,11 +141,12 @@ impl Margin {
     }
 }
 
-/// Seconds left, if the file holds a token with at least its margin left.
-fn fresh(cur: &Current, m: Margin) -> Option<i64> {
+/// Seconds left, if the file holds a token with at least its margin left: the fresh
+/// path's one decision (`dryrun` asks it too).
+pub fn fresh(cur: &Current, m: Margin) -> Option<i64> {
     match cur {
         Current::Expires(t) => {
-            let left = t.exp.saturating_sub(token::now());
+            let left = token::until(t.exp, token::now());
             (left >= m.secs(t)).then_some(left)
         }
         _ => None,
@@ -166,7 +169,8 @@ fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
 
 /// Human form of a number of seconds: 1h 2m 3s.
 pub fn human_secs(s: i64) -> String {
-    let (sign, s) = if s < 0 { ("-", -s) } else { ("", s) };
+    // unsigned_abs: -i64::MIN does not fit in an i64.
+    let (sign, s) = (if s < 0 { "-" } else { "" }, s.unsigned_abs());
     let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
     let mut out = String::from(sign);
     if d > 0 {
@@ -201,12 +205,12 @@ fn log_stale(path: &Path, cur: &Current, m: Margin) {
         Current::Expires(t) if t.exp <= token::now() => tracing::info!(
             "{} expired {} ago: renewing",
             path.display(),
-            human_secs(token::now().saturating_sub(t.exp))
+            human_secs(token::until(token::now(), t.exp))
         ),
         Current::Expires(t) => tracing::info!(
             "{} has {} left, less than {}: renewing",
             path.display(),
-            human_secs(t.exp.saturating_sub(token::now())),
+            human_secs(token::until(t.exp, token::now())),
             m.text(t)
         ),
     }
@@ -414,17 +418,19 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     )?;
     let endpoint = &issued.from;
     let access = &issued.access_token;
+    // The same decision as for the token file (`token::exp_of`): a token with an
+    // absurd `exp` is never installed, whichever source it came from.
     let new = token::times(access.expose()).map_err(|e| {
         Error::data(format!(
             "{endpoint} returned an access token that is unusable ({e}); the old token is kept"
         ))
     })?;
     let exp = new.exp;
-    let left = exp.saturating_sub(token::now());
+    let left = token::until(exp, token::now());
     if left <= 0 {
         return Err(Error::data(format!(
             "{endpoint} returned a token that expired {} ago: check this host's clock; the old token is kept",
-            human_secs(-left)
+            human_secs(left.saturating_neg())
         )));
     }
     // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.

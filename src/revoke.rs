@@ -20,7 +20,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::ArgMatches;
 
@@ -80,7 +79,7 @@ fn now_rfc3339() -> String {
 /// Retire the robot of `cfg`; one line per thing done.
 pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     let targets = output::targets(cfg)?;
-    let deadline = Instant::now() + cfg.deadline;
+    let deadline = crate::clock::from_now(cfg.deadline);
     let mut lines = Vec::new();
 
     // No renewal may run meanwhile: hold the token files' locks, in get's order.

@@ -1002,7 +1002,7 @@ pub fn lock(path: &Path, deadline: Instant) -> Result<Lock, FileError> {
                 })
             }
             Err(fs::TryLockError::WouldBlock) => {
-                if Instant::now() + pause > deadline {
+                if crate::clock::from_now(pause) > deadline {
                     return Err(FileError::LockTimeout(path.to_path_buf()));
                 }
                 std::thread::sleep(pause);

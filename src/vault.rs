@@ -147,8 +147,12 @@ fn file_options(section: &Map<String, Value>, path: &Path) -> Result<VaultOption
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
-                .map(|n| Some(Duration::from_secs(n)))
-                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number of seconds"))),
+                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number of seconds")))
+                .and_then(|n| {
+                    crate::config::duration_secs(n)
+                        .map(Some)
+                        .map_err(|e| bad(format!("\"{key}\": {e}")))
+                }),
             Some(Value::String(s)) => crate::config::parse_duration(s)
                 .map(Some)
                 .map_err(|e| bad(format!("\"{key}\": {e}"))),
@@ -311,8 +315,8 @@ impl Settings {
             // Every run would log in again (htgettoken refuses this too).
             return Err(Error::usage(format!(
                 "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
-                crate::renew::human_secs(token_minttl.as_secs() as i64),
-                crate::renew::human_secs(token_ttl.as_secs() as i64)
+                crate::renew::human_secs(crate::clock::secs(token_minttl)),
+                crate::renew::human_secs(crate::clock::secs(token_ttl))
             )));
         }
         Ok(Settings {
@@ -382,9 +386,16 @@ pub fn kerberos_ticket(s: &Settings) -> Result<PathBuf> {
 /// What `errors` a Vault error answer carries, joined; never the request's secrets.
 fn vault_errors(r: &Reply) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let list: Vec<&str> = v["errors"]
+    // Vault's words: shown only cleaned and redacted (it may echo a token it was sent).
+    let list: Vec<String> = v["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(10)
+                .map(crate::secret::untrusted_text)
+                .collect()
+        })
         .unwrap_or_default();
     if list.is_empty() {
         format!("HTTP {}", r.status)
@@ -818,7 +829,7 @@ fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
     let v = json_of(&r, "looking up the Vault token at", &url)?;
     let ttl = v["data"]["ttl"].as_i64().unwrap_or(0);
     let never_expires = ttl == 0 && v["data"]["expire_time"].is_null();
-    let min = s.token_minttl.as_secs() as i64;
+    let min = crate::clock::secs(s.token_minttl);
     if never_expires || ttl >= min {
         tracing::info!(
             "reusing the cached Vault token {token} from {} ({} left)",
@@ -950,7 +961,7 @@ fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
     let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
     tracing::info!(
         "logged in to Vault as {who}: Vault token {token}, lease {}",
-        crate::renew::human_secs(lease as i64)
+        crate::renew::human_secs(crate::clock::secs_u64(lease))
     );
     let token = if lease > s.token_ttl.as_secs() || lease == 0 {
         shorter_token(s, token, ctx)?
@@ -1000,7 +1011,7 @@ fn shorter_token(s: &Settings, parent: Secret, ctx: &Context) -> Result<Secret> 
         Some(child) => {
             tracing::info!(
                 "exchanged it for the Vault token {child} valid {} (--vault-token-ttl)",
-                crate::renew::human_secs(s.token_ttl.as_secs() as i64)
+                crate::renew::human_secs(crate::clock::secs(s.token_ttl))
             );
             Ok(child)
         }

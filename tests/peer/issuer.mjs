@@ -390,7 +390,9 @@ async function renderError(ctx, out) {
 const stats = { requests: {}, grants: {} };
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
-const device = { interval: null, slowDownOnce: false, expiresIn: null };
+const device = {
+  interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: [],
+};
 let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
 function resetState() {
@@ -403,6 +405,8 @@ function resetState() {
   device.interval = null;
   device.slowDownOnce = false;
   device.expiresIn = null;
+  device.answer = null;
+  device.decorate = [];
   clockSkew = 0;
 }
 resetState();
@@ -760,14 +764,17 @@ provider.use(async (ctx, next) => {
       case 'POST /__test/fault': {
         const kinds = ['status', '429', 'slow', 'hang', 'reset_after_processing', 'truncated_json',
           'empty', 'html_login', 'invalid_grant', 'invalid_client', 'no_access_token', 'not_jwt',
-          'expired_jwt', 'unsupported_token_type'];
+          'expired_jwt', 'unsupported_token_type', 'claims_jwt', 'echo'];
         const kind = String(body.kind);
         if (!kinds.includes(kind)) return bad(`unknown fault kind ${kind}; one of ${kinds.join(', ')}`);
         const times = body.times === undefined ? 1 : Number(body.times);
         if (!Number.isInteger(times) || times < 1) return bad('times must be a positive integer');
         const target = body.path === undefined ? 'token' : String(body.path);
-        if (!['token', 'discovery', 'revocation'].includes(target)) {
-          return bad('path must be "token", "discovery" or "revocation"');
+        if (!['token', 'discovery', 'revocation', 'device'].includes(target)) {
+          return bad('path must be "token", "discovery", "revocation" or "device"');
+        }
+        if (kind === 'claims_jwt' && typeof body.payload !== 'string') {
+          return bad('claims_jwt needs "payload": the claims as JSON text');
         }
         if (kind === 'status' && ![500, 502, 503].includes(Number(body.status ?? 500))) {
           return bad('status must be 500, 502 or 503');
@@ -792,6 +799,24 @@ provider.use(async (ctx, next) => {
             return bad('expires_in must be a positive integer or null');
           }
           device.expiresIn = body.expires_in;
+        }
+        if ('answer' in body) {
+          // Raw JSON members written verbatim into the answer, e.g. {"interval":"18446744073709551615"}:
+          // numbers JavaScript cannot hold reach the client digit for digit.
+          if (body.answer !== null && (typeof body.answer !== 'object'
+              || !Object.values(body.answer).every((v) => typeof v === 'string' && /^-?[0-9.eE+-]+$/.test(v)))) {
+            return bad('answer must be null or an object of JSON number texts');
+          }
+          device.answer = body.answer;
+        }
+        if ('decorate' in body) {
+          // true: the user code and both URIs; or a list of those field names.
+          const all = ['user_code', 'verification_uri', 'verification_uri_complete'];
+          const d = body.decorate === true ? all : body.decorate === false || body.decorate === null ? [] : body.decorate;
+          if (!Array.isArray(d) || !d.every((f) => all.includes(f))) {
+            return bad(`decorate must be a boolean or a list of ${all.join(', ')}`);
+          }
+          device.decorate = d;
         }
         ctx.body = { ok: true, ...device };
         return undefined;
@@ -985,10 +1010,41 @@ async function expiredJwtFor(ctx) {
   }, { typ: 'at+jwt' });
 }
 
+// A correctly signed access token whose claims are exactly `payload` (JSON text, so
+// that numbers JavaScript cannot hold, such as -9223372036854775808, survive).
+function signRawPayload(payload) {
+  return new jose.CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: 'RS256', kid: providerJwk.kid, typ: 'at+jwt' })
+    .sign(providerPrivateKey);
+}
+
+// What a careless or hostile issuer puts in error_description: every secret the
+// request carried (refresh token, client secret, assertion, subject token, device
+// code, the Authorization header and its decoded Basic credentials), wrapped in
+// terminal escapes, bidi overrides, newlines, a NUL and Nagios' perfdata separator,
+// and padded far past any sane length.
+const HOSTILE = '\u001b[31m\u001b]0;owned\u0007\r\n\u202eevil\u2066\u200f|bad=1;2;3 \u0000\u009b';
+function echoOf(ctx, pad = 3000) {
+  const form = ctx.state.form ?? {};
+  const sent = ['refresh_token', 'client_secret', 'client_assertion', 'subject_token', 'device_code']
+    .filter((k) => typeof form[k] === 'string')
+    .map((k) => `${k}=${form[k]}`);
+  const auth = ctx.get('authorization');
+  if (auth) {
+    sent.push(`authorization=${auth}`);
+    if (auth.toLowerCase().startsWith('basic ')) {
+      const raw = Buffer.from(auth.slice(6), 'base64').toString();
+      sent.push(`basic=${raw}`, `basic-decoded=${raw.split(':').map(decodeURIComponent).join(':')}`);
+    }
+  }
+  return `${HOSTILE} you sent: ${sent.join(' ')} ${HOSTILE} ${'x'.repeat(pad)}`;
+}
+
 provider.use(async (ctx, next) => {
   const kind = classify(ctx.path);
   const target = (kind === 'token' || kind === 'revocation') && ctx.method === 'POST' ? kind
-    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery' : undefined;
+    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery'
+      : kind === 'device' && ctx.method === 'POST' ? 'device' : undefined;
   const idx = target ? faults.findIndex((f) => f.path === target) : -1;
   if (idx < 0) return next();
   const f = faults[idx];
@@ -1067,6 +1123,15 @@ provider.use(async (ctx, next) => {
     case 'expired_jwt':
       ctx.status = 200;
       return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await expiredJwtFor(ctx), token_type: 'Bearer', expires_in: 3600 }));
+    case 'claims_jwt':
+      ctx.status = 200;
+      return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await signRawPayload(f.payload), token_type: 'Bearer', expires_in: 3600 }));
+    case 'echo': {
+      const status = Number(f.status ?? 400);
+      ctx.status = status;
+      const error = f.error === undefined ? 'invalid_grant' : String(f.error);
+      return writeRaw(ctx, status, json, JSON.stringify({ error, error_description: echoOf(ctx) }));
+    }
     default:
       return next();
   }
@@ -1146,6 +1211,25 @@ provider.use(async (ctx, next) => {
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
       && device.interval !== null) {
     ctx.body = { ...ctx.body, interval: device.interval };
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.decorate.length) {
+    // The user code padded far past any sane length; the URIs short enough to open.
+    const body = { ...ctx.body };
+    const d = new Set(device.decorate);
+    if (d.has('user_code')) body.user_code = `${body.user_code}${echoOf(ctx)}`;
+    if (d.has('verification_uri')) body.verification_uri = `${body.verification_uri}?${echoOf(ctx, 0)}`;
+    if (d.has('verification_uri_complete')) {
+      body.verification_uri_complete = `${body.verification_uri_complete}${echoOf(ctx, 0)}`;
+    }
+    ctx.body = body;
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.answer) {
+    let text = JSON.stringify({ ...ctx.body, ...Object.fromEntries(Object.keys(device.answer).map((k) => [k, `@@${k}@@`])) });
+    for (const [k, v] of Object.entries(device.answer)) text = text.replace(`"@@${k}@@"`, v);
+    ctx.type = 'application/json';
+    ctx.body = text;
   }
 });
 
