@@ -347,20 +347,30 @@ fn check(cfg: &GetConfig) -> Checks {
     c
 }
 
+/// A credential file is readable, safe and not retired: its real path and bytes.
+fn credential_file_checks(
+    path: &std::path::Path,
+    c: &mut Checks,
+) -> Option<(std::path::PathBuf, zeroize::Zeroizing<Vec<u8>>)> {
+    let what = format!("credential {}", path.display());
+    let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
+        format!(
+            "{} is readable, yours, mode 0600 or stricter",
+            real.display()
+        )
+    })?;
+    c.check(&what, credential::refuse_revoked(&data, &real), |_| {
+        "not revoked".into()
+    })?;
+    Some((real, data))
+}
+
 /// The credential (or client, or Vault) checks.
 fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -> Option<()> {
     match &cfg.source {
         Source::File(path) => {
             let what = format!("credential {}", path.display());
-            let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
-                format!(
-                    "{} is readable, yours, mode 0600 or stricter",
-                    real.display()
-                )
-            })?;
-            c.check(&what, credential::refuse_revoked(&data, &real), |_| {
-                "not revoked".into()
-            })?;
+            let (real, data) = credential_file_checks(path, c)?;
             let section = c.check(&what, vault::section_of(&data, &real), |_| {
                 "valid JSON, version 1".into()
             })?;
@@ -389,16 +399,7 @@ fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -
         }
         Source::Vault(opts) => {
             if let Some(path) = &opts.credential {
-                let what = format!("credential {}", path.display());
-                let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
-                    format!(
-                        "{} is readable, yours, mode 0600 or stricter",
-                        real.display()
-                    )
-                })?;
-                c.check(&what, credential::refuse_revoked(&data, &real), |_| {
-                    "not revoked".into()
-                })?;
+                credential_file_checks(path, c)?;
             }
             let s = c.check(
                 "Vault settings",

@@ -625,21 +625,11 @@ impl Http {
                 .max(Duration::from_millis(1)),
         );
         let resp = match body {
-            Body::Delete => {
-                let mut req = agent.delete(url);
-                for (k, v) in headers {
-                    req = req.header(*k, *v);
-                }
-                req.config()
-                    .timeout_connect(t)
-                    .timeout_send_request(t)
-                    .timeout_recv_response(t)
-                    .timeout_recv_body(t)
-                    .build()
-                    .call()
-            }
-            Body::Get => {
-                let mut req = agent.get(url);
+            Body::Get | Body::Delete => {
+                let mut req = match body {
+                    Body::Delete => agent.delete(url),
+                    _ => agent.get(url),
+                };
                 for (k, v) in headers {
                     req = req.header(*k, *v);
                 }

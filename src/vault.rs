@@ -501,6 +501,22 @@ fn prefer_no_rdns() {
 /// give: htgettoken's own default `--minsecs`.
 const VAULT_FLOOR_SECS: i64 = 60;
 
+/// The Vault token file's lock, unless this run already holds it (through a token
+/// file that shares the lock).
+fn lock_token_file(s: &Settings, ctx: &Context) -> Result<Option<store::Lock>> {
+    let lock_path = store::lock_path(&s.token_file)
+        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
+    if ctx.holds(&lock_path) {
+        return Ok(None);
+    }
+    store::lock(&lock_path, ctx.deadline)
+        .map(Some)
+        .map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => Error::write(format!("Vault token file lock: {e}")),
+        })
+}
+
 /// Get a bearer token from Vault.
 pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     if s.keytab.is_some() {
@@ -508,16 +524,7 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     }
     // One run at a time per Vault token file: logins and token exchanges are state
     // changes at Vault, and several token files may share one Vault token.
-    let lock_path = store::lock_path(&s.token_file)
-        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    let _lock = if ctx.holds(&lock_path) {
-        None
-    } else {
-        Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("Vault token file lock: {e}")),
-        })?)
-    };
+    let _lock = lock_token_file(s, ctx)?;
     store::remove_stale_temps(&s.token_file);
 
     let (mut vault_token, cached) = match cached_token(s, ctx)? {
@@ -563,16 +570,7 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
     if s.keytab.is_some() {
         prefer_no_rdns();
     }
-    let lock_path = store::lock_path(&s.token_file)
-        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    let lock = if ctx.holds(&lock_path) {
-        None
-    } else {
-        Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("Vault token file lock: {e}")),
-        })?)
-    };
+    let lock = lock_token_file(s, ctx)?;
     let mut done = Vec::new();
     let mut token = read_token_file(s)?;
     if force {
@@ -656,7 +654,9 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
         Err(e) => return Err(token_file_error(e)),
     }
     drop(lock);
-    let _ = std::fs::remove_file(&lock_path);
+    if let Ok(p) = store::lock_path(&s.token_file) {
+        let _ = std::fs::remove_file(p);
+    }
     if let Some(cc) = s.keytab.as_ref().and_then(|_| s.kerberos_ccache().ok()) {
         if std::fs::remove_file(&cc).is_ok() {
             done.push(format!(
