@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the real peers the tests and the demo run against, on a fresh machine:
-# the oidc-provider test issuer (npm, from the lockfile) and the Kerberos/Vault peers
-# (Debian packages). Idempotent and quick when
-# everything is already there.
+# the oidc-provider test issuer (npm, from the lockfile) and, unless `--issuer` is
+# given, the Kerberos/Vault peers, oidc-agent, tinyproxy and systemd-analyze (Debian
+# packages: needs root, or sudo). Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,8 +12,11 @@ if [ -d tests/peer/node_modules ] && [ tests/peer/node_modules/.package-lock.jso
 fi
 if [ "$need_npm" = 1 ]; then
   command -v npm >/dev/null || { echo "install-peers: npm is required (Debian: apt-get install npm)" >&2; exit 1; }
+  echo "install-peers: installing the test issuer (npm ci --prefix tests/peer)" >&2
   npm ci --prefix tests/peer --no-audit --no-fund --loglevel=error >&2
 fi
+# `--issuer`: only the test issuer (what examples/demo.sh uses; needs no root).
+[ "${1:-}" = --issuer ] && exit 0
 
 # oidc-agent's real `oidc-token`, the exec source's test command (tests/exec.rs).
 if ! command -v oidc-token >/dev/null || ! command -v oidc-gen >/dev/null; then
@@ -46,6 +49,23 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${krb_pkgs[@]}" >/dev/null; } || rc=$?
   [ -n "$policy" ] && rm -f "$policy"
   [ "$rc" = 0 ] || { echo "install-peers: apt-get install ${krb_pkgs[*]} failed" >&2; exit 1; }
+fi
+
+# tinyproxy, the real HTTP proxy (CONNECT) the proxy tests start on 127.0.0.1
+# (tests/proxy.rs). The package must not start a system proxy: policy-rc.d as above.
+if ! command -v tinyproxy >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: tinyproxy is required (Debian: apt-get install tinyproxy)" >&2; exit 1; }
+  echo "install-peers: installing tinyproxy" >&2
+  policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    policy=/usr/sbin/policy-rc.d
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+  fi
+  rc=0
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends tinyproxy >/dev/null; } || rc=$?
+  [ -n "$policy" ] && rm -f "$policy"
+  [ "$rc" = 0 ] || { echo "install-peers: apt-get install tinyproxy failed" >&2; exit 1; }
 fi
 
 # systemd-analyze, for `systemd-analyze verify` of the units in cron/ (tests/units.rs).

@@ -138,7 +138,7 @@ impl SigningKey {
             sub: client_id,
             aud: audience,
             iat: now,
-            exp: now + ASSERTION_TTL,
+            exp: now.saturating_add(ASSERTION_TTL),
             jti: random_jti()?,
         };
         jsonwebtoken::encode(&header, &claims, &self.key)

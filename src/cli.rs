@@ -14,8 +14,9 @@ Examples:
   # one profile, with a deploy hook after each renewal
   robot-token get --profile storage --deploy-hook 'systemctl --user reload xrootd'
 
-  # crontab: keep $BEARER_TOKEN_FILE valid for at least an hour
-  robot-token get -c ~/.config/robot-token/robot.json -m 3600
+  # crontab: keep the WLCG token file valid; renewed when less than 1h (or half
+  # the token's lifetime, if shorter) is left
+  robot-token get -c ~/.config/robot-token/robot.json
 
   # before the first cron run: check that line without redeeming or writing anything
   robot-token get --dry-run -c ~/.config/robot-token/robot.json -m 3600
@@ -95,7 +96,7 @@ Examples:
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make sure the token file holds a token with at least --minsecs left; renew it if not.
+    /// Make sure the token file holds a token with enough time left; renew it if not.
     #[command(after_help = GET_HELP)]
     Get(Box<GetCmd>),
     /// Decode a token: header, claims, times and remaining lifetime.
@@ -176,22 +177,28 @@ pub struct StatusArgs {
 }
 
 const CHECK_HELP: &str = "Output: one status line with perfdata, e.g.\n  \
-ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 3h 2m 1s | remaining=10921s;7200;1800;0\n\n\
+ROBOT-TOKEN OK - /tmp/bt_u1000 valid for 52m 1s | remaining=3121s;450;225;0\n\n\
+Default thresholds follow each token: T is the margin `get` renews at (a profile's minsecs, \
+else min(1h, half the token's lifetime exp - iat)); WARNING below T/4, CRITICAL below T/8 \
+(1-hour tokens: 7m30s and 3m45s; 2 hours and longer: 15m and 7m30s).\n\n\
 A missing, expired or unusable token is CRITICAL; a failed last renewal is at least WARNING; \
-an unreadable configuration or token file is UNKNOWN.";
+an unreadable configuration or token file is UNKNOWN. -c is --critical here (the \
+monitoring-plugin convention): name the token file as an argument.";
 
 #[derive(Debug, Args, Clone)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub select: Selection,
 
-    /// WARNING when a token has less than this left.
-    #[arg(short, long, default_value = "2h", value_name = "DURATION")]
-    pub warning: String,
+    /// WARNING when a token has less than this left [default: a quarter of its renewal
+    /// margin: 7m30s for 1-hour tokens, 15m for 2 hours and longer].
+    #[arg(short, long, value_name = "DURATION")]
+    pub warning: Option<String>,
 
-    /// CRITICAL when a token has less than this left.
-    #[arg(short, long, default_value = "30m", value_name = "DURATION")]
-    pub critical: String,
+    /// CRITICAL when a token has less than this left [default: an eighth of its renewal
+    /// margin: 3m45s for 1-hour tokens, 7m30s for 2 hours and longer].
+    #[arg(short, long, value_name = "DURATION")]
+    pub critical: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -233,15 +240,10 @@ pub struct GetArgs {
     )]
     pub outfile: Vec<String>,
 
-    /// Renew when the token has less than this left: seconds, or a duration like 1h.
-    #[arg(
-        short = 'm',
-        long,
-        env = "ROBOT_TOKEN_MINSECS",
-        default_value = "3600",
-        value_name = "SECS"
-    )]
-    pub minsecs: String,
+    /// Renew when the token has less than this left: seconds, or a duration like 1h
+    /// [default: 1h, or half the token's lifetime (exp - iat) when shorter].
+    #[arg(short = 'm', long, env = "ROBOT_TOKEN_MINSECS", value_name = "SECS")]
+    pub minsecs: Option<String>,
 
     /// Credential file (JSON, version 1): refresh token or client credentials.
     #[arg(short = 'c', long, env = "ROBOT_TOKEN_CREDENTIAL", value_name = "FILE")]
@@ -267,7 +269,8 @@ pub struct GetArgs {
     #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt"], value_name = "METHOD")]
     pub client_auth: Option<String>,
 
-    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt client authentication.
+    /// PEM private key (RSA, EC P-256/P-384 or Ed25519; mode 0600) for private_key_jwt
+    /// client authentication.
     #[arg(long, env = "ROBOT_TOKEN_PRIVATE_KEY_FILE", value_name = "FILE")]
     pub private_key_file: Option<PathBuf>,
 
@@ -587,7 +590,8 @@ pub struct InitArgs {
     #[arg(long, env = "ROBOT_TOKEN_CLIENT_AUTH", value_parser = ["basic", "post", "private_key_jwt", "none"], value_name = "METHOD")]
     pub client_auth: Option<String>,
 
-    /// PEM private key (RSA or EC, mode 0600) for private_key_jwt; the credential names it.
+    /// PEM private key (RSA, EC P-256/P-384 or Ed25519; mode 0600) for private_key_jwt;
+    /// the credential names it.
     #[arg(
         long,
         env = "ROBOT_TOKEN_PRIVATE_KEY_FILE",
@@ -677,7 +681,8 @@ pub struct InspectArgs {
     pub json: bool,
 
     /// Verify the token: signature against the JWKS of the issuer in its iss (https),
-    /// iss, exp and nbf. Exit 0 valid, 1 expired, 77 a check failed, 75 keys unreachable.
+    /// iss, exp and nbf. Exit 0 valid, 1 expired, 77 a check failed, 75 keys unreachable;
+    /// 65 (with or without --verify) a token whose exp is unusable.
     #[arg(long, env = "ROBOT_TOKEN_VERIFY")]
     pub verify: bool,
 

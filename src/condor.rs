@@ -382,7 +382,7 @@ fn canonical_file(file: &TokenFile, timeout: Duration) -> Result<Secret> {
     // Written by another tool in a shape HTCondor may refuse: rewrite it, under the
     // token file's lock so a renewal running now is not undone.
     let lock_path = store::lock_path(path).map_err(|e| Error::write(format!("token file: {e}")))?;
-    let _lock = store::lock(&lock_path, Instant::now() + timeout).map_err(|e| match e {
+    let _lock = store::lock(&lock_path, crate::clock::from_now(timeout)).map_err(|e| match e {
         FileError::LockTimeout(_) => Error::temp(e.to_string()),
         e => Error::write(format!("token file: {e}")),
     })?;
@@ -503,26 +503,44 @@ pub fn credential_refresh(tools: &Tools) -> i64 {
     }
 }
 
-/// `--condor=credd`: renew when less than `--minsecs` plus `SEC_CREDENTIAL_REFRESH` is
-/// left. A running job holds the credd's token of up to one refresh interval ago, so
-/// it then always has at least what `--minsecs` promises the token file's readers.
+/// `--condor=credd`: renew when less than the margin (`--minsecs`, or the default rule)
+/// plus `SEC_CREDENTIAL_REFRESH` is left. A running job holds the credd's token of up to
+/// one refresh interval ago, so it then always has at least what the margin promises
+/// the token file's readers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EarlyRenewal {
     /// `SEC_CREDENTIAL_REFRESH`, in seconds (0 or less: jobs are never refreshed).
     pub refresh: i64,
-    /// `--minsecs` as given.
-    pub minsecs: i64,
+    /// `--minsecs` as given (`None`: the default rule).
+    pub minsecs: Option<i64>,
 }
 
 impl EarlyRenewal {
-    /// The threshold the renewal uses instead of `--minsecs`.
-    pub fn minsecs(&self) -> i64 {
-        self.minsecs.saturating_add(self.refresh.max(0))
+    /// What the renewal adds to the margin.
+    pub fn extra(&self) -> i64 {
+        self.refresh.max(0)
+    }
+
+    /// The threshold for a token that expires at `expires` and was issued now.
+    pub fn minsecs(&self, expires: i64) -> i64 {
+        let now = crate::token::now();
+        let t = crate::token::Times {
+            exp: expires,
+            iat: Some(now),
+        };
+        crate::renew::margin(self.minsecs, &t).saturating_add(self.extra())
     }
 
     /// After a renewal: warn when the issuer's tokens are too short for the rule.
     pub fn check_lifetime(&self, expires: i64) {
-        let (r, m) = (self.refresh, self.minsecs);
+        let r = self.refresh;
+        let m = crate::renew::margin(
+            self.minsecs,
+            &crate::token::Times {
+                exp: expires,
+                iat: Some(crate::token::now()),
+            },
+        );
         if r <= 0 {
             return;
         }
@@ -534,9 +552,9 @@ impl EarlyRenewal {
                  ask the issuer for tokens that live more than {} s, or lower \
                  SEC_CREDENTIAL_REFRESH on the execute points",
                 crate::renew::human_secs(left),
-                self.minsecs()
+                self.minsecs(expires)
             );
-        } else if left < self.minsecs() {
+        } else if left < self.minsecs(expires) {
             tracing::warn!(
                 "the new token lives {}, less than --minsecs ({m} s) plus SEC_CREDENTIAL_REFRESH \
                  ({r} s): every run renews it; lower --minsecs below {} s (and keep it above the \
@@ -560,6 +578,16 @@ pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal>
         refresh,
         minsecs: cfg.minsecs,
     };
+    let threshold = match cfg.minsecs {
+        Some(m) => format!(
+            "{} s is left (--minsecs {m} s + SEC_CREDENTIAL_REFRESH {refresh} s)",
+            m.saturating_add(e.extra())
+        ),
+        None => format!(
+            "the default margin (1 hour, or half the token's lifetime) + \
+             SEC_CREDENTIAL_REFRESH {refresh} s is left"
+        ),
+    };
     if refresh <= 0 {
         tracing::warn!(
             "SEC_CREDENTIAL_REFRESH is {refresh}: HTCondor never gives running jobs a renewed \
@@ -568,10 +596,8 @@ pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal>
         );
     } else {
         tracing::info!(
-            "--condor=credd: renewing when less than {} s is left (--minsecs {} s + \
-             SEC_CREDENTIAL_REFRESH {refresh} s), so that running jobs never hold an expired token",
-            e.minsecs(),
-            cfg.minsecs
+            "--condor=credd: renewing when less than {threshold}, so that running jobs never \
+             hold an expired token"
         );
     }
     Some(e)
@@ -1263,7 +1289,7 @@ impl Tools {
             }
         }
         drop(tx);
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::clock::from_now(self.timeout);
         let mut timed_out = false;
         let status = loop {
             match child.try_wait() {
@@ -1281,7 +1307,7 @@ impl Tools {
         // Whatever the group left on its pipes; a grandchild that escaped the group
         // and holds them open does not keep us here long.
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = crate::clock::from_now(Duration::from_secs(2));
         while let Ok((i, data)) = rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
             if i == 0 {
                 out = data;
@@ -1334,21 +1360,28 @@ mod tests {
 
     #[test]
     fn early_renewal_adds_the_refresh_interval() {
+        let exp = crate::token::now() + 3600;
         let e = EarlyRenewal {
             refresh: 30,
-            minsecs: 60,
+            minsecs: Some(60),
         };
-        assert_eq!(e.minsecs(), 90);
+        assert_eq!(e.minsecs(exp), 90);
         let off = EarlyRenewal {
             refresh: -1,
-            minsecs: 60,
+            minsecs: Some(60),
         };
-        assert_eq!(off.minsecs(), 60);
+        assert_eq!(off.minsecs(exp), 60);
         let huge = EarlyRenewal {
             refresh: i64::MAX,
-            minsecs: 60,
+            minsecs: Some(60),
         };
-        assert_eq!(huge.minsecs(), i64::MAX);
+        assert_eq!(huge.minsecs(exp), i64::MAX);
+        // Without --minsecs: half a 1-hour token's lifetime, plus the interval.
+        let default = EarlyRenewal {
+            refresh: 300,
+            minsecs: None,
+        };
+        assert_eq!(default.minsecs(exp), 1800 + 300);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
+use crate::clock;
 use crate::condor;
 use crate::credential::{ClientAuth, Subject};
 use crate::discovery;
@@ -103,7 +104,10 @@ pub struct GetConfig {
     pub outputs: Vec<OutputSpec>,
     /// The first token file: the first `-o`, else the WLCG discovery default.
     pub outfile: PathBuf,
-    pub minsecs: i64,
+    /// `--minsecs` as given; `None`: the default rule, `renew::default_minsecs`.
+    pub minsecs: Option<i64>,
+    /// Seconds added to the margin (`--condor=credd`: SEC_CREDENTIAL_REFRESH); 0 here.
+    pub minsecs_extra: i64,
     pub source: Source,
     pub token_endpoint: Option<String>,
     pub client_auth: Option<ClientAuth>,
@@ -198,25 +202,48 @@ fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
     }
 }
 
-/// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`.
+/// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`; at most 10 years
+/// ([`clock::MAX_DURATION`]): longer is refused, never wrapped around.
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(n));
-    }
-    let secs = s.parse::<jiff::Span>().ok().and_then(|span| {
-        span.total((
-            jiff::Unit::Second,
-            jiff::SpanRelativeTo::days_are_24_hours(),
-        ))
-        .ok()
-    });
+    let secs = match s.parse::<u64>() {
+        Ok(n) => Some(n as f64),
+        // Digits past u64::MAX: a number, only too large.
+        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Some(f64::INFINITY),
+        Err(_) => s.parse::<jiff::Span>().ok().and_then(|span| {
+            span.total((
+                jiff::Unit::Second,
+                jiff::SpanRelativeTo::days_are_24_hours(),
+            ))
+            .ok()
+        }),
+    };
     match secs {
-        Some(t) if t >= 0.0 && t.is_finite() => Ok(Duration::from_secs_f64(t)),
+        // Compared as f64 first: Duration::from_secs_f64 panics past u64::MAX seconds.
+        Some(t) if t > clock::MAX_DURATION.as_secs_f64() => Err(format!(
+            "{s:?} is more than 10 years ({}d)",
+            clock::MAX_DURATION.as_secs() / 86_400
+        )),
+        Some(t) if t >= 0.0 && t.is_finite() => Ok(match s.parse::<u64>() {
+            Ok(n) => Duration::from_secs(n),
+            Err(_) => Duration::from_secs_f64(t),
+        }),
         _ => Err(format!(
             "{s:?} is not a duration (use seconds, or e.g. 90s, 30m, 1h, 7d)"
         )),
     }
+}
+
+/// A whole number of seconds from a file (JSON), bounded like [`parse_duration`].
+pub fn duration_secs(n: u64) -> std::result::Result<Duration, String> {
+    let d = Duration::from_secs(n);
+    if d > clock::MAX_DURATION {
+        return Err(format!(
+            "{n} s is more than 10 years ({}d)",
+            clock::MAX_DURATION.as_secs() / 86_400
+        ));
+    }
+    Ok(d)
 }
 
 fn duration_opt(name: &str, v: &str) -> Result<Duration> {
@@ -376,7 +403,11 @@ impl GetConfig {
     }
 
     fn finish(a: &GetArgs, source: Source, subject: Option<Subject>) -> Result<GetConfig> {
-        let minsecs = duration_opt("minsecs", &a.minsecs)?.as_secs() as i64;
+        let minsecs = a
+            .minsecs
+            .as_deref()
+            .map(|m| duration_opt("minsecs", m).map(clock::secs))
+            .transpose()?;
         let timeout = duration_opt("timeout", &a.timeout)?;
         let deadline = duration_opt("deadline", &a.deadline)?;
         let hook_timeout = duration_opt("hook-timeout", &a.hook_timeout)?;
@@ -400,7 +431,7 @@ impl GetConfig {
         let outputs = a
             .outfile
             .iter()
-            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o {e}"))))
+            .map(|s| OutputSpec::parse(s).map_err(|e| Error::usage(format!("-o/--outfile {e}"))))
             .collect::<Result<Vec<_>>>()?;
         let outfile = outputs
             .first()
@@ -415,6 +446,7 @@ impl GetConfig {
             outputs,
             outfile,
             minsecs,
+            minsecs_extra: 0,
             source,
             token_endpoint: a.token_endpoint.clone(),
             client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
@@ -511,5 +543,18 @@ mod tests {
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("-5").is_err());
+        assert_eq!(parse_duration("3653d"), Ok(clock::MAX_DURATION));
+        for huge in [
+            "3654d",
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999999",
+            "7000000d",
+        ] {
+            let e = parse_duration(huge).unwrap_err();
+            assert!(e.contains("10 years"), "{huge}: {e}");
+        }
+        assert!(duration_secs(u64::MAX).is_err());
+        assert_eq!(duration_secs(60), Ok(Duration::from_secs(60)));
     }
 }

@@ -21,6 +21,55 @@ use crate::store::{self, FileError, WriteMode};
 /// A credential file larger than this is not a credential file.
 pub const MAX_CREDENTIAL_LEN: usize = 1024 * 1024;
 
+/// Every top-level field robot-token reads or writes in a credential file (the exec
+/// grant's and the Vault section's included).
+pub const KNOWN_FIELDS: [&str; 22] = [
+    "revoked_at",
+    "version",
+    "issuer",
+    "token_endpoint",
+    "client_id",
+    "client_secret",
+    "client_auth",
+    "private_key_file",
+    "kid",
+    "refresh_token",
+    "grant",
+    "subject_token_file",
+    "subject_token_env",
+    "subject_token_type",
+    "requested_token_type",
+    "scope",
+    "audience",
+    "command",
+    "timeout",
+    "env",
+    "pass_env",
+    "vault",
+];
+
+/// Fields robot-token does not know are kept, but one that is a near miss of a known
+/// field that is absent (`refresh_tokn`, `client_secert`) is a typo that silently
+/// changes the grant (no refresh token: client_credentials), so it is an error (78)
+/// naming the field meant.
+fn check_field_names(raw: &Map<String, Value>, path: &Path) -> Result<()> {
+    for k in raw.keys() {
+        if KNOWN_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        if let Some(meant) = crate::error::suggest(k, &KNOWN_FIELDS) {
+            if !raw.contains_key(meant) {
+                return Err(Error::config(format!(
+                    "credential file {}: unknown field {k:?}: did you mean {meant:?}? Rename it \
+                     (fields robot-token does not use are kept, but not one this close to one it uses)",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// How the client proves its identity at the token endpoint (RFC 6749 2.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -185,6 +234,7 @@ impl Credential {
             Some(_) => return Err(bad("\"version\" must be 1".into())),
             None => return Err(bad("missing \"version\": 1".into())),
         }
+        check_field_names(raw, path)?;
         let string = |key: &str| -> Result<Option<String>> {
             match raw.get(key) {
                 None | Some(Value::Null) => Ok(None),
@@ -535,9 +585,18 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
 pub fn read_secret_file(path: &Path) -> Result<Secret> {
     let cannot = |e: FileError| match e {
         FileError::Io { err, .. } => Error::config(format!(
-            "cannot read client secret file {}: {}",
+            "cannot read client secret file {}: {}{}",
             path.display(),
-            io_reason(&err)
+            io_reason(&err),
+            if err.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    ": put the client secret there (one line, `install -m 600 /dev/stdin {}`), \
+                     or check the path",
+                    path.display()
+                )
+            } else {
+                String::new()
+            }
         )),
         e => Error::config(format!("client secret file: {e}")),
     };
@@ -631,6 +690,41 @@ mod tests {
         ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit(), crate::error::Exit::Data, "{bad}");
+        }
+    }
+
+    #[test]
+    fn near_misses_of_known_fields_are_errors_other_fields_are_kept() {
+        for (typo, meant) in [
+            ("refresh_tokn", "refresh_token"),
+            ("client_secert", "client_secret"),
+            ("scopes", "scope"),
+            ("Audience", "audience"),
+        ] {
+            let e = parse(&format!(
+                r#"{{"version":1,"issuer":"https://x","client_id":"a","{typo}":"v"}}"#
+            ))
+            .unwrap_err();
+            assert_eq!(e.exit(), crate::error::Exit::Config, "{typo}");
+            assert!(
+                e.message().contains(&format!("did you mean \"{meant}\"?")),
+                "{e}"
+            );
+            assert!(
+                !e.message().contains("\"v\""),
+                "no value in the message: {e}"
+            );
+        }
+        // Distant names, and near misses of fields that are there, are kept.
+        let c = parse(
+            r#"{"version":1,"issuer":"https://x","client_id":"a","comment":"robot for storage",
+               "x-site":1,"scope":"a","scopes_note":"b","refresh_token":"r","refresh_tokn":"old"}"#,
+        )
+        .unwrap();
+        let out = c.render_with_refresh_token(&Secret::new("r2")).unwrap();
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        for kept in ["comment", "x-site", "scopes_note", "refresh_tokn"] {
+            assert!(out.contains(kept), "{kept}: {out}");
         }
     }
 

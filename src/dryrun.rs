@@ -194,13 +194,17 @@ fn check(cfg: &GetConfig) -> Checks {
         return c;
     };
     let mut unreadable = Vec::new();
-    let mut fresh_for = None::<i64>;
+    let mut fresh_for = None::<(i64, i64)>;
     let mut due = Vec::new();
+    let mut on_disk = Vec::new();
     for t in &targets {
         let what = format!("token file {}", t.path.display());
         match renew::current_by(&t.path, t.other_owner()) {
             Ok(cur) => {
-                let (state, left) = describe_current(&cur, cfg.minsecs);
+                let (state, left) = describe_current(&cur, renew::Margin::of(cfg));
+                if let Current::Expires(tm) = &cur {
+                    on_disk.push(*tm);
+                }
                 match left {
                     Some(l) => fresh_for = Some(fresh_for.map_or(l, |f| f.min(l))),
                     None => due.push(t.path.display().to_string()),
@@ -222,10 +226,10 @@ fn check(cfg: &GetConfig) -> Checks {
     }
     c.plan.push(match (due.is_empty(), fresh_for) {
         (false, _) => format!("the next run renews {}", due.join(", ")),
-        (true, Some(left)) => format!(
+        (true, Some((left, margin))) => format!(
             "the token is fresh for {}, so runs do nothing until it has less than {} left",
             human_secs(left),
-            human_secs(cfg.minsecs)
+            human_secs(margin)
         ),
         (true, None) => "no token file is usable".into(),
     });
@@ -248,7 +252,7 @@ fn check(cfg: &GetConfig) -> Checks {
             describe_trust(&cfg.trust)
         })
         .is_some();
-    let deadline = Instant::now() + cfg.deadline;
+    let deadline = crate::clock::from_now(cfg.deadline);
     let mut lock_paths = Vec::new();
     let mut unwritable = Vec::new();
     for t in targets
@@ -321,6 +325,8 @@ fn check(cfg: &GetConfig) -> Checks {
         token_locks: &lock_paths,
         outfile: &first,
         deadline,
+        minsecs: renew::wanted_minsecs(cfg.minsecs, &on_disk),
+        minsecs_is_default: cfg.minsecs.is_none(),
     };
 
     // The source: what it reads, and the issuer or Vault it talks to.
@@ -341,20 +347,30 @@ fn check(cfg: &GetConfig) -> Checks {
     c
 }
 
+/// A credential file is readable, safe and not retired: its real path and bytes.
+fn credential_file_checks(
+    path: &std::path::Path,
+    c: &mut Checks,
+) -> Option<(std::path::PathBuf, zeroize::Zeroizing<Vec<u8>>)> {
+    let what = format!("credential {}", path.display());
+    let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
+        format!(
+            "{} is readable, yours, mode 0600 or stricter",
+            real.display()
+        )
+    })?;
+    c.check(&what, credential::refuse_revoked(&data, &real), |_| {
+        "not revoked".into()
+    })?;
+    Some((real, data))
+}
+
 /// The credential (or client, or Vault) checks.
 fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -> Option<()> {
     match &cfg.source {
         Source::File(path) => {
             let what = format!("credential {}", path.display());
-            let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
-                format!(
-                    "{} is readable, yours, mode 0600 or stricter",
-                    real.display()
-                )
-            })?;
-            c.check(&what, credential::refuse_revoked(&data, &real), |_| {
-                "not revoked".into()
-            })?;
+            let (real, data) = credential_file_checks(path, c)?;
             let section = c.check(&what, vault::section_of(&data, &real), |_| {
                 "valid JSON, version 1".into()
             })?;
@@ -383,16 +399,7 @@ fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -
         }
         Source::Vault(opts) => {
             if let Some(path) = &opts.credential {
-                let what = format!("credential {}", path.display());
-                let (real, data) = c.check(&what, credential::read_file(path), |(real, _)| {
-                    format!(
-                        "{} is readable, yours, mode 0600 or stricter",
-                        real.display()
-                    )
-                })?;
-                c.check(&what, credential::refuse_revoked(&data, &real), |_| {
-                    "not revoked".into()
-                })?;
+                credential_file_checks(path, c)?;
             }
             let s = c.check(
                 "Vault settings",
@@ -614,25 +621,36 @@ fn clock(server: &str, date: Option<&str>, c: &mut Checks) {
     }
 }
 
-fn describe_current(cur: &Current, minsecs: i64) -> (String, Option<i64>) {
+/// What a token file holds, and (time left, margin) when it is fresh.
+fn describe_current(cur: &Current, m: renew::Margin) -> (String, Option<(i64, i64)>) {
     match cur {
         Current::Missing => ("missing: the next run renews it".into(), None),
         Current::Unusable(why) => (format!("unusable ({why}): the next run replaces it"), None),
-        Current::Expires(exp) => {
-            let left = exp - token::now();
-            if left >= minsecs {
-                (format!("fresh for {}", human_secs(left)), Some(left))
-            } else if left > 0 {
+        Current::Expires(t) => {
+            let margin = m.secs(t);
+            // The renewal's own decision (`renew::fresh`), not a copy of it.
+            if let Some(left) = renew::fresh(cur, m) {
+                return (
+                    format!("fresh for {}", human_secs(left)),
+                    Some((left, margin)),
+                );
+            }
+            let left = token::until(t.exp, token::now());
+            if left > 0 {
                 (
                     format!(
-                        "{} left, less than --minsecs: the next run renews it",
-                        human_secs(left)
+                        "{} left, less than its margin of {}: the next run renews it",
+                        human_secs(left),
+                        human_secs(margin)
                     ),
                     None,
                 )
             } else {
                 (
-                    format!("expired {} ago: the next run renews it", human_secs(-left)),
+                    format!(
+                        "expired {} ago: the next run renews it",
+                        human_secs(left.saturating_neg())
+                    ),
                     None,
                 )
             }

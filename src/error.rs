@@ -10,10 +10,12 @@ macro_rules! exit_table {
     () => {
         "\
 Exit codes:
-   0  the token file holds a token with at least --minsecs left
-   1  (inspect, status) a token has expired or is missing
-  64  usage error
-  65  unusable data: malformed credential file, a response that is not a token
+   0  the token file holds a token with enough time left (--minsecs, or the default)
+   1  (inspect, status) a token has expired; status: or is missing or unusable
+  64  usage error, a duration longer than 10 years included
+  65  unusable data: malformed credential file, a response that is not a token,
+      a token whose exp is missing, not a number, negative or in the year 9999
+      or later (get never installs it; inspect names the problem)
   73  cannot write the token file or the credential file
   75  temporary failure: network, timeout, HTTP 5xx or 429, a failed deploy hook;
       a later run may succeed
@@ -27,7 +29,7 @@ Exit codes:
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum Exit {
-    /// The token file holds a token with at least `--minsecs` left.
+    /// The token file holds a token with enough time left (`--minsecs`, or the default).
     Ok = 0,
     /// `inspect`: the token has expired.
     Expired = 1,
@@ -148,18 +150,43 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Errors go to cron mail and terminals: one line, no control characters, bounded.
+/// Errors go to cron mail, terminals and the state file: one line, no control or bidi
+/// characters, no secret this run sent (even one an issuer echoed into the text that
+/// a message quotes), bounded.
 pub fn one_line(s: &str) -> String {
     const MAX: usize = 600;
-    let mut out = String::with_capacity(s.len().min(MAX));
-    for c in s.chars() {
+    let clean = crate::secret::scrub(s);
+    let mut out = String::with_capacity(clean.len().min(MAX));
+    for c in clean.chars() {
         if out.len() >= MAX {
             out.push('…');
             break;
         }
-        out.push(if c.is_control() { ' ' } else { c });
+        out.push(c);
     }
     out
+}
+
+/// The known name that `word` is most likely a misspelling of, for "did you mean …?":
+/// the same name in another case or with `-` for `_`, else one at most one edit away
+/// (two for names of 10 characters or more; a swap of neighbours counts as one).
+/// Short or distant words get no suggestion: a field meant to be new must not be
+/// taken for a typo.
+pub fn suggest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let w = norm(word);
+    if let Some(k) = known.iter().find(|k| norm(k) == w) {
+        return Some(k);
+    }
+    if w.len() < 4 {
+        return None;
+    }
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&w, k), *k))
+        .filter(|(d, k)| *d <= if k.len() >= 10 { 2 } else { 1 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
 }
 
 /// Describe an I/O error without the "(os error N)" noise.
@@ -191,6 +218,26 @@ mod tests {
         assert_eq!(e.message(), "a b  c");
         let long = "x".repeat(5000);
         assert!(Error::data(long).message().chars().count() < 700);
+    }
+
+    #[test]
+    fn suggestions_are_for_typos_only() {
+        let known = [
+            "refresh_token",
+            "client_secret",
+            "scope",
+            "command",
+            "owner",
+        ];
+        assert_eq!(suggest("refresh_tokn", &known), Some("refresh_token"));
+        assert_eq!(suggest("client_secert", &known), Some("client_secret"));
+        assert_eq!(suggest("Client-Secret", &known), Some("client_secret"));
+        assert_eq!(suggest("scopes", &known), Some("scope"));
+        assert_eq!(suggest("ownr", &known), Some("owner"));
+        // New fields a user may add are not typos.
+        for other in ["comment", "x-site", "note", "color", "refresh_token_2024"] {
+            assert_eq!(suggest(other, &known), None, "{other}");
+        }
     }
 
     #[test]

@@ -75,8 +75,9 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Dur
             .map_err(D::Error::custom),
         Some(Value::Number(n)) => n
             .as_u64()
-            .map(|s| Some(Duration::from_secs(s)))
-            .ok_or_else(|| D::Error::custom("timeout must be a whole number of seconds")),
+            .ok_or_else(|| D::Error::custom("timeout must be a whole number of seconds"))
+            .and_then(|s| crate::config::duration_secs(s).map_err(D::Error::custom))
+            .map(Some),
         Some(_) => Err(D::Error::custom(
             "timeout must be a duration such as \"30s\"",
         )),
@@ -278,7 +279,7 @@ pub fn run(s: &ExecSettings, ctx: &ExecContext, deadline: Instant) -> Result<Pri
     std::thread::spawn(move || {
         let _ = status_tx.send(child.wait());
     });
-    let end = started + timeout;
+    let end = crate::clock::after(started, timeout);
     let left = || end.saturating_duration_since(Instant::now());
     let status = status_rx.recv_timeout(left());
     // The command has exited (or not): its output must close before the time is up

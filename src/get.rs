@@ -88,16 +88,14 @@ fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let started = SystemTime::now();
     // --deadline bounds the whole run: the renewal, the hand-off and the hook.
-    let deadline = Instant::now()
-        .checked_add(cfg.deadline)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(10 * 365 * 86400));
+    let deadline = crate::clock::from_now(cfg.deadline);
     let left = || deadline.saturating_duration_since(Instant::now());
     // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
     // running job never holds an expired token.
     let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
     let renewal = early.map(|e| {
         let mut c = cfg.clone();
-        c.minsecs = e.minsecs();
+        c.minsecs_extra = e.extra();
         c
     });
     let r = renew::run(renewal.as_ref().unwrap_or(cfg), deadline)
@@ -161,9 +159,7 @@ fn rewritten_since(credential: &Path, since: SystemTime) -> Option<i64> {
     if m < since {
         return None;
     }
-    m.duration_since(UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs() as i64)
+    m.duration_since(UNIX_EPOCH).ok().map(crate::clock::secs)
 }
 
 /// Run every configuration, `jobs` at a time; report each failure and a summary.

@@ -63,12 +63,12 @@ pub fn run(cmd: &str, r: &Renewed, timeout: Duration) -> Result<()> {
         ))
     })?;
     let pgid = child.id() as libc::pid_t;
-    let status = match wait_until(&mut child, started + timeout) {
+    let status = match wait_until(&mut child, crate::clock::after(started, timeout)) {
         Some(s) => s,
         None => {
             // SAFETY: kill(2) on our own child's process group; no memory is involved.
             unsafe { libc::kill(-pgid, libc::SIGTERM) };
-            let s = match wait_until(&mut child, Instant::now() + Duration::from_secs(5)) {
+            let s = match wait_until(&mut child, crate::clock::from_now(Duration::from_secs(5))) {
                 Some(s) => s,
                 None => {
                     // SAFETY: as above.
@@ -190,7 +190,7 @@ fn wait_until(child: &mut std::process::Child, deadline: Instant) -> Option<Exit
         if now >= deadline {
             return None;
         }
-        std::thread::sleep(pause.min(deadline - now));
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(now)));
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }

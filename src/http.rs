@@ -96,8 +96,35 @@ impl Failure {
                 self.reason
             )),
             FailureKind::Config => Error::config(self.reason),
-            FailureKind::Network => Error::temp(format!("{what} {url}: {}", self.reason)),
+            FailureKind::Network => Error::temp(format!(
+                "{what} {url}: {}: {}",
+                self.reason,
+                network_advice(&self.reason)
+            )),
         }
+    }
+}
+
+/// What to check after a network failure, by its reason (the texts `classify` writes,
+/// and `once`'s note of the proxy it went through).
+fn network_advice(reason: &str) -> &'static str {
+    if reason.contains(VIA_PROXY) {
+        "check that the proxy is up and lets this host CONNECT to that host and port, or \
+         name the host in no_proxy if it is reachable directly (a later run retries)"
+    } else if reason.starts_with("connection refused") {
+        "nothing listens there: check the URL's host and port and that the server is up; \
+         if this host reaches the web only through a proxy, set https_proxy (a later run retries)"
+    } else if reason.starts_with("host not found") || reason.contains("lookup address") {
+        "check the host name in the URL and this host's DNS; if only a proxy can resolve it, \
+         set https_proxy (a later run retries)"
+    } else if reason.starts_with("timed out") {
+        "the server or the network is slow or a firewall drops the packets: check the URL and \
+         whether a proxy is needed (https_proxy); --timeout sets the wait (a later run retries)"
+    } else if reason.contains("unreachable") {
+        "no route to that host: check the URL, this host's network, and whether a proxy is \
+         needed (https_proxy) (a later run retries)"
+    } else {
+        "a later run retries; if it keeps failing, check the URL, the network and any proxy"
     }
 }
 
@@ -106,9 +133,180 @@ pub struct Http {
     timeout: Duration,
     deadline: Instant,
     plain: OnceCell<Agent>,
+    /// https through the proxy of the environment (`proxy_for`).
     tls: OnceCell<std::result::Result<Agent, String>>,
-    /// https without any proxy, for loopback hosts.
+    /// https without any proxy: loopback hosts, `no_proxy` hosts, no proxy set.
     tls_direct: OnceCell<std::result::Result<Agent, String>>,
+}
+
+// ---------------------------------------------------------------------------
+// Proxies, by curl's rules (curl(1), "ENVIRONMENT"): `https_proxy` for https URLs,
+// `http_proxy` for http URLs, `all_proxy` when the scheme's own is unset, each in
+// lower or upper case (lower case first); `no_proxy` lists hosts reached directly.
+// Loopback is never proxied: a proxy cannot reach this host's loopback, and would
+// see a plain-http request's secrets. Loopback means the URL's host is `localhost`,
+// an address in 127.0.0.0/8, or ::1; a name that merely resolves there is not.
+
+/// Marks a failure reason as having gone through a proxy (for the advice).
+const VIA_PROXY: &str = "through the proxy";
+
+/// The first of these variables that `get` finds set and not empty: (name, value).
+fn first_env(
+    names: &[&'static str],
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Option<(&'static str, String)> {
+    names.iter().find_map(|n| {
+        get(n)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (*n, v.trim().to_string()))
+    })
+}
+
+fn from_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// The proxy variable that applies to `scheme`, by curl's order: (name, value).
+fn proxy_var(scheme: &str, get: &dyn Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
+    match scheme {
+        "https" => first_env(
+            &["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"],
+            get,
+        ),
+        "http" => first_env(&["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"], get),
+        _ => None,
+    }
+}
+
+/// Does `no_proxy` (curl's syntax) name `host`? Entries are separated by commas (and
+/// spaces); `*` alone matches every host; a name matches itself and every name under
+/// it (`example.org` and `.example.org` both match `iam.example.org`); an IP address
+/// matches itself and a CIDR range (`10.0.0.0/8`, `fd00::/8`) its addresses. Case is
+/// ignored, and so is a `:port` on an entry.
+pub fn no_proxy_matches(list: &str, host: &url::Host<&str>) -> bool {
+    let entries = list
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    let ip = match host {
+        url::Host::Ipv4(a) => Some(IpAddr::V4(*a)),
+        url::Host::Ipv6(a) => Some(IpAddr::V6(*a)),
+        url::Host::Domain(_) => None,
+    };
+    for e in entries {
+        if e == "*" {
+            return true;
+        }
+        // An IPv6 entry may come bracketed; a port after a name or IPv4 address is
+        // dropped (an unbracketed IPv6 address has several colons and no port).
+        let e = e.trim_start_matches('[');
+        let e = match e.split_once(']') {
+            Some((addr, _)) => addr,
+            None if e.matches(':').count() == 1 => e.split(':').next().unwrap_or(e),
+            None => e,
+        };
+        match (ip, host) {
+            (Some(ip), _) => {
+                let (net, bits) = match e.split_once('/') {
+                    Some((n, b)) => (n, b.parse::<u32>().ok()),
+                    None => (e, None),
+                };
+                if let Ok(net) = net.parse::<IpAddr>() {
+                    if in_network(ip, net, bits) {
+                        return true;
+                    }
+                }
+            }
+            (None, url::Host::Domain(name)) => {
+                let name = name.trim_end_matches('.').to_ascii_lowercase();
+                let e = e
+                    .trim_start_matches("*.")
+                    .trim_start_matches('.')
+                    .trim_end_matches('.')
+                    .to_ascii_lowercase();
+                if !e.is_empty()
+                    && (name == e
+                        || name
+                            .strip_suffix(&e)
+                            .is_some_and(|prefix| prefix.ends_with('.')))
+                {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Is `ip` in `net`/`bits` (all bits when `bits` is `None`)?
+fn in_network(ip: IpAddr, net: IpAddr, bits: Option<u32>) -> bool {
+    let (ip, net, width) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u32::from(a) as u128, u32::from(n) as u128, 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+        _ => return false,
+    };
+    let bits = bits.unwrap_or(width).min(width);
+    if bits == 0 {
+        return true;
+    }
+    let shift = width - bits;
+    (ip >> shift) == (net >> shift)
+}
+
+/// A proxy URL for messages and logs: without a user name or password.
+fn shown_proxy(value: &str) -> String {
+    match url::Url::parse(value) {
+        Ok(mut u) if u.has_host() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        _ => match value.rsplit_once('@') {
+            Some((_, host)) => host.to_string(),
+            None => value.to_string(),
+        },
+    }
+}
+
+/// The proxy `url` goes through, if any: (the variable it came from, the proxy as
+/// shown in messages, the proxy). `None` for loopback hosts, hosts in `no_proxy`
+/// (`NO_PROXY`), and when no variable applies. A proxy that cannot be used is a
+/// configuration error (78) naming the variable.
+pub fn proxy_for(url: &url::Url) -> Result<Option<(&'static str, String, ureq::Proxy)>> {
+    let Some(host) = url.host() else {
+        return Ok(None);
+    };
+    if url.host_str().is_some_and(is_loopback_host) {
+        return Ok(None);
+    }
+    if let Some((_, list)) = first_env(&["no_proxy", "NO_PROXY"], &from_env) {
+        if no_proxy_matches(&list, &host) {
+            return Ok(None);
+        }
+    }
+    let Some((var, value)) = proxy_var(url.scheme(), &from_env) else {
+        return Ok(None);
+    };
+    let shown = shown_proxy(&value);
+    let bad = |why: &str| {
+        Error::config(format!(
+            "{var}={shown} cannot be used: {why}; set it to the proxy's URL, e.g. \
+             {var}=http://proxy.example.org:3128, or unset it"
+        ))
+    };
+    // Like curl, a value without a scheme is an http proxy.
+    let scheme = value
+        .split_once("://")
+        .map(|(s, _)| s.to_ascii_lowercase())
+        .unwrap_or_else(|| "http".into());
+    if scheme != "http" && scheme != "https" {
+        return Err(bad(&format!(
+            "{scheme}:// proxies are not supported (only http:// and https:// proxies, which CONNECT)"
+        )));
+    }
+    let proxy = ureq::Proxy::new(&value).map_err(|_| bad("not a proxy URL"))?;
+    Ok(Some((var, shown, proxy)))
 }
 
 /// Is `host` a loopback name or address? Plain http is allowed only there.
@@ -268,22 +466,28 @@ fn classify(e: ureq::Error) -> Failure {
     use ureq::Error as E;
     use ureq::Timeout as T;
     let reason = e.to_string();
-    let maybe_sent = match &e {
-        E::HostNotFound | E::ConnectionFailed | E::BadUri(_) | E::Http(_) | E::InvalidProxyUrl => {
-            false
-        }
-        E::Tls(_) | E::Rustls(_) => false,
-        E::Timeout(T::Resolve | T::Connect) => false,
-        E::Io(io) => !matches!(
-            io.kind(),
-            io::ErrorKind::ConnectionRefused
-                | io::ErrorKind::HostUnreachable
-                | io::ErrorKind::NetworkUnreachable
-                | io::ErrorKind::AddrNotAvailable
-                | io::ErrorKind::NotFound
-        ),
-        _ => true,
-    };
+    // The system resolver's failure reaches us as a plain I/O error: nothing was sent.
+    let lookup = matches!(&e, E::Io(io) if io.to_string().contains("failed to lookup address"));
+    let maybe_sent = !lookup
+        && match &e {
+            E::HostNotFound
+            | E::ConnectionFailed
+            | E::BadUri(_)
+            | E::Http(_)
+            | E::InvalidProxyUrl
+            | E::ConnectProxyFailed(_) => false,
+            E::Tls(_) | E::Rustls(_) => false,
+            E::Timeout(T::Resolve | T::Connect) => false,
+            E::Io(io) => !matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionRefused
+                    | io::ErrorKind::HostUnreachable
+                    | io::ErrorKind::NetworkUnreachable
+                    | io::ErrorKind::AddrNotAvailable
+                    | io::ErrorKind::NotFound
+            ),
+            _ => true,
+        };
     // ureq reports a refused certificate as an I/O error wrapping the rustls error.
     let in_io = |e: &ureq::Error| match e {
         E::Io(io) => io
@@ -302,6 +506,7 @@ fn classify(e: ureq::Error) -> Failure {
     let reason = match &e {
         E::Timeout(_) => "timed out".to_string(),
         E::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        E::Io(io) if lookup => format!("host not found ({})", crate::error::io_reason(io)),
         E::Io(io) if kind == FailureKind::Tls => io
             .get_ref()
             .map(|inner| inner.to_string())
@@ -334,16 +539,12 @@ impl Http {
         self.deadline
     }
 
-    /// `proxied`: whether proxy variables from the environment apply. Loopback is
-    /// never proxied: a proxy would see the refresh token and client secret of a
-    /// plain-http loopback request, and cannot reach our loopback anyway.
-    fn config(tls: Option<TlsConfig>, proxied: bool) -> Agent {
+    /// An agent; `proxy`: the proxy it goes through (see `proxy_for`; never for
+    /// loopback). ureq's own reading of the environment is not used: its order and
+    /// its `NO_PROXY` rules are not curl's.
+    fn config(tls: Option<TlsConfig>, proxy: Option<ureq::Proxy>) -> Agent {
         let mut b = Agent::config_builder()
-            .proxy(if proxied {
-                ureq::Proxy::try_from_env()
-            } else {
-                None
-            })
+            .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(USER_AGENT)
@@ -359,29 +560,40 @@ impl Http {
         b.build().into()
     }
 
-    /// The agent for `url`; TLS roots are loaded only when an https URL is used.
-    fn agent(&self, url: &str) -> Result<&Agent> {
-        let loopback = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.host_str().map(is_loopback_host))
-            .unwrap_or(false);
+    /// The agent for `url`, and the proxy it goes through (for messages); TLS roots
+    /// are loaded only when an https URL is used.
+    fn agent(&self, url: &str) -> Result<(&Agent, Option<String>)> {
+        let parsed = url::Url::parse(url).ok();
+        let proxy = match &parsed {
+            Some(u) => proxy_for(u)?,
+            None => None,
+        };
+        let via = proxy
+            .as_ref()
+            .map(|(var, shown, _)| format!("{VIA_PROXY} {shown} ({var})"));
         if url.starts_with("https://") {
-            let cell = if loopback {
-                &self.tls_direct
-            } else {
+            let cell = if proxy.is_some() {
                 &self.tls
+            } else {
+                &self.tls_direct
             };
             let r = cell.get_or_init(|| {
                 let roots = load_roots(&self.trust)?;
                 let tls = TlsConfig::builder()
                     .root_certs(RootCerts::Specific(Arc::new(roots)))
                     .build();
-                Ok(Http::config(Some(tls), !loopback))
+                Ok(Http::config(Some(tls), proxy.map(|(_, _, p)| p)))
             });
-            r.as_ref().map_err(|m| Error::config(m.clone()))
+            if let Some(v) = &via {
+                tracing::debug!("{url} goes {v}");
+            }
+            r.as_ref()
+                .map(|a| (a, via))
+                .map_err(|m| Error::config(m.clone()))
         } else {
-            // Plain http is only ever allowed to loopback hosts (check_url).
-            Ok(self.plain.get_or_init(|| Http::config(None, false)))
+            // Plain http is only ever allowed to loopback hosts (check_url), which are
+            // never proxied.
+            Ok((self.plain.get_or_init(|| Http::config(None, None)), None))
         }
     }
 
@@ -395,32 +607,29 @@ impl Http {
         headers: &[(&str, &str)],
         body: Body<'_>,
     ) -> std::result::Result<Reply, Failure> {
-        let agent = self.agent(url).map_err(|e| Failure {
+        let (agent, via) = self.agent(url).map_err(|e| Failure {
             maybe_sent: false,
             kind: FailureKind::Config,
             reason: e.message().to_string(),
         })?;
+        let classify = |e: ureq::Error| {
+            let mut f = classify(e);
+            if let Some(v) = &via {
+                f.reason = format!("{} {v}", f.reason);
+            }
+            f
+        };
         let t = Some(
             self.timeout
                 .min(self.remaining())
                 .max(Duration::from_millis(1)),
         );
         let resp = match body {
-            Body::Delete => {
-                let mut req = agent.delete(url);
-                for (k, v) in headers {
-                    req = req.header(*k, *v);
-                }
-                req.config()
-                    .timeout_connect(t)
-                    .timeout_send_request(t)
-                    .timeout_recv_response(t)
-                    .timeout_recv_body(t)
-                    .build()
-                    .call()
-            }
-            Body::Get => {
-                let mut req = agent.get(url);
+            Body::Get | Body::Delete => {
+                let mut req = match body {
+                    Body::Delete => agent.delete(url),
+                    _ => agent.get(url),
+                };
                 for (k, v) in headers {
                     req = req.header(*k, *v);
                 }
@@ -519,6 +728,19 @@ impl Http {
         body: Body<'_>,
         retry: Retry,
     ) -> std::result::Result<Reply, Failure> {
+        // Whatever secret this request carries is noted before it leaves, so that an
+        // answer echoing it is redacted (`secret::untrusted_text`, error messages, logs).
+        crate::secret::note_request(
+            headers,
+            match body {
+                Body::Form(f) => Some(f),
+                _ => None,
+            },
+            match body {
+                Body::Json(j) => Some(j),
+                _ => None,
+            },
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -558,7 +780,8 @@ impl Http {
             // Full jitter: spread a fleet's retries instead of synchronising them.
             let backoff = Duration::from_millis(250 << (attempt - 1)).mul_f64(random_fraction());
             let wait = hint.unwrap_or(backoff);
-            if wait + Duration::from_millis(50) >= self.remaining() {
+            // Saturating: a Retry-After of 2^64-1 s must not overflow.
+            if wait.saturating_add(Duration::from_millis(50)) >= self.remaining() {
                 tracing::debug!("no time left for another attempt within the deadline");
                 return result;
             }
@@ -571,6 +794,76 @@ impl Http {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_variables_by_curls_rules() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |n: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let var = |scheme, vars| proxy_var(scheme, &env(vars)).map(|(n, _)| n);
+        // The scheme's own variable, lower case first, then all_proxy.
+        assert_eq!(
+            var("https", &[("https_proxy", "a"), ("HTTPS_PROXY", "b")]),
+            Some("https_proxy")
+        );
+        assert_eq!(
+            var("https", &[("HTTPS_PROXY", "b"), ("all_proxy", "c")]),
+            Some("HTTPS_PROXY")
+        );
+        assert_eq!(
+            var("https", &[("http_proxy", "a"), ("ALL_PROXY", "c")]),
+            Some("ALL_PROXY")
+        );
+        assert_eq!(var("https", &[("http_proxy", "a")]), None);
+        assert_eq!(
+            var("http", &[("http_proxy", "a"), ("https_proxy", "b")]),
+            Some("http_proxy")
+        );
+        assert_eq!(
+            var("https", &[("https_proxy", " "), ("all_proxy", "c")]),
+            Some("all_proxy")
+        );
+    }
+
+    #[test]
+    fn no_proxy_by_curls_rules() {
+        let m = |list: &str, url: &str| {
+            let u = url::Url::parse(url).unwrap();
+            no_proxy_matches(list, &u.host().unwrap())
+        };
+        assert!(m("*", "https://iam.example.org/"));
+        assert!(m("example.org", "https://iam.example.org/"));
+        assert!(m("example.org", "https://example.org/"));
+        assert!(m(".example.org", "https://iam.example.org/"));
+        assert!(m("*.example.org", "https://iam.example.org/"));
+        assert!(m(
+            "other.net, EXAMPLE.org:443",
+            "https://Iam.Example.Org./x"
+        ));
+        assert!(!m("example.org", "https://badexample.org/"));
+        assert!(!m("iam.example.org", "https://example.org/"));
+        assert!(!m("", "https://iam.example.org/"));
+        assert!(m("10.0.0.0/8", "https://10.1.2.3/"));
+        assert!(m("10.1.2.3", "https://10.1.2.3:8443/"));
+        assert!(!m("10.0.0.0/8", "https://11.1.2.3/"));
+        assert!(m("fd00::/8", "https://[fd12::1]/"));
+        assert!(m("[fd12::1]", "https://[fd12::1]/"));
+        assert!(!m("fd00::/8", "https://[fe80::1]/"));
+        assert!(!m("10.0.0.0/8", "https://ten.example.org/"));
+    }
+
+    #[test]
+    fn proxies_are_shown_without_credentials() {
+        assert_eq!(
+            shown_proxy("http://user:pw@proxy:3128"),
+            "http://proxy:3128"
+        );
+        assert_eq!(shown_proxy("user:pw@proxy:3128"), "proxy:3128");
+    }
 
     #[test]
     fn loopback_rules() {

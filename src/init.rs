@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::assertion::SigningKey;
 use crate::cli::InitArgs;
+use crate::clock;
 use crate::config::{parse_duration, trust_options};
 use crate::credential::{self, ClientAuth};
 use crate::discovery;
@@ -32,6 +33,12 @@ pub const SLOW_DOWN_STEP: u64 = 5;
 const MIN_INTERVAL: u64 = 1;
 /// When the answer has no `expires_in` (it is required), give up after this long.
 const DEFAULT_EXPIRES_IN: u64 = 900;
+/// The longest wait for a person that `init` accepts from an issuer: a day (the
+/// requests' own deadline). A longer `expires_in` (up to 2^64-1 s) is cut to this.
+const MAX_EXPIRES_IN: u64 = 24 * 3600;
+/// The longest polling interval accepted from an issuer (or reached by `slow_down`):
+/// beyond a minute, a person waits for nothing.
+const MAX_INTERVAL: u64 = 60;
 
 pub fn run(a: &InitArgs) -> Result<()> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
@@ -40,15 +47,11 @@ pub fn run(a: &InitArgs) -> Result<()> {
             "init needs a terminal: a person must approve the login; run it interactively, or pass --no-tty to print the code for someone else",
         ));
     }
-    let timeout = parse_duration(&a.timeout)
-        .ok()
-        .filter(|t| !t.is_zero())
-        .ok_or_else(|| {
-            Error::usage(format!(
-                "--timeout: {:?} is not a positive duration",
-                a.timeout
-            ))
-        })?;
+    let timeout =
+        parse_duration(&a.timeout).map_err(|e| Error::usage(format!("--timeout: {e}")))?;
+    if timeout.is_zero() {
+        return Err(Error::usage("--timeout must be positive"));
+    }
     if a.outfile.as_ref().is_some_and(|o| o.as_os_str().is_empty()) {
         return Err(Error::usage(
             "-o (or $ROBOT_TOKEN_OUTFILE) is empty: name a file, or leave it out for WLCG discovery",
@@ -131,7 +134,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
     let http = Http::new(
         trust,
         timeout,
-        Instant::now() + Duration::from_secs(24 * 3600),
+        clock::from_now(Duration::from_secs(MAX_EXPIRES_IN)),
     );
     let meta = oauth::discover(&http, &a.issuer)?;
     let token_endpoint = meta.token_endpoint.clone().ok_or_else(|| {
@@ -148,14 +151,13 @@ pub fn run(a: &InitArgs) -> Result<()> {
         ))
     })?;
 
-    let da = oauth::device_authorization(
+    let da = sane(oauth::device_authorization(
         &http,
         &device_endpoint,
-        &token_endpoint,
         &client,
         &scope,
         &audience,
-    )?;
+    )?)?;
     show_instructions(&da, std::io::stdout().is_terminal());
 
     let resp = poll(&http, &da, &token_endpoint, &client)?;
@@ -191,13 +193,13 @@ pub fn run(a: &InitArgs) -> Result<()> {
     if exp <= token::now() {
         return Err(Error::data(format!(
             "{token_endpoint} returned a token that expired {} ago: check this host's clock; nothing was written",
-            human_secs(token::now() - exp)
+            human_secs(token::until(token::now(), exp))
         )));
     }
     // In the order `get` takes them (token file, then credential), so the two never
     // wait on each other. A `get -c` of an old credential may be running: it finishes
     // first, so its rotation cannot overwrite the new file.
-    let lock_wait = Instant::now() + Duration::from_secs(60);
+    let lock_wait = clock::from_now(Duration::from_secs(60));
     let lock = |target: &Path, what: &str| -> Result<store::Lock> {
         let p = store::lock_path(target).map_err(|e| Error::write(format!("{what} lock: {e}")))?;
         store::lock(&p, lock_wait).map_err(|e| match e {
@@ -217,7 +219,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
             "Wrote {} and {} (token expires in {}); renew from cron with: robot-token get -c {}\n",
             cred_path.display(),
             outfile.display(),
-            human_secs(exp - token::now()),
+            human_secs(token::until(exp, token::now())),
             cred_path.display()
         ));
     }
@@ -290,7 +292,7 @@ fn show_instructions(da: &DeviceAuthorization, terminal: bool) {
     }
     out.push_str(&format!(
         "\nWaiting for approval (the code expires in {})...\n",
-        human_secs(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN) as i64)
+        human_secs(clock::secs_u64(da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN)))
     ));
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(out.as_bytes());
@@ -320,13 +322,11 @@ fn poll(
     endpoint: &str,
     client: &Client,
 ) -> Result<oauth::TokenResponse> {
-    let mut interval = da.interval.unwrap_or(DEFAULT_INTERVAL).max(MIN_INTERVAL);
+    let mut interval = da.interval.unwrap_or(DEFAULT_INTERVAL);
     let expires_in = da.expires_in.unwrap_or(DEFAULT_EXPIRES_IN);
-    let end = Instant::now() + Duration::from_secs(expires_in);
-    tracing::info!(
-        "waiting for approval: polling every {interval} s for up to {}",
-        human_secs(expires_in as i64)
-    );
+    let lifetime = human_secs(clock::secs_u64(expires_in));
+    let end = clock::from_now(Duration::from_secs(expires_in));
+    tracing::info!("waiting for approval: polling every {interval} s for up to {lifetime}");
     let grant = Grant::DeviceCode(da.device_code.clone());
     let req = TokenRequest {
         endpoint,
@@ -337,10 +337,9 @@ fn poll(
     };
     let mut wait = Duration::from_secs(interval);
     loop {
-        if Instant::now() + wait >= end {
+        if clock::from_now(wait) >= end {
             return Err(Error::temp(format!(
-                "nobody approved the login within {} (the code expired): nothing was written; run robot-token init again",
-                human_secs(expires_in as i64)
+                "nobody approved the login within {lifetime} (the code expired): nothing was written; run robot-token init again"
             )));
         }
         sleep_unless_interrupted(wait)?;
@@ -348,13 +347,20 @@ fn poll(
         match oauth::poll_device(http, &req)? {
             Poll::Token(t) => return Ok(t),
             Poll::Pending(retry_after) => {
+                // A Retry-After (up to 2^64-1 s) past the code's end: no poll can follow.
                 if let Some(ra) = retry_after {
+                    if clock::from_now(ra) >= end {
+                        return Err(Error::temp(format!(
+                            "the issuer asked to wait {} before polling again, longer than its code lives: nothing was written; run robot-token init again",
+                            human_secs(clock::secs(ra))
+                        )));
+                    }
                     wait = wait.max(ra);
                 }
                 tracing::debug!("authorization pending");
             }
             Poll::SlowDown => {
-                interval += SLOW_DOWN_STEP;
+                interval = interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL);
                 wait = Duration::from_secs(interval);
                 tracing::info!("the issuer asked to slow down: polling every {interval} s");
             }
@@ -362,9 +368,63 @@ fn poll(
     }
 }
 
+/// The longest user code shown: real ones are about 8 characters (RFC 8628 6.1).
+const MAX_USER_CODE: usize = 64;
+/// The longest verification URI shown.
+const MAX_URI: usize = 2048;
+
+/// A verification URI from the issuer as it may be shown (and put in a QR code): an
+/// https (or loopback http) URL, serialized by the URL parser (which percent-encodes
+/// controls, spaces and non-ASCII), redacted, bounded.
+fn shown_uri(raw: &str, what: &str) -> Result<String> {
+    let url = check_url(raw, what).map_err(|e| Error::data(e.message()))?;
+    let shown = crate::secret::scrub(url.as_str());
+    if shown.chars().count() > MAX_URI {
+        return Err(Error::data(format!(
+            "{what} is longer than {MAX_URI} characters: not a page a person can open"
+        )));
+    }
+    Ok(shown)
+}
+
+/// The issuer's device authorization answer, made safe: its text cleaned (the user
+/// code and the URIs are the issuer's words, shown to a person), and its `expires_in`
+/// and `interval` within what a run can honour: any number an issuer sends (2^64-1
+/// included) ends as a sane wait, with a warning.
+fn sane(mut da: DeviceAuthorization) -> Result<DeviceAuthorization> {
+    da.user_code = crate::secret::untrusted_text_max(&da.user_code, MAX_USER_CODE);
+    da.verification_uri = shown_uri(&da.verification_uri, "the issuer's verification_uri")?;
+    da.verification_uri_complete = match da.verification_uri_complete.take() {
+        None => None,
+        Some(u) => match shown_uri(&u, "the issuer's verification_uri_complete") {
+            Ok(u) => Some(u),
+            Err(e) => {
+                tracing::warn!("{}: showing only the page and the code", e.message());
+                None
+            }
+        },
+    };
+    if let Some(e) = da.expires_in.filter(|e| *e > MAX_EXPIRES_IN) {
+        tracing::warn!(
+            "the issuer says its device code lives {e} s; waiting at most {}",
+            human_secs(clock::secs_u64(MAX_EXPIRES_IN))
+        );
+        da.expires_in = Some(MAX_EXPIRES_IN);
+    }
+    let interval = da.interval.unwrap_or(DEFAULT_INTERVAL);
+    if interval > MAX_INTERVAL {
+        tracing::warn!(
+            "the issuer asks to poll every {interval} s; polling every {MAX_INTERVAL} s instead"
+        );
+    }
+    // An interval of 0 from the issuer must not make us spin either.
+    da.interval = Some(interval.clamp(MIN_INTERVAL, MAX_INTERVAL));
+    Ok(da)
+}
+
 /// Sleep, in short steps, unless a held signal arrives.
 fn sleep_unless_interrupted(d: Duration) -> Result<()> {
-    let end = Instant::now() + d;
+    let end = clock::from_now(d);
     loop {
         if crate::signals::pending() {
             return Err(Error::temp(
@@ -461,6 +521,38 @@ mod tests {
     #[test]
     fn offline_access_and_dedup() {
         assert_eq!(words(&["a b".into(), "a".into()]), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn verification_uris_are_shown_encoded_and_redacted() {
+        crate::secret::note_sent("init-unit-secret-Qw8eR7tY6uI5");
+        let u = shown_uri(
+            "https://iam.example.org/device?x=\u{202e}evil\u{2066}|init-unit-secret-Qw8eR7tY6uI5",
+            "the issuer's verification_uri",
+        )
+        .unwrap();
+        assert!(u.starts_with("https://iam.example.org/device?x="), "{u}");
+        assert!(!u.contains('\u{202e}') && !u.contains('\u{2066}'), "{u}");
+        assert!(!u.contains("init-unit-secret"), "{u}");
+        for bad in [
+            "https://iam.example.org/device\u{1b}[2J",
+            "http://iam.example.org/device",
+            "javascript:alert(1)",
+        ] {
+            assert!(shown_uri(bad, "uri").is_err(), "{bad}");
+        }
+        let long = format!("https://iam.example.org/{}", "a".repeat(3000));
+        assert!(shown_uri(&long, "uri").is_err());
+        let mut da = oauth::parse_device_authorization(
+            br#"{"device_code":"d","user_code":"AB|CD\u001b[2J\u202e","verification_uri":"https://x/d","interval":18446744073709551615,"expires_in":1e300}"#,
+        )
+        .unwrap();
+        da = sane(da).unwrap();
+        assert_eq!(da.user_code, "AB/CD [2J");
+        assert_eq!(
+            (da.interval, da.expires_in),
+            (Some(MAX_INTERVAL), Some(MAX_EXPIRES_IN))
+        );
     }
 
     #[test]

@@ -2,11 +2,11 @@
 
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
 use crate::cli::InspectArgs;
+use crate::clock;
 use crate::config::VerifyConfig;
 use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
@@ -47,9 +47,21 @@ fn read_source(args: &InspectArgs) -> Result<(String, String)> {
     Ok((what, token::trim(&text).to_string()))
 }
 
+/// Read a token file named on the command line; a missing one is 78 with where else
+/// to look.
 fn read_file(p: &Path) -> Result<Vec<u8>> {
-    let f = std::fs::File::open(p)
-        .map_err(|e| Error::config(format!("cannot read {}: {}", p.display(), io_reason(&e))))?;
+    let f = std::fs::File::open(p).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            ": check the name, or run robot-token inspect without a file for the WLCG default"
+        } else {
+            ""
+        };
+        Error::config(format!(
+            "cannot read {}: {}{hint}",
+            p.display(),
+            io_reason(&e)
+        ))
+    })?;
     let mut buf = Vec::new();
     f.take(MAX_TOKEN_LEN as u64 + 1)
         .read_to_end(&mut buf)
@@ -65,7 +77,9 @@ fn read_default(p: &Path) -> Result<Vec<u8>> {
     match store::read_own(p, MAX_TOKEN_LEN) {
         Ok(Some(d)) => Ok(d),
         Ok(None) => Err(Error::config(format!(
-            "cannot read {}: no such file (no token was found by WLCG discovery)",
+            "cannot read {}: no such file: no token there (found by WLCG discovery: \
+             $BEARER_TOKEN, $BEARER_TOKEN_FILE, $XDG_RUNTIME_DIR/bt_u<uid>, /tmp/bt_u<uid>): \
+             get one with robot-token get, or name the token file (robot-token inspect FILE)",
             p.display()
         ))),
         Err(FileError::TooLarge { .. }) => Err(Error::data(format!(
@@ -90,11 +104,17 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
     let (what, text) = read_source(args)?;
     let jwt = token::decode(&text).map_err(|e| Error::data(format!("{what}: {e}")))?;
     let now = token::now();
-    let expires_in = jwt.exp().map(|e| e - now);
+    // The decision `get`, `check` and `status` make too (`token::exp_of`).
+    let usable = jwt.expiry();
+    let expires_in = usable.as_ref().ok().map(|e| token::until(*e, now));
     // Verification first (it may take the network), then one write of everything.
     let verdict = verify_cfg.map(|c| {
         http::check_trust(&c.trust)?;
-        let http = Http::new(c.trust.clone(), c.timeout, Instant::now() + c.timeout * 3);
+        let http = Http::new(
+            c.trust.clone(),
+            c.timeout,
+            clock::from_now(c.timeout.saturating_mul(3)),
+        );
         verify::verify(&http, &text, &jwt, &c.expect, now)
     });
     let mut out = std::io::stdout().lock();
@@ -105,6 +125,9 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
             "claims": Value::Object(jwt.claims.clone()),
             "expires_in": expires_in,
         });
+        if let Err(e) = &usable {
+            v["unusable"] = json!(e.to_string());
+        }
         if let Some(r) = &verdict {
             v["verify"] = match r {
                 Ok(d) => json!({
@@ -132,10 +155,13 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
                 body.push_str(&format!("{claim}: {}\n", utc(t)));
             }
         }
-        match expires_in {
-            Some(s) if s > 0 => body.push_str(&format!("expires in {}\n", human_secs(s))),
-            Some(s) => body.push_str(&format!("expired {} ago\n", human_secs(-s))),
-            None => body.push_str("no exp claim: never expires\n"),
+        match (&usable, expires_in) {
+            (Err(e), _) => body.push_str(&format!("unusable: {e}\n")),
+            (_, Some(s)) if s > 0 => body.push_str(&format!("expires in {}\n", human_secs(s))),
+            (_, s) => body.push_str(&format!(
+                "expired {} ago\n",
+                human_secs(s.unwrap_or(0).saturating_neg())
+            )),
         }
         if let Some(Ok(d)) = &verdict {
             if d.failed.is_empty() {
@@ -161,6 +187,10 @@ pub fn run(args: &InspectArgs) -> Result<Exit> {
     // A closed pipe (inspect | head) is not an error.
     let _ = out.write_all(body.as_bytes());
     drop(out);
+    // An unusable token is that before anything else, verified or not (exit 65).
+    if let Err(e) = usable {
+        return Err(Error::data(format!("{what}: unusable token: {e}")));
+    }
     match verdict {
         None => Ok(match expires_in {
             Some(s) if s <= 0 => Exit::Expired,

@@ -14,6 +14,7 @@
 
 pub mod assertion;
 pub mod cli;
+pub mod clock;
 pub mod condor;
 pub mod config;
 pub mod credential;
@@ -124,27 +125,34 @@ fn clap_exit(e: clap::Error) -> ExitCode {
         }
         _ if monitor::is_check_invocation() => {
             // A monitoring plugin's usage error is UNKNOWN (3), on stdout as one status line.
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+            let first = clap_line(&e);
             logging::stdout(&format!(
                 "ROBOT-TOKEN UNKNOWN - {first} (see robot-token check --help)\n"
             ));
             ExitCode::from(monitor::UNKNOWN)
         }
         _ => {
-            let text = e.render().to_string();
-            let first = text
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+            let first = clap_line(&e);
             let err = Error::usage(format!("{first} (see robot-token --help)"));
             logging::error_line(err.message());
             ExitCode::from(Exit::Usage.code())
         }
     }
+}
+
+/// clap's error as one line: its first line, and its tips ("a similar argument exists:
+/// '--credential'"), which come on lines of their own.
+pub fn clap_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let mut out = lines
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    for tip in lines.filter_map(|l| l.strip_prefix("tip: ")) {
+        out.push_str("; ");
+        out.push_str(tip);
+    }
+    out
 }

@@ -41,8 +41,12 @@ where
                 }
             }
         }
-        ctx.field_format().format_fields(w.by_ref(), event)?;
-        writeln!(w)
+        // The message is scrubbed (`secret::scrub`) like an error message: no secret
+        // this run sent, no control or bidi character, at any verbosity.
+        let mut message = String::new();
+        ctx.field_format()
+            .format_fields(Writer::new(&mut message), event)?;
+        writeln!(w, "{}", crate::secret::scrub(&message))
     }
 }
 

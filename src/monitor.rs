@@ -13,7 +13,8 @@ use crate::discovery;
 use crate::error::{Error, Exit, Result};
 use crate::get;
 use crate::profile::{ConfigFile, Profile};
-use crate::renew::human_secs;
+use crate::renew::{self, human_secs};
+use crate::secret::{untrusted_text, untrusted_text_max};
 use crate::state::{self, LastRun};
 use crate::store;
 use crate::token;
@@ -23,6 +24,8 @@ struct Target {
     profile: Option<String>,
     file: PathBuf,
     credential: Option<PathBuf>,
+    /// The profile's `minsecs`, when it sets one: `check`'s default thresholds follow it.
+    minsecs: Option<i64>,
 }
 
 /// The token files a selection names: a FILE; `--profile`/`--all`; else every profile of
@@ -33,6 +36,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
             profile: None,
             file: f.clone(),
             credential: None,
+            minsecs: None,
         }]);
     }
     let path = match (config, sel.profile.is_some() || sel.all) {
@@ -45,6 +49,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
             profile: None,
             file: discovery::token_file(),
             credential: None,
+            minsecs: None,
         }]);
     };
     let file = ConfigFile::load(&path)?;
@@ -70,6 +75,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
                 credential: Some(c.credential_path().to_path_buf()),
                 profile: c.profile.clone(),
                 file: f,
+                minsecs: c.minsecs,
             });
         }
     }
@@ -78,9 +84,10 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
 
 /// What a token file holds now.
 enum Held {
+    /// A usable token: `exp` as `token::exp_of` accepts it.
     Token {
         claims: token::Jwt,
-        exp: Option<i64>,
+        exp: i64,
     },
     Missing,
     Unusable(String),
@@ -103,11 +110,13 @@ fn look(target: Target) -> Row {
         Ok(Some(data)) => match std::str::from_utf8(&data)
             .map_err(|_| "not text".to_string())
             .and_then(|t| token::decode(token::trim(t)).map_err(|e| e.to_string()))
-        {
-            Ok(jwt) => Held::Token {
-                exp: jwt.exp(),
-                claims: jwt,
-            },
+            // The same decision as `get` makes: an absurd `exp` is unusable, not "never".
+            .and_then(|jwt| {
+                jwt.expiry()
+                    .map(|exp| (jwt, exp))
+                    .map_err(|e| e.to_string())
+            }) {
+            Ok((claims, exp)) => Held::Token { claims, exp },
             Err(e) => Held::Unusable(e),
         },
     };
@@ -137,10 +146,24 @@ fn local(t: i64) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
+/// A time in the local zone with UTC in brackets; once when the local zone is UTC.
+fn when(t: i64) -> String {
+    let (l, u) = (local(t), utc(t));
+    if l == u {
+        u
+    } else {
+        format!("{l} ({u})")
+    }
+}
+
 fn last_run_text(l: &LastRun) -> String {
     match (l.exit, &l.message) {
         (0, _) => format!("last renewal {}: ok", utc(l.at)),
-        (code, Some(m)) => format!("last renewal {}: failed ({code}): {m}", utc(l.at)),
+        (code, Some(m)) => format!(
+            "last renewal {}: failed ({code}): {}",
+            utc(l.at),
+            untrusted_text_max(m, 600)
+        ),
         (code, None) => format!("last renewal {}: failed ({code})", utc(l.at)),
     }
 }
@@ -173,23 +196,26 @@ impl Row {
                         Some(claims.scopes().join(" ")).filter(|s| !s.is_empty()),
                     ),
                 ] {
-                    who.push(format!("{name} {}", value.as_deref().unwrap_or("-")));
+                    // The issuer's words, like any other: cleaned.
+                    who.push(format!(
+                        "{name} {}",
+                        value.as_deref().map_or("-".into(), untrusted_text)
+                    ));
                 }
                 parts.push(who.join(", "));
-                parts.push(match exp {
-                    Some(e) if *e > now => format!(
-                        "expires {} ({}), in {}",
-                        local(*e),
-                        utc(*e),
-                        human_secs(e - now)
-                    ),
-                    Some(e) => format!(
-                        "EXPIRED {} ({}), {} ago",
-                        local(*e),
-                        utc(*e),
-                        human_secs(now - e)
-                    ),
-                    None => "no exp claim".into(),
+                let e = *exp;
+                parts.push(if e > now {
+                    format!(
+                        "expires {}, in {}",
+                        when(e),
+                        human_secs(token::until(e, now))
+                    )
+                } else {
+                    format!(
+                        "EXPIRED {}, {} ago",
+                        when(e),
+                        human_secs(token::until(now, e))
+                    )
                 });
             }
         }
@@ -223,23 +249,20 @@ impl Row {
                 v["reason"] = json!(w);
             }
             Held::Token { claims, exp } => {
-                v["state"] = json!(match exp {
-                    Some(e) if *e <= now => "expired",
-                    _ => "valid",
-                });
+                v["state"] = json!(if *exp <= now { "expired" } else { "valid" });
                 v["sub"] = json!(claims.str_claim("sub"));
                 v["iss"] = json!(claims.str_claim("iss"));
                 v["aud"] = json!(claims.audiences());
                 v["scopes"] = json!(claims.scopes());
                 v["expires_at"] = json!(exp);
-                v["remaining"] = json!(exp.map(|e| e - now));
+                v["remaining"] = json!(token::until(*exp, now));
             }
         }
         v
     }
 
     fn healthy(&self, now: i64) -> bool {
-        matches!(&self.held, Held::Token { exp, .. } if exp.is_none_or(|e| e > now))
+        matches!(&self.held, Held::Token { exp, .. } if *exp > now)
     }
 }
 
@@ -309,9 +332,47 @@ pub fn is_check_invocation() -> bool {
 }
 
 fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
-    parse_duration(v)
-        .map(|d| d.as_secs() as i64)
-        .map_err(|e| format!("--{name}: {e}"))
+    parse_duration(v).map(crate::clock::secs).map_err(|e| {
+        // `check -c robot.json`: -c is `get`'s credential, but here the plugin
+        // convention's --critical.
+        let file_like = v.contains('/') || v.contains('.') || std::path::Path::new(v).exists();
+        if name == "critical" && file_like {
+            format!(
+                "-c/--{name}: {e}. In check, -c is --critical (the monitoring-plugin convention), \
+                 not a credential: name the token file as an argument (robot-token check FILE), \
+                 or use --profile NAME"
+            )
+        } else {
+            format!("--{name}: {e}")
+        }
+    })
+}
+
+/// WARNING and CRITICAL thresholds for one token: as given, or relative to the margin
+/// `get` renews it at (the profile's minsecs, else `renew::default_minsecs` of the
+/// token's own lifetime): a healthy robot renews at that margin, so a quarter of it left
+/// means renewals have been failing for a while, an eighth that the token is about to
+/// run out. With a 1-hour token renewed by cron every 15 minutes (plus up to 5 minutes
+/// of random delay), at least 10 minutes are always left: OK, where fixed 2h/30m
+/// thresholds said WARNING after every renewal.
+fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
+    let margin = match (&r.target.minsecs, &r.held) {
+        (Some(m), _) => *m,
+        (None, Held::Token { claims, exp }) => renew::default_minsecs(*exp, claims.iat()),
+        (None, _) => renew::DEFAULT_MINSECS,
+    };
+    let (w, c) = default_thresholds(margin);
+    match (warn, crit) {
+        (Some(w), Some(c)) => (w, c),
+        (Some(w), None) => (w, c.min(w)),
+        (None, Some(c)) => (w.max(c), c),
+        (None, None) => (w, c),
+    }
+}
+
+/// `check`'s default (WARNING, CRITICAL) for a token renewed at `margin` seconds left.
+pub fn default_thresholds(margin: i64) -> (i64, i64) {
+    (margin / 4, margin / 8)
 }
 
 /// One token's verdict: state and what to say.
@@ -324,13 +385,12 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         Held::Missing => (CRITICAL, format!("{name} is missing"), None),
         Held::Unusable(w) => (CRITICAL, format!("{name} is unusable ({w})"), None),
         Held::Unreadable(w) => (UNKNOWN, format!("{name} cannot be read ({w})"), None),
-        Held::Token { exp: None, .. } => (OK, format!("{name} never expires"), None),
-        Held::Token { exp: Some(e), .. } => {
-            let left = e - now;
+        Held::Token { exp, .. } => {
+            let left = token::until(*exp, now);
             if left <= 0 {
                 (
                     CRITICAL,
-                    format!("{name} expired {} ago", human_secs(-left)),
+                    format!("{name} expired {} ago", human_secs(left.saturating_neg())),
                     Some(left),
                 )
             } else if left < crit {
@@ -370,50 +430,72 @@ fn judge(r: &Row, now: i64, warn: i64, crit: i64) -> (u8, String, Option<i64>) {
         text.push_str(&format!(
             ", but the last renewal failed ({}): {}",
             l.exit,
-            l.message.as_deref().unwrap_or("no message")
+            // Recorded cleaned, but the file may be older or edited: clean again.
+            untrusted_text_max(l.message.as_deref().unwrap_or("no message"), 600)
         ));
     }
-    (state, text, remaining)
+    // A `|` would end the plugin's text and start its perfdata.
+    (state, plugin_text(&text), remaining)
+}
+
+/// Text for the plugin's output: one line, no `|` (which starts the perfdata).
+fn plugin_text(s: &str) -> String {
+    crate::secret::scrub(s).replace('|', "/")
 }
 
 /// Print the plugin's output and return its exit code.
 pub fn check(config: Option<&PathBuf>, args: &CheckArgs) -> u8 {
     let (state, out) = match check_text(config, args) {
         Ok(x) => x,
-        Err(e) => (UNKNOWN, format!("ROBOT-TOKEN UNKNOWN - {}\n", e.message())),
+        Err(e) => (
+            UNKNOWN,
+            format!("ROBOT-TOKEN UNKNOWN - {}\n", plugin_text(e.message())),
+        ),
     };
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     state
 }
 
 fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)> {
-    let warn = threshold("warning", &args.warning).map_err(Error::usage)?;
-    let crit = threshold("critical", &args.critical).map_err(Error::usage)?;
-    if crit > warn {
-        return Err(Error::usage("--critical must not be longer than --warning"));
+    let given = |name: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| threshold(name, v))
+            .transpose()
+            .map_err(Error::usage)
+    };
+    let warn = given("warning", &args.warning)?;
+    let crit = given("critical", &args.critical)?;
+    if let (Some(w), Some(c)) = (warn, crit) {
+        if c > w {
+            return Err(Error::usage("--critical must not be longer than --warning"));
+        }
     }
     let rows: Vec<Row> = targets(config, &args.select)?
         .into_iter()
         .map(look)
         .collect();
     let now = token::now();
-    let verdicts: Vec<(u8, String, Option<i64>)> =
-        rows.iter().map(|r| judge(r, now, warn, crit)).collect();
+    let limits: Vec<(i64, i64)> = rows.iter().map(|r| thresholds(r, warn, crit)).collect();
+    let verdicts: Vec<(u8, String, Option<i64>)> = rows
+        .iter()
+        .zip(&limits)
+        .map(|(r, (w, c))| judge(r, now, *w, *c))
+        .collect();
     let worst = verdicts
         .iter()
         .map(|v| v.0)
         .max_by_key(|s| rank(*s))
         .unwrap_or(UNKNOWN);
-    let perf = |label: &str, left: Option<i64>| {
+    let perf = |label: &str, left: Option<i64>, (warn, crit): (i64, i64)| {
         let value = left.map_or("U".to_string(), |l| format!("{l}s"));
         format!("{label}={value};{warn};{crit};0")
     };
     let mut out = String::new();
-    if let [(s, text, left)] = verdicts.as_slice() {
+    if let ([(s, text, left)], [limit]) = (verdicts.as_slice(), limits.as_slice()) {
         out.push_str(&format!(
             "ROBOT-TOKEN {} - {text} | {}\n",
             state_name(*s),
-            perf("remaining", *left)
+            perf("remaining", *left, *limit)
         ));
         return Ok((*s, out));
     }
@@ -432,12 +514,13 @@ fn check_text(config: Option<&PathBuf>, args: &CheckArgs) -> Result<(u8, String)
     let perfdata: Vec<String> = rows
         .iter()
         .zip(&verdicts)
-        .map(|(r, v)| {
+        .zip(&limits)
+        .map(|((r, v), limit)| {
             let label = match &r.target.profile {
-                Some(p) => format!("remaining_{p}"),
+                Some(p) => plugin_text(&format!("remaining_{p}")),
                 None => "remaining".to_string(),
             };
-            perf(&label, v.2)
+            perf(&label, v.2, *limit)
         })
         .collect();
     let detail = if problems.is_empty() {

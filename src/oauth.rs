@@ -8,7 +8,7 @@ use crate::assertion::{SigningKey, ASSERTION_TYPE};
 use crate::credential::ClientAuth;
 use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
-use crate::secret::Secret;
+use crate::secret::{untrusted_text, Secret, Untrusted};
 
 /// What the client sends to prove who it is.
 #[derive(Clone, Debug)]
@@ -66,8 +66,11 @@ struct Auth {
     fields: Vec<(&'static str, Secret)>,
 }
 
-/// Authentication for a request to `endpoint` (an assertion's `aud` is the token
-/// endpoint: `aud_endpoint`).
+/// Authentication for a request to `aud_endpoint`, the URL being called: a
+/// `private_key_jwt` assertion's `aud` is that URL (the token endpoint for token
+/// requests, the device authorization endpoint in `init`). RFC 7523 allows "the token
+/// endpoint URL" for the token endpoint; issuers that check strictly accept for any
+/// endpoint only its own URL, and lenient ones (oidc-provider, Keycloak) accept it too.
 fn client_auth(client: &Client, aud_endpoint: &str) -> Result<Auth> {
     let id = || Secret::new(client.id.clone());
     Ok(match (client.auth, &client.secret, &client.key) {
@@ -175,7 +178,8 @@ pub fn discover_with_date(http: &Http, issuer: &str) -> Result<(Metadata, Option
     if let Some(iss) = &meta.issuer {
         if !same_issuer(iss, issuer) {
             return Err(Error::config(format!(
-                "discovery document {url} names issuer {iss}, not {issuer}: check the issuer URL"
+                "discovery document {url} names issuer {}, not {issuer}: check the issuer URL",
+                untrusted_text(iss)
             )));
         }
     }
@@ -274,10 +278,12 @@ pub fn parse_token_response(body: &[u8]) -> std::result::Result<TokenResponse, S
     })
 }
 
+/// An OAuth2 error answer (RFC 6749 5.2). Both fields are the issuer's words: they
+/// print only cleaned and redacted ([`Untrusted`]), wherever they go.
 #[derive(Deserialize)]
 struct OAuthError {
-    error: String,
-    error_description: Option<String>,
+    error: Untrusted,
+    error_description: Option<Untrusted>,
 }
 
 /// Turn a non-200 answer into an error with the right exit code and advice.
@@ -287,10 +293,10 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
         let desc = e
             .error_description
             .filter(|d| !d.is_empty())
-            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+            .map(|d| format!(": {d}"))
             .unwrap_or_default();
         let what = format!("{} ({}{desc})", endpoint, e.error);
-        return match e.error.as_str() {
+        return match e.error.raw() {
             "invalid_grant" => match grant {
                 Grant::RefreshToken(_) => Error::perm(format!(
                     "refresh token rejected by {what}: bootstrap a new credential (robot-token init)"
@@ -312,7 +318,16 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
                 Error::temp(format!("{what}{}", retry_hint(reply)))
             }
             "invalid_scope" | "invalid_target" => Error::config(format!(
-                "the issuer refused the requested scope or audience: {what}"
+                "the issuer refused the requested scope or audience: {what}: ask only for \
+                 scopes and audiences this client is allowed (--scope/--audience, the \
+                 credential's \"scope\"/\"audience\"), or ask the issuer's admins for them"
+            )),
+            // Non-standard spellings (`scope_invalid`, `insufficient_scope`): the
+            // issuer names a scope problem, whatever the code.
+            code if code.contains("scope") => Error::config(format!(
+                "the issuer refused the requested scope: {what}: ask only for scopes this \
+                 client is allowed (--scope, the credential's \"scope\"), or ask the issuer's \
+                 admins for them"
             )),
             _ if reply.status >= 500 || reply.status == 429 => {
                 Error::temp(format!("{what}{}", retry_hint(reply)))
@@ -333,8 +348,26 @@ fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error {
             reply
                 .location
                 .as_deref()
-                .map(|l| format!(" to {l}"))
+                .map(|l| format!(" to {}", untrusted_text(l)))
                 .unwrap_or_default()
+        )),
+        // A refresh token refused without a reason (some issuers answer a used,
+        // revoked or expired one with a bare 400): the credential is gone.
+        400 if matches!(grant, Grant::RefreshToken(_)) => Error::perm(format!(
+            "refresh token refused by {endpoint} (HTTP 400 with {}; the issuer gave no reason): \
+             it was probably used, revoked or has expired: bootstrap a new credential (robot-token init)",
+            describe_body(&reply.body)
+        ))
+        .tagged(Tag::RefreshRejected),
+        // Some issuers refuse a client_credentials request with a bare 403 both when
+        // the secret is wrong and when a scope they require is missing.
+        401 | 403 if matches!(grant, Grant::ClientCredentials) => Error::perm(format!(
+            "{endpoint} refused the client_credentials request (HTTP {} with {}; the issuer gave \
+             no reason): either the client secret or key is wrong (check client_id, the secret \
+             and client_auth), or the issuer requires a scope this request does not ask for \
+             (--scope, the credential's \"scope\")",
+            reply.status,
+            describe_body(&reply.body)
         )),
         401 | 403 => Error::perm(format!(
             "{endpoint} refused the client (HTTP {}): check the client credentials",
@@ -411,7 +444,8 @@ fn send_token_request(http: &Http, req: &TokenRequest) -> Result<Reply> {
 }
 
 /// POST `pairs` as a form with the client's authentication (RFC 6749 2.3; RFC 7523 with
-/// `assertion_aud` as the assertion's audience). The secrets live only for the call.
+/// `assertion_aud` as the assertion's audience: the URL called, see `client_auth`).
+/// The secrets live only for the call.
 fn post_authenticated(
     http: &Http,
     endpoint: &str,
@@ -509,10 +543,10 @@ fn revocation_error(reply: &Reply, endpoint: &str) -> Error {
         let desc = e
             .error_description
             .filter(|d| !d.is_empty())
-            .map(|d| format!(": {}", d.chars().take(200).collect::<String>()))
+            .map(|d| format!(": {d}"))
             .unwrap_or_default();
         let what = format!("{endpoint} ({}{desc})", e.error);
-        return match e.error.as_str() {
+        return match e.error.raw() {
             "invalid_client" | "unauthorized_client" => Error::perm(format!(
                 "the issuer refused the client at {what}; {kept}: check client_id, the client \
                  secret or private key, and client_auth, then run revoke again"
@@ -576,7 +610,7 @@ fn classify_poll(reply: &Reply, req: &TokenRequest) -> Result<Poll> {
     let code = serde_json::from_slice::<OAuthError>(&reply.body)
         .ok()
         .map(|e| e.error);
-    match code.as_deref() {
+    match code.as_ref().map(Untrusted::raw) {
         Some("authorization_pending") => Ok(Poll::Pending(None)),
         Some("slow_down") => Ok(Poll::SlowDown),
         Some("access_denied") => Err(Error::perm(
@@ -650,7 +684,6 @@ pub fn parse_device_authorization(body: &[u8]) -> std::result::Result<DeviceAuth
 pub fn device_authorization(
     http: &Http,
     endpoint: &str,
-    token_endpoint: &str,
     client: &Client,
     scope: &[String],
     audience: &[String],
@@ -666,15 +699,8 @@ pub fn device_authorization(
         pairs.push(("audience", &audience));
     }
     tracing::info!("starting a device authorization at {endpoint}");
-    let reply = post_authenticated(
-        http,
-        endpoint,
-        client,
-        token_endpoint,
-        &pairs,
-        Retry::Idempotent,
-    )?
-    .map_err(|f| f.into_error("cannot reach", endpoint))?;
+    let reply = post_authenticated(http, endpoint, client, endpoint, &pairs, Retry::Idempotent)?
+        .map_err(|f| f.into_error("cannot reach", endpoint))?;
     if reply.status != 200 {
         let grant = Grant::DeviceCode(Secret::new(""));
         return Err(error_reply(&reply, endpoint, &grant));

@@ -3,8 +3,10 @@
 //! root only). Parsing and resolving here; the writing rules are `store`'s.
 //!
 //! Command-line syntax: `-o PATH[:owner=USER,group=GROUP,mode=0640]`. The part after
-//! the last `:` counts as options only when it is a list of `key=value` with known
-//! keys; a path that itself ends in such text is written with a trailing `:`.
+//! the last `:` is options when it is a list of `key=value` (or a bare known key);
+//! then every key must be known, so `bt:ownr=nobody` is an error ("did you mean
+//! owner?"), not a file of that name. Other colons stay in the path (`/data/a:b`); a
+//! path that itself ends in `:key=value` text is written with a trailing `:`.
 
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -26,18 +28,25 @@ pub struct OutputSpec {
     pub mode: Option<u32>,
 }
 
-/// In a JSON credential file or a TOML profile: `"PATH[:opts]"` or
-/// `{path = "...", owner = "...", group = "...", mode = "0640"}`.
+/// The option keys of a token file, and the keys of its table form.
+pub const KEYS: [&str; 3] = ["owner", "group", "mode"];
+pub const TABLE_KEYS: [&str; 4] = ["path", "owner", "group", "mode"];
+
+/// An unknown key of a token file's options or table, with a suggestion.
+pub fn unknown_key(key: &str, known: &[&str]) -> String {
+    match crate::error::suggest(key, known) {
+        Some(k) => format!("unknown option {key:?}: did you mean {k}?"),
+        None => format!("unknown option {key:?} (known: {})", known.join(", ")),
+    }
+}
+
+/// In a JSON file: `"PATH[:opts]"` or
+/// `{"path": "...", "owner": "...", "group": "...", "mode": "0640"}`.
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum SpecRepr {
     Text(String),
-    Table {
-        path: PathBuf,
-        owner: Option<String>,
-        group: Option<String>,
-        mode: Option<Value>,
-    },
+    Table(serde_json::Map<String, Value>),
 }
 
 impl TryFrom<SpecRepr> for OutputSpec {
@@ -45,12 +54,21 @@ impl TryFrom<SpecRepr> for OutputSpec {
     fn try_from(r: SpecRepr) -> std::result::Result<Self, String> {
         match r {
             SpecRepr::Text(s) => OutputSpec::parse(&s),
-            SpecRepr::Table {
-                path,
-                owner,
-                group,
-                mode,
-            } => {
+            SpecRepr::Table(mut t) => {
+                if let Some(k) = t.keys().find(|k| !TABLE_KEYS.contains(&k.as_str())) {
+                    return Err(unknown_key(k, &TABLE_KEYS));
+                }
+                let text = |v: Option<Value>, what: &str| match v {
+                    None | Some(Value::Null) => Ok(None),
+                    Some(Value::String(s)) => Ok(Some(s)),
+                    Some(_) => Err(format!("{what} must be a string")),
+                };
+                let path = text(t.remove("path"), "path")?
+                    .map(PathBuf::from)
+                    .ok_or_else(|| "a token file table needs a path".to_string())?;
+                let owner = text(t.remove("owner"), "owner")?;
+                let group = text(t.remove("group"), "group")?;
+                let mode = t.remove("mode");
                 let mode = match mode {
                     None | Some(Value::Null) => None,
                     Some(Value::String(s)) => Some(parse_mode(&s)?),
@@ -105,7 +123,7 @@ impl OutputSpec {
         }
     }
 
-    /// `PATH[:owner=U,group=G,mode=0640]`.
+    /// `PATH[:owner=U,group=G,mode=0640]`. Errors quote the argument and name the key.
     pub fn parse(s: &str) -> std::result::Result<OutputSpec, String> {
         let (path, opts) = match s.rsplit_once(':') {
             Some((p, "")) => (p, None),
@@ -125,7 +143,12 @@ impl OutputSpec {
                 "owner" => spec.owner = Some(v.to_string()),
                 "group" => spec.group = Some(v.to_string()),
                 "mode" => spec.mode = Some(parse_mode(v)?),
-                _ => unreachable!("looks_like_options admits only known keys"),
+                _ => {
+                    return Err(format!(
+                        "{s:?}: {} (a path that really ends in \":{k}=...\" is written with a trailing ':')",
+                        unknown_key(k, &KEYS)
+                    ))
+                }
             }
         }
         spec.check()?;
@@ -192,10 +215,18 @@ impl OutputSpec {
     }
 }
 
+/// Is the text after the last `:` options? A list of `key=value` (any key that looks
+/// like a name, so that a misspelt one is reported), or a bare known key (`:mode`,
+/// reported as missing its value).
 fn looks_like_options(o: &str) -> bool {
-    o.split(',').all(|kv| {
-        let k = kv.split_once('=').map(|(k, _)| k).unwrap_or(kv);
-        matches!(k, "owner" | "group" | "mode")
+    let name = |k: &str| {
+        k.starts_with(|c: char| c.is_ascii_alphabetic())
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    o.split(',').all(|kv| match kv.split_once('=') {
+        Some((k, _)) => name(k),
+        None => KEYS.contains(&kv),
     })
 }
 
@@ -325,6 +356,27 @@ mod tests {
             OutputSpec::parse("/tmp/x:mode=0600:").unwrap().path,
             PathBuf::from("/tmp/x:mode=0600")
         );
+        assert_eq!(
+            OutputSpec::parse("bt:ownr=nobody:").unwrap().path,
+            PathBuf::from("bt:ownr=nobody")
+        );
+        assert_eq!(
+            OutputSpec::parse("/data/run:2024-01-01T10:00")
+                .unwrap()
+                .path,
+            PathBuf::from("/data/run:2024-01-01T10:00")
+        );
+        // A misspelt or unknown key is an error, not a file named after it.
+        let e = OutputSpec::parse("bt:ownr=nobody").unwrap_err();
+        assert!(e.contains("did you mean owner?"), "{e}");
+        let e = OutputSpec::parse("bt:color=red").unwrap_err();
+        assert!(
+            e.contains("unknown option \"color\" (known: owner, group, mode)"),
+            "{e}"
+        );
+        assert!(e.contains("trailing ':'"), "{e}");
+        let e = OutputSpec::parse("bt:mode=0600,gruop=x").unwrap_err();
+        assert!(e.contains("did you mean group?"), "{e}");
         for bad in [
             "/tmp/x:mode=0644",
             "/tmp/x:mode=0666",
@@ -352,6 +404,10 @@ mod tests {
             serde_json::from_str::<Vec<OutputSpec>>(r#"[{"path":"/b","mode":"0777"}]"#).is_err()
         );
         assert!(serde_json::from_str::<Vec<OutputSpec>>(r#"[5]"#).is_err());
+        let e = serde_json::from_str::<Vec<OutputSpec>>(r#"[{"path":"/b","onwer":"x"}]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("did you mean owner?"), "{e}");
     }
 
     #[test]

@@ -329,6 +329,13 @@ impl ConfigFile {
         }
         argv.extend(typed.argv.iter().cloned());
         let here = |e: Option<&&Entry>| match e {
+            // A value from [defaults] is wrong there, whichever profile used it first.
+            Some(e) if self.defaults.iter().any(|d| std::ptr::eq(d, *e)) => format!(
+                "{}: [defaults], key {} (used by profile {})",
+                self.at(&e.span),
+                e.key,
+                profile.name
+            ),
             Some(e) => format!(
                 "{}: profile {}, key {}",
                 self.at(&e.span),
@@ -536,6 +543,31 @@ fn to_argv(
     v: &Spanned<DeValue<'_>>,
 ) -> std::result::Result<Vec<OsString>, String> {
     let arg = |s: &str| OsString::from(format!("--{}={s}", opt.long));
+    // A token file table's keys are checked here, where the error can name them: a
+    // misspelt `onwer` must not become part of a file name.
+    let tables: Vec<&DeTable<'_>> = match v.get_ref() {
+        DeValue::Table(t) => vec![t],
+        DeValue::Array(items) => items
+            .iter()
+            .filter_map(|i| match i.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    for t in tables {
+        if let Some(k) = t
+            .keys()
+            .map(|k| k.get_ref().as_ref())
+            .find(|k| !crate::output::TABLE_KEYS.contains(k))
+        {
+            return Err(format!(
+                "{} in a token file table",
+                crate::output::unknown_key(k, &crate::output::TABLE_KEYS)
+            ));
+        }
+    }
     if !opt.takes_value {
         return match v.get_ref() {
             DeValue::Boolean(true) => Ok(vec![OsString::from(format!("--{}", opt.long))]),
@@ -590,11 +622,11 @@ mod tests {
         .unwrap();
         let all: Vec<&Profile> = c.profiles.iter().collect();
         let cfgs = c.resolve_all(&all, None).unwrap();
-        assert_eq!(cfgs[0].minsecs, 7200);
+        assert_eq!(cfgs[0].minsecs, Some(7200));
         assert_eq!(cfgs[0].scope, vec!["x", "y"]);
         assert_eq!(cfgs[0].deploy_hook.as_deref(), Some("-dash"));
         assert_eq!(cfgs[0].profile.as_deref(), Some("a"));
-        assert_eq!(cfgs[1].minsecs, 3600);
+        assert_eq!(cfgs[1].minsecs, Some(3600));
     }
 
     #[test]
@@ -610,6 +642,15 @@ mod tests {
         assert!(
             e.message()
                 .starts_with("c.toml:3: profile a, key client_auth:"),
+            "{e}"
+        );
+        let c = parse("[defaults]\nminsecs = \"soon\"\n[profile.storage]\ncredential = \"/c\"\n")
+            .unwrap();
+        let e = c.resolve_all(&[&c.profiles[0]], None).unwrap_err();
+        assert!(
+            e.message().starts_with(
+                "c.toml:2: [defaults], key minsecs (used by profile storage): --minsecs:"
+            ),
             "{e}"
         );
         let c = parse("[profile.a]\noutfile = \"/tmp/x\"\n").unwrap();
@@ -640,6 +681,25 @@ mod tests {
         .unwrap();
         let all: Vec<&Profile> = c.profiles.iter().collect();
         assert!(c.resolve_all(&all, None).is_err());
+    }
+
+    #[test]
+    fn token_file_table_keys_are_checked() {
+        let e = parse(
+            "[profile.a]\ncredential = \"/c\"\noutputs = [{path = \"/tmp/x\", onwer = \"x\"}]\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.exit(), crate::error::Exit::Config);
+        assert!(
+            e.message().starts_with(
+                "c.toml:3: profile a: key outputs: unknown option \"onwer\": did you mean owner?"
+            ),
+            "{e}"
+        );
+        let c =
+            parse("[profile.a]\ncredential = \"/c\"\noutfile = \"/tmp/x:ownr=nobody\"\n").unwrap();
+        let e = c.resolve_all(&[&c.profiles[0]], None).unwrap_err();
+        assert!(e.message().contains("did you mean owner?"), "{e}");
     }
 
     #[test]

@@ -23,10 +23,12 @@ pub const TOKEN_RESERVE: u64 = 16 * 1024;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Current {
     Missing,
-    /// Present but not a usable JWT (garbage, truncated, huge): renewal replaces it.
+    /// Present but not a usable JWT (garbage, truncated, huge, an absurd `exp`):
+    /// renewal replaces it. `token::exp_of` decides, as for every other command.
     Unusable(&'static str),
-    /// A JWT that expires at this time (seconds since the epoch).
-    Expires(i64),
+    /// A JWT: when it expires (at most `token::MAX_EXP`) and, if it says, when it was
+    /// issued.
+    Expires(token::Times),
 }
 
 /// How a token file we may not touch is reported. Exit 73: we cannot write it.
@@ -35,6 +37,25 @@ pub fn token_file_error(e: FileError) -> Error {
     match e {
         FileError::UntrustedDir { .. } => Error::perm(format!("token file: {e}")),
         e => Error::write(format!("token file: {e}")),
+    }
+}
+
+/// A token file whose directory is missing cannot be written: say which directory,
+/// before anything is sent (exit 73).
+fn directory_exists(path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::write(format!(
+            "token file {}: the directory {} does not exist: create it (mkdir -p -m 700 {}), \
+             or choose another token file (-o, BEARER_TOKEN_FILE)",
+            path.display(),
+            dir.display(),
+            dir.display()
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -54,23 +75,102 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
     let Ok(text) = std::str::from_utf8(&data) else {
         return Ok(Current::Unusable("not text"));
     };
-    Ok(match token::expiry(token::trim(text)) {
-        Ok(exp) => Current::Expires(exp),
+    Ok(match token::times(token::trim(text)) {
+        Ok(t) => Current::Expires(t),
         Err(e) => Current::Unusable(e.0),
     })
 }
 
-/// Seconds left, if the file holds a token with at least `minsecs` left.
-fn fresh(cur: &Current, minsecs: i64) -> Option<i64> {
+/// The renewal margin when `--minsecs` is not given: one hour, or half the token's own
+/// lifetime (`exp - iat`) when that is shorter. A 1-hour token (INDIGO IAM's default)
+/// is then renewed once per half hour, not on every cron run, and tokens of 2 hours
+/// and more keep the classic hour (igwn-robot-get's `--minsecs 3600`). Without a
+/// usable `iat` the lifetime is unknown: one hour.
+pub fn default_minsecs(exp: i64, iat: Option<i64>) -> i64 {
+    match iat {
+        Some(iat) if iat < exp => DEFAULT_MINSECS.min(exp.saturating_sub(iat) / 2),
+        _ => DEFAULT_MINSECS,
+    }
+}
+
+/// The cap of [`default_minsecs`], and the margin when no token says more.
+pub const DEFAULT_MINSECS: i64 = 3600;
+
+/// The margin for this token: `--minsecs` exactly when given, else the default rule.
+pub fn margin(minsecs: Option<i64>, t: &token::Times) -> i64 {
+    minsecs.unwrap_or_else(|| default_minsecs(t.exp, t.iat))
+}
+
+/// A token's lifetime as issued, `exp - iat`, when it has a usable `iat`.
+fn lifetime(t: &token::Times) -> Option<i64> {
+    t.iat
+        .filter(|i| *i < t.exp)
+        .map(|i| t.exp.saturating_sub(i))
+}
+
+/// The renewal rule of a run: `--minsecs` (or the default rule), plus `extra` seconds
+/// (`--condor=credd` adds HTCondor's SEC_CREDENTIAL_REFRESH).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Margin {
+    pub minsecs: Option<i64>,
+    pub extra: i64,
+}
+
+impl Margin {
+    pub fn of(cfg: &GetConfig) -> Margin {
+        Margin {
+            minsecs: cfg.minsecs,
+            extra: cfg.minsecs_extra,
+        }
+    }
+
+    /// The margin for this token.
+    pub fn secs(&self, t: &token::Times) -> i64 {
+        margin(self.minsecs, t).saturating_add(self.extra.max(0))
+    }
+
+    fn text(&self, t: &token::Times) -> String {
+        match self.extra {
+            e if e > 0 => format!(
+                "{} ({} + SEC_CREDENTIAL_REFRESH {e} s)",
+                human_secs(self.secs(t)),
+                margin_text(self.minsecs, t)
+            ),
+            _ => margin_text(self.minsecs, t),
+        }
+    }
+}
+
+/// Seconds left, if the file holds a token with at least its margin left: the fresh
+/// path's one decision (`dryrun` asks it too).
+pub fn fresh(cur: &Current, m: Margin) -> Option<i64> {
     match cur {
-        Current::Expires(exp) if exp - token::now() >= minsecs => Some(exp - token::now()),
+        Current::Expires(t) => {
+            let left = token::until(t.exp, token::now());
+            (left >= m.secs(t)).then_some(left)
+        }
         _ => None,
+    }
+}
+
+/// The margin and how it came about, for messages: `1h 0m 0s (--minsecs)`,
+/// `30m 0s (half its 1h 0m 0s lifetime)`, `1h 0m 0s (the default)`.
+fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
+    match (minsecs, lifetime(t)) {
+        (Some(m), _) => format!("{} (--minsecs)", human_secs(m)),
+        (None, Some(l)) if l / 2 < DEFAULT_MINSECS => format!(
+            "{} (half its {} lifetime)",
+            human_secs(l / 2),
+            human_secs(l)
+        ),
+        (None, _) => format!("{} (the default)", human_secs(DEFAULT_MINSECS)),
     }
 }
 
 /// Human form of a number of seconds: 1h 2m 3s.
 pub fn human_secs(s: i64) -> String {
-    let (sign, s) = if s < 0 { ("-", -s) } else { ("", s) };
+    // unsigned_abs: -i64::MIN does not fit in an i64.
+    let (sign, s) = (if s < 0 { "-" } else { "" }, s.unsigned_abs());
     let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
     let mut out = String::from(sign);
     if d > 0 {
@@ -96,21 +196,22 @@ pub struct Outcome {
 }
 
 /// Describe why a token file needs renewing.
-fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
+fn log_stale(path: &Path, cur: &Current, m: Margin) {
     match cur {
         Current::Missing => tracing::info!("{} does not exist: getting a token", path.display()),
         Current::Unusable(why) => {
             tracing::info!("{} is unusable ({why}): replacing it", path.display())
         }
-        Current::Expires(exp) if *exp <= token::now() => tracing::info!(
+        Current::Expires(t) if t.exp <= token::now() => tracing::info!(
             "{} expired {} ago: renewing",
             path.display(),
-            human_secs(token::now() - exp)
+            human_secs(token::until(token::now(), t.exp))
         ),
-        Current::Expires(exp) => tracing::info!(
-            "{} has {} left, less than {minsecs} s: renewing",
+        Current::Expires(t) => tracing::info!(
+            "{} has {} left, less than {}: renewing",
             path.display(),
-            human_secs(exp - token::now())
+            human_secs(token::until(t.exp, token::now())),
+            m.text(t)
         ),
     }
 }
@@ -119,12 +220,12 @@ fn log_stale(path: &Path, cur: &Current, minsecs: i64) {
 /// error that keeps us from using it.
 type State = Result<(Current, Option<i64>)>;
 
-fn survey(targets: &[Target], minsecs: i64) -> Vec<State> {
+fn survey(targets: &[Target], m: Margin) -> Vec<State> {
     targets
         .iter()
         .map(|t| {
             let cur = current_by(&t.path, t.other_owner())?;
-            let left = fresh(&cur, minsecs);
+            let left = fresh(&cur, m);
             Ok((cur, left))
         })
         .collect()
@@ -135,7 +236,7 @@ fn survey(targets: &[Target], minsecs: i64) -> Vec<State> {
 fn settled(
     targets: &[Target],
     states: Vec<State>,
-    minsecs: i64,
+    m: Margin,
     meanwhile: bool,
 ) -> std::result::Result<Result<Outcome>, Vec<State>> {
     let due = states.iter().any(|s| matches!(s, Ok((_, None))));
@@ -146,8 +247,8 @@ fn settled(
     let mut expires = i64::MAX;
     for (t, st) in targets.iter().zip(states) {
         match st {
-            Ok((Current::Expires(exp), Some(left))) => {
-                expires = expires.min(exp);
+            Ok((Current::Expires(tm), Some(left))) => {
+                expires = expires.min(tm.exp);
                 if meanwhile {
                     tracing::info!(
                         "another run renewed {} meanwhile; valid for {} more",
@@ -156,9 +257,10 @@ fn settled(
                     );
                 } else {
                     tracing::info!(
-                        "{} is valid for {} more (at least {minsecs} s wanted): nothing to do",
+                        "{} is valid for {} more: nothing to do; it is renewed when less than {} is left",
                         t.path.display(),
                         human_secs(left),
+                        m.text(&tm),
                     );
                 }
             }
@@ -213,13 +315,14 @@ pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Erro
 pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
     let targets = output::targets(cfg)?;
-    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, false) {
+    let margin = Margin::of(cfg);
+    let states = match settled(&targets, survey(&targets, margin), margin, false) {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
     for (t, st) in targets.iter().zip(&states) {
         if let Ok((cur, None)) = st {
-            log_stale(&t.path, cur, cfg.minsecs);
+            log_stale(&t.path, cur, margin);
         }
     }
     // A missing credential fails here, before anything is created or slept.
@@ -238,7 +341,13 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     for t in &targets {
         match store::lock_path(&t.path) {
             Ok(p) => lock_paths.push(p),
-            Err(e) => unlockable.push((t.path.clone(), token_file_error(e))),
+            // A missing directory gets its own message: which one, and the fix.
+            Err(e) => unlockable.push((
+                t.path.clone(),
+                directory_exists(&t.path)
+                    .err()
+                    .unwrap_or_else(|| token_file_error(e)),
+            )),
         }
     }
     if lock_paths.is_empty() {
@@ -255,10 +364,17 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         })?);
         tracing::debug!("holding lock {}", p.display());
     }
-    let states = match settled(&targets, survey(&targets, cfg.minsecs), cfg.minsecs, true) {
+    let states = match settled(&targets, survey(&targets, margin), margin, true) {
         Ok(outcome) => return outcome,
         Err(states) => states,
     };
+    let old: Vec<token::Times> = states
+        .iter()
+        .filter_map(|s| match s {
+            Ok((Current::Expires(t), _)) => Some(*t),
+            _ => None,
+        })
+        .collect();
     // Every token file's replacement is prepared before anything is sent: its
     // directory checked (owner, trust), its temp file created and its space
     // reserved. Files that cannot be written are reported at the end; if none can,
@@ -296,29 +412,30 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
             token_locks: &lock_paths,
             outfile: &targets[0].path,
             deadline,
+            minsecs: wanted_minsecs(cfg.minsecs, &old).saturating_add(cfg.minsecs_extra.max(0)),
+            minsecs_is_default: cfg.minsecs.is_none(),
         },
     )?;
     let endpoint = &issued.from;
     let access = &issued.access_token;
-    let exp = token::expiry(access.expose()).map_err(|e| {
+    // The same decision as for the token file (`token::exp_of`): a token with an
+    // absurd `exp` is never installed, whichever source it came from.
+    let new = token::times(access.expose()).map_err(|e| {
         Error::data(format!(
             "{endpoint} returned an access token that is unusable ({e}); the old token is kept"
         ))
     })?;
-    let left = exp - token::now();
+    let exp = new.exp;
+    let left = token::until(exp, token::now());
     if left <= 0 {
         return Err(Error::data(format!(
             "{endpoint} returned a token that expired {} ago: check this host's clock; the old token is kept",
-            human_secs(-left)
+            human_secs(left.saturating_neg())
         )));
     }
     // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.
-    if left < cfg.minsecs && !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
-        tracing::warn!(
-            "the new token lives {}, less than --minsecs {}: every run will renew; lower --minsecs",
-            human_secs(left),
-            cfg.minsecs
-        );
+    if !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
+        warn_short_lifetime(cfg.minsecs, &new, left, &old);
     }
     let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
     warn_narrowed(&issued.requested_scope, granted.as_deref());
@@ -349,6 +466,64 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
             files: targets.iter().map(|t| t.path.clone()).collect(),
         }),
     }
+}
+
+/// The margin a source that decides freshness itself is asked for (Vault's
+/// `minimum_seconds`, an exec command's `ROBOT_TOKEN_EXEC_MINSECS`): `--minsecs`, else
+/// the default rule for the tokens on disk (the largest), else one hour.
+pub fn wanted_minsecs(minsecs: Option<i64>, old: &[token::Times]) -> i64 {
+    minsecs.unwrap_or_else(|| {
+        old.iter()
+            .map(|t| default_minsecs(t.exp, t.iat))
+            .max()
+            .unwrap_or(DEFAULT_MINSECS)
+    })
+}
+
+/// An explicit `--minsecs` at least as long as the tokens live makes every run renew
+/// (and rotate the refresh token). Say so once, when such a token is first installed,
+/// not at every cron run: when a token it replaces already lived no longer than
+/// `--minsecs`, that run said it. Without `--minsecs` this cannot happen: the default
+/// margin is at most half the lifetime. A token handed out already aged (a cached
+/// one) is only worth a note.
+fn warn_short_lifetime(minsecs: Option<i64>, new: &token::Times, left: i64, old: &[token::Times]) {
+    let Some(m) = minsecs else {
+        if left < margin(None, new) {
+            tracing::info!(
+                "the new token has only {} left, less than {}: the next run renews it again",
+                human_secs(left),
+                margin_text(None, new)
+            );
+        }
+        return;
+    };
+    let lives = lifetime(new).unwrap_or(left);
+    if lives > m {
+        if left < m {
+            tracing::info!(
+                "the new token has only {} left, less than --minsecs {}: the next run renews it again",
+                human_secs(left),
+                human_secs(m)
+            );
+        }
+        return;
+    }
+    if old.iter().any(|t| lifetime(t).is_some_and(|l| l <= m)) {
+        tracing::info!(
+            "the new token lives {}, not more than --minsecs {}: every run renews",
+            human_secs(lives),
+            human_secs(m)
+        );
+        return;
+    }
+    tracing::warn!(
+        "the issuer's tokens live {}, not more than --minsecs {}: every run renews the token and \
+         rotates the refresh token. Set --minsecs below the lifetime (e.g. -m {}), or leave it \
+         out for the default, min(1h, half the lifetime). Said once: later runs renew quietly",
+        human_secs(lives),
+        human_secs(m),
+        default_minsecs(new.exp, new.iat).min(lives / 2).max(1)
+    );
 }
 
 /// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
@@ -437,5 +612,87 @@ pub fn exit_of(r: &Result<Outcome>) -> Exit {
     match r {
         Ok(_) => Exit::Ok,
         Err(e) => e.exit(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_margin_is_an_hour_or_half_the_lifetime() {
+        let now = 1_800_000_000;
+        // INDIGO IAM's 1-hour tokens: half an hour.
+        assert_eq!(default_minsecs(now + 3600, Some(now)), 1800);
+        // 20-minute WLCG tokens: 10 minutes.
+        assert_eq!(default_minsecs(now + 1200, Some(now)), 600);
+        // 2 hours and longer (igwn-robot-get's 3-hour tokens): the classic hour.
+        assert_eq!(default_minsecs(now + 7200, Some(now)), 3600);
+        assert_eq!(default_minsecs(now + 3 * 3600, Some(now)), 3600);
+        // No iat, or one that makes no sense: the lifetime is unknown, one hour.
+        assert_eq!(default_minsecs(now + 600, None), 3600);
+        assert_eq!(default_minsecs(now, Some(now + 10)), 3600);
+        assert_eq!(default_minsecs(i64::MAX, Some(i64::MIN)), 3600);
+        // An explicit --minsecs is taken exactly, whatever the lifetime.
+        let t = token::Times {
+            exp: now + 3600,
+            iat: Some(now),
+        };
+        assert_eq!(margin(Some(3600), &t), 3600);
+        assert_eq!(margin(Some(5), &t), 5);
+        assert_eq!(margin(None, &t), 1800);
+    }
+
+    /// The README's crontab line (every 15 minutes, no --minsecs) against an issuer
+    /// of 1-hour tokens, over a simulated day in which cron starts each run up to 20 s
+    /// late: at most one renewal per half lifetime, never less than 15 minutes left,
+    /// and `check` with its defaults says OK at every second in between.
+    #[test]
+    fn cron_every_15_minutes_with_one_hour_tokens() {
+        for lifetime in [3600, 2 * 3600, 3 * 3600] {
+            let start = 1_800_000_000;
+            let mut tok = token::Times {
+                exp: start + 60,
+                iat: Some(start + 60 - lifetime),
+            };
+            let mut renewals = Vec::new();
+            let mut min_left = i64::MAX;
+            let mut jitter = 7u64;
+            let mut next_run = start;
+            for now in start..start + 86_400 {
+                if now >= next_run {
+                    if tok.exp - now < margin(None, &tok) {
+                        tok = token::Times {
+                            exp: now + lifetime,
+                            iat: Some(now),
+                        };
+                        renewals.push(now);
+                    }
+                    jitter = jitter.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    next_run = next_run - next_run % 900 + 900 + (jitter >> 59) as i64;
+                }
+                let left = tok.exp - now;
+                min_left = min_left.min(left);
+                if now > start + 900 {
+                    let (warn, _) =
+                        crate::monitor::default_thresholds(default_minsecs(tok.exp, tok.iat));
+                    assert!(
+                        left >= warn,
+                        "lifetime {lifetime}: WARNING at {now}: {left} left"
+                    );
+                }
+            }
+            let gaps: Vec<i64> = renewals.windows(2).map(|w| w[1] - w[0]).collect();
+            let half = lifetime / 2;
+            assert!(
+                gaps.iter().all(|g| *g >= half.min(3600)),
+                "lifetime {lifetime}: renewals closer than the margin: {gaps:?}"
+            );
+            if lifetime == 3600 {
+                assert!(min_left >= 900 - 20, "{min_left}");
+                // About every 30 to 45 minutes: 32 to 48 renewals a day, not 96.
+                assert!((30..=49).contains(&renewals.len()), "{}", renewals.len());
+            }
+        }
     }
 }

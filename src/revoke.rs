@@ -20,7 +20,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::ArgMatches;
 
@@ -80,7 +79,7 @@ fn now_rfc3339() -> String {
 /// Retire the robot of `cfg`; one line per thing done.
 pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     let targets = output::targets(cfg)?;
-    let deadline = Instant::now() + cfg.deadline;
+    let deadline = crate::clock::from_now(cfg.deadline);
     let mut lines = Vec::new();
 
     // No renewal may run meanwhile: hold the token files' locks, in get's order.
@@ -107,6 +106,9 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
         token_locks: &lock_paths,
         outfile: &first,
         deadline,
+        // Revocation asks no source for a token.
+        minsecs: crate::renew::DEFAULT_MINSECS,
+        minsecs_is_default: cfg.minsecs.is_none(),
     };
 
     // The credential file, when there is one: its real path (for its own files), and

@@ -42,6 +42,12 @@ pub struct Context<'a> {
     /// The first token file (for an exec command's context).
     pub outfile: &'a Path,
     pub deadline: std::time::Instant,
+    /// Seconds the new token must have left, for sources that decide that themselves
+    /// (Vault's `minimum_seconds`, an exec command): `--minsecs`, else the default rule.
+    pub minsecs: i64,
+    /// `minsecs` is the default rule's (no `--minsecs`): a source that cannot give that
+    /// much may give less rather than fail.
+    pub minsecs_is_default: bool,
 }
 
 impl Context<'_> {
@@ -84,7 +90,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
             // A credential file with a `vault` section names an htvault-config server.
             if let Some(opts) = vault::section_of(&data, &real)? {
                 let s = vault::Settings::from_options(&VaultOptions::default(), Some(&opts))?;
-                return vault::obtain(&s, cfg.minsecs, ctx);
+                return vault::obtain(&s, ctx.minsecs, ctx);
             }
             let cred = Credential::parse(&data, &real)?;
             if let Some(settings) = cred.exec.clone() {
@@ -101,7 +107,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
                 credential::refuse_revoked(&data, &real)?;
             }
             match vault::Settings::resolve(cfg)? {
-                Some(s) => vault::obtain(&s, cfg.minsecs, ctx),
+                Some(s) => vault::obtain(&s, ctx.minsecs, ctx),
                 None => Err(Error::usage("no Vault settings: give --vault-server")),
             }
         }
@@ -132,7 +138,7 @@ fn from_exec(
         issuer: cred.as_ref().and_then(|c| c.issuer.clone()),
         scope: scope.clone(),
         audience: audience.clone(),
-        minsecs: cfg.minsecs,
+        minsecs: ctx.minsecs,
         credential: cred.as_ref().map(|c| c.path.clone()),
         outfile: Some(ctx.outfile.to_path_buf()),
     };

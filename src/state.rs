@@ -16,7 +16,7 @@
 //! failures to write it are warnings.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
@@ -72,7 +72,8 @@ pub fn record_run(
     result: std::result::Result<i64, &Error>,
     rotated_at: Option<i64>,
 ) {
-    let Some(lock) = store::lock_existing(token_file, Instant::now() + Duration::from_secs(10))
+    let Some(lock) =
+        store::lock_existing(token_file, crate::clock::from_now(Duration::from_secs(10)))
     else {
         return;
     };

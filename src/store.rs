@@ -497,22 +497,27 @@ impl Prepared {
     /// Write `data` into the reserved temp file, sync it, and rename it over the
     /// target; then sync the directory so the rename survives a crash.
     pub fn commit(mut self, data: &[u8]) -> Result<(), FileError> {
+        self.write_synced(data)?;
+        fs::rename(&self.tmp, &self.target)
+            .map_err(|e| FileError::io(&self.target, "replace", e))?;
+        self.committed = true;
+        sync_dir(&self.target);
+        test_crash_point();
+        Ok(())
+    }
+
+    /// `data` into the temp file, the reservation beyond it given back, synced.
+    fn write_synced(&self, data: &[u8]) -> Result<(), FileError> {
         use std::os::unix::fs::FileExt;
-        let target = self.target.clone();
-        let fail = |op, e| FileError::io(&target, op, e);
+        let fail = |op, e| FileError::io(&self.target, op, e);
         self.file
             .write_all_at(data, 0)
             .map_err(|e| fail("write", e))?;
-        // Give back what was reserved beyond the data.
         self.file
             .set_len(data.len() as u64)
             .map_err(|e| fail("write", e))?;
         self.file.sync_all().map_err(|e| fail("fsync", e))?;
         test_delay();
-        fs::rename(&self.tmp, &self.target).map_err(|e| fail("replace", e))?;
-        self.committed = true;
-        sync_dir(&self.target);
-        test_crash_point();
         Ok(())
     }
 
@@ -520,18 +525,9 @@ impl Prepared {
     /// `AlreadyExists` if anything appeared at the path (a hard link never
     /// replaces, unlike a rename).
     pub fn commit_new(self, data: &[u8]) -> Result<(), FileError> {
-        use std::os::unix::fs::FileExt;
-        let target = self.target.clone();
-        let fail = |op, e| FileError::io(&target, op, e);
-        self.file
-            .write_all_at(data, 0)
-            .map_err(|e| fail("write", e))?;
-        self.file
-            .set_len(data.len() as u64)
-            .map_err(|e| fail("write", e))?;
-        self.file.sync_all().map_err(|e| fail("fsync", e))?;
-        test_delay();
-        fs::hard_link(&self.tmp, &self.target).map_err(|e| fail("create", e))?;
+        self.write_synced(data)?;
+        fs::hard_link(&self.tmp, &self.target)
+            .map_err(|e| FileError::io(&self.target, "create", e))?;
         sync_dir(&self.target);
         test_crash_point();
         // Drop removes the temp name; the data lives on under the target's.
@@ -1027,7 +1023,7 @@ pub fn lock(path: &Path, deadline: Instant) -> Result<Lock, FileError> {
                 })
             }
             Err(fs::TryLockError::WouldBlock) => {
-                if Instant::now() + pause > deadline {
+                if crate::clock::from_now(pause) > deadline {
                     return Err(FileError::LockTimeout(path.to_path_buf()));
                 }
                 std::thread::sleep(pause);

@@ -4,7 +4,6 @@
 use base64::alphabet::URL_SAFE;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 /// base64url, with or without padding: issuers differ.
@@ -80,37 +79,76 @@ pub fn decode(token: &str) -> Result<Jwt, NotJwt> {
     Ok(Jwt { header, claims })
 }
 
-/// The `exp` claim of a token, with nothing else decoded: the cron path's only question.
+/// The latest `exp` a usable token may carry: 9998-12-31T23:59:59Z. A later one is
+/// no real expiry time (and every accepted one can be shown as a date).
+pub const MAX_EXP: i64 = 253_370_764_799;
+
+/// The expiry time of a token, or why the token is unusable. The one question the
+/// cron path asks, decided by [`exp_of`] like everywhere else.
 pub fn expiry(token: &str) -> Result<i64, NotJwt> {
-    #[derive(Deserialize)]
-    struct Exp {
-        exp: Option<Value>,
-    }
-    let [_, p, _] = split(token)?;
-    let bytes = B64
-        .decode(p)
-        .map_err(|_| NotJwt("not a JWT (claims are not base64url)"))?;
-    let claims: Exp =
-        serde_json::from_slice(&bytes).map_err(|_| NotJwt("not a JWT (claims are not JSON)"))?;
-    claims
-        .exp
-        .as_ref()
-        .and_then(numeric_date)
-        .ok_or(NotJwt("JWT has no numeric exp claim"))
+    times(token).map(|t| t.exp)
 }
 
-/// RFC 7519 NumericDate: seconds, possibly fractional.
-pub fn numeric_date(v: &Value) -> Option<i64> {
-    v.as_i64().or_else(|| {
-        v.as_f64()
-            .filter(|f| f.is_finite() && f.abs() < 1e15)
-            .map(|f| f as i64)
+/// `exp` (decided by [`exp_of`]), and `iat` when the token has a numeric one: the
+/// token's own lifetime (`exp - iat`) sets the default renewal margin
+/// (`renew::default_minsecs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Times {
+    pub exp: i64,
+    pub iat: Option<i64>,
+}
+
+/// [`Times`] of a token, or why it is unusable.
+pub fn times(token: &str) -> Result<Times, NotJwt> {
+    let jwt = decode(token)?;
+    Ok(Times {
+        exp: jwt.expiry()?,
+        iat: jwt.iat(),
     })
 }
 
+/// THE decision, for `get`, `check`, `status`, `inspect` and a token just issued: a
+/// token is usable only with an `exp` that is a NumericDate (a JSON number, RFC 7519
+/// 2; a fraction is cut off) from 1970 up to [`MAX_EXP`]. Missing, not a number,
+/// negative or later: unusable. Bounding it here keeps all later arithmetic on it
+/// (`exp - now`) far from overflow.
+pub fn exp_of(claim: Option<&Value>) -> Result<i64, NotJwt> {
+    let v = match claim {
+        None | Some(Value::Null) => return Err(NotJwt("the token has no exp claim")),
+        Some(v) => v,
+    };
+    match numeric_date(v) {
+        None => Err(NotJwt("the exp claim is not a number")),
+        Some(e) if e < 0 => Err(NotJwt("the exp claim is negative")),
+        Some(e) if e > MAX_EXP => Err(NotJwt("the exp claim is in the year 9999 or later")),
+        Some(e) => Ok(e),
+    }
+}
+
+/// RFC 7519 NumericDate: seconds, possibly fractional (rounded down). Numbers beyond
+/// the i64 range saturate; anything but a finite number is `None`.
+pub fn numeric_date(v: &Value) -> Option<i64> {
+    let n = v.as_number()?;
+    n.as_i64().or_else(|| {
+        // `as` saturates: 1e300 and 2^64-1 become i64::MAX.
+        n.as_f64()
+            .filter(|f| f.is_finite())
+            .map(|f| f.floor() as i64)
+    })
+}
+
+/// Seconds from `now` until `t` (negative when past), without overflow.
+pub fn until(t: i64, now: i64) -> i64 {
+    t.saturating_sub(now)
+}
+
 impl Jwt {
-    pub fn exp(&self) -> Option<i64> {
-        self.claims.get("exp").and_then(numeric_date)
+    /// The expiry time, or why the token is unusable: see [`exp_of`].
+    pub fn expiry(&self) -> Result<i64, NotJwt> {
+        exp_of(self.claims.get("exp"))
+    }
+    pub fn iat(&self) -> Option<i64> {
+        self.claims.get("iat").and_then(numeric_date)
     }
     pub fn str_claim(&self, name: &str) -> Option<&str> {
         self.claims.get(name).and_then(Value::as_str)
@@ -143,7 +181,7 @@ impl Jwt {
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
 }
 
@@ -188,12 +226,39 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn absurd_exps_are_unusable() {
+        for (exp, why) in [
+            ("-9223372036854775808", "negative"),
+            ("-1", "negative"),
+            ("-0.5", "negative"),
+            ("9223372036854775807", "9999"),
+            ("18446744073709551615", "9999"),
+            ("1e300", "9999"),
+            ("253370764800", "9999"),
+            ("\"1700000000\"", "not a number"),
+            ("true", "not a number"),
+            ("[1]", "not a number"),
+            ("null", "no exp"),
+        ] {
+            let e = expiry(&make(&format!(r#"{{"exp":{exp}}}"#))).unwrap_err();
+            assert!(e.0.contains(why), "{exp}: {e}");
+        }
+        assert_eq!(expiry(&make(r#"{"exp":253370764799}"#)), Ok(MAX_EXP));
+        assert_eq!(expiry(&make(r#"{"exp":0}"#)), Ok(0));
+        assert_eq!(expiry(&make(r#"{"exp":1e9}"#)), Ok(1_000_000_000));
+        // The full decode and the cron path agree, duplicate keys included.
+        let dup = make(r#"{"exp":5,"exp":-5}"#);
+        assert_eq!(expiry(&dup), decode(&dup).unwrap().expiry());
+        assert_eq!(until(i64::MIN, i64::MAX), i64::MIN);
+    }
+
+    #[test]
     fn claims_accessors() {
         let t = decode(&make(
             r#"{"exp":5,"aud":["a","b"],"scope":"storage.read:/ compute.read"}"#,
         ))
         .unwrap();
-        assert_eq!(t.exp(), Some(5));
+        assert_eq!(t.expiry(), Ok(5));
         assert_eq!(t.audiences(), vec!["a", "b"]);
         assert_eq!(t.scopes(), vec!["storage.read:/", "compute.read"]);
     }

@@ -147,8 +147,12 @@ fn file_options(section: &Map<String, Value>, path: &Path) -> Result<VaultOption
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
-                .map(|n| Some(Duration::from_secs(n)))
-                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number of seconds"))),
+                .ok_or_else(|| bad(format!("\"{key}\" must be a whole number of seconds")))
+                .and_then(|n| {
+                    crate::config::duration_secs(n)
+                        .map(Some)
+                        .map_err(|e| bad(format!("\"{key}\": {e}")))
+                }),
             Some(Value::String(s)) => crate::config::parse_duration(s)
                 .map(Some)
                 .map_err(|e| bad(format!("\"{key}\": {e}"))),
@@ -311,8 +315,8 @@ impl Settings {
             // Every run would log in again (htgettoken refuses this too).
             return Err(Error::usage(format!(
                 "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
-                crate::renew::human_secs(token_minttl.as_secs() as i64),
-                crate::renew::human_secs(token_ttl.as_secs() as i64)
+                crate::renew::human_secs(crate::clock::secs(token_minttl)),
+                crate::renew::human_secs(crate::clock::secs(token_ttl))
             )));
         }
         Ok(Settings {
@@ -382,9 +386,16 @@ pub fn kerberos_ticket(s: &Settings) -> Result<PathBuf> {
 /// What `errors` a Vault error answer carries, joined; never the request's secrets.
 fn vault_errors(r: &Reply) -> String {
     let v: Value = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-    let list: Vec<&str> = v["errors"]
+    // Vault's words: shown only cleaned and redacted (it may echo a token it was sent).
+    let list: Vec<String> = v["errors"]
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .take(10)
+                .map(crate::secret::untrusted_text)
+                .collect()
+        })
         .unwrap_or_default();
     if list.is_empty() {
         format!("HTTP {}", r.status)
@@ -486,6 +497,26 @@ fn prefer_no_rdns() {
     });
 }
 
+/// The least time left asked of Vault when the default margin is more than it can
+/// give: htgettoken's own default `--minsecs`.
+const VAULT_FLOOR_SECS: i64 = 60;
+
+/// The Vault token file's lock, unless this run already holds it (through a token
+/// file that shares the lock).
+fn lock_token_file(s: &Settings, ctx: &Context) -> Result<Option<store::Lock>> {
+    let lock_path = store::lock_path(&s.token_file)
+        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
+    if ctx.holds(&lock_path) {
+        return Ok(None);
+    }
+    store::lock(&lock_path, ctx.deadline)
+        .map(Some)
+        .map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => Error::write(format!("Vault token file lock: {e}")),
+        })
+}
+
 /// Get a bearer token from Vault.
 pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     if s.keytab.is_some() {
@@ -493,16 +524,7 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
     }
     // One run at a time per Vault token file: logins and token exchanges are state
     // changes at Vault, and several token files may share one Vault token.
-    let lock_path = store::lock_path(&s.token_file)
-        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    let _lock = if ctx.holds(&lock_path) {
-        None
-    } else {
-        Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("Vault token file lock: {e}")),
-        })?)
-    };
+    let _lock = lock_token_file(s, ctx)?;
     store::remove_stale_temps(&s.token_file);
 
     let (mut vault_token, cached) = match cached_token(s, ctx)? {
@@ -520,6 +542,20 @@ pub fn obtain(s: &Settings, minsecs: i64, ctx: &Context) -> Result<Issued> {
         vault_token = login(s, ctx)?;
         r = creds_reply(s, &vault_token, minsecs, ctx)?;
     }
+    // htvault-config answers 400 when even a refreshed token cannot have
+    // `minimum_seconds` left: its tokens live less. Without --minsecs that margin was
+    // only the default's guess (one hour when no token on disk says more), so take
+    // the token it has; the next runs know its lifetime. An explicit --minsecs is not
+    // lowered behind the user's back.
+    let mut minsecs = minsecs;
+    if r.status == 400 && ctx.minsecs_is_default && minsecs > VAULT_FLOOR_SECS {
+        tracing::info!(
+            "Vault cannot give a token with {minsecs} s left (its tokens live less); asking \
+             for one with at least {VAULT_FLOOR_SECS} s"
+        );
+        minsecs = VAULT_FLOOR_SECS;
+        r = creds_reply(s, &vault_token, minsecs, ctx)?;
+    }
     issued_from(s, r, minsecs)
 }
 
@@ -534,16 +570,7 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
     if s.keytab.is_some() {
         prefer_no_rdns();
     }
-    let lock_path = store::lock_path(&s.token_file)
-        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    let lock = if ctx.holds(&lock_path) {
-        None
-    } else {
-        Some(store::lock(&lock_path, ctx.deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("Vault token file lock: {e}")),
-        })?)
-    };
+    let lock = lock_token_file(s, ctx)?;
     let mut done = Vec::new();
     let mut token = read_token_file(s)?;
     if force {
@@ -627,7 +654,9 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
         Err(e) => return Err(token_file_error(e)),
     }
     drop(lock);
-    let _ = std::fs::remove_file(&lock_path);
+    if let Ok(p) = store::lock_path(&s.token_file) {
+        let _ = std::fs::remove_file(p);
+    }
     if let Some(cc) = s.keytab.as_ref().and_then(|_| s.kerberos_ccache().ok()) {
         if std::fs::remove_file(&cc).is_ok() {
             done.push(format!(
@@ -800,7 +829,7 @@ fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
     let v = json_of(&r, "looking up the Vault token at", &url)?;
     let ttl = v["data"]["ttl"].as_i64().unwrap_or(0);
     let never_expires = ttl == 0 && v["data"]["expire_time"].is_null();
-    let min = s.token_minttl.as_secs() as i64;
+    let min = crate::clock::secs(s.token_minttl);
     if never_expires || ttl >= min {
         tracing::info!(
             "reusing the cached Vault token {token} from {} ({} left)",
@@ -932,7 +961,7 @@ fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
     let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
     tracing::info!(
         "logged in to Vault as {who}: Vault token {token}, lease {}",
-        crate::renew::human_secs(lease as i64)
+        crate::renew::human_secs(crate::clock::secs_u64(lease))
     );
     let token = if lease > s.token_ttl.as_secs() || lease == 0 {
         shorter_token(s, token, ctx)?
@@ -982,7 +1011,7 @@ fn shorter_token(s: &Settings, parent: Secret, ctx: &Context) -> Result<Secret> 
         Some(child) => {
             tracing::info!(
                 "exchanged it for the Vault token {child} valid {} (--vault-token-ttl)",
-                crate::renew::human_secs(s.token_ttl.as_secs() as i64)
+                crate::renew::human_secs(crate::clock::secs(s.token_ttl))
             );
             Ok(child)
         }

@@ -261,23 +261,28 @@ pub fn verify(http: &Http, token: &str, jwt: &Jwt, expect: &Expect, now: i64) ->
         notes: Vec::new(),
     };
     let time = |name: &str| jwt.claims.get(name).map(numeric_date);
-    match time("exp") {
-        Some(Some(exp)) if exp + LEEWAY <= now => v.expired_for = Some(now - exp),
-        Some(Some(_)) => {}
-        Some(None) => v.failed.push("exp: not a number".into()),
-        None => v.failed.push("exp: missing".into()),
+    // Saturating: iat and nbf are not bounded like exp (`token::exp_of`).
+    match jwt.expiry() {
+        Ok(exp) if exp.saturating_add(LEEWAY) <= now => {
+            v.expired_for = Some(crate::token::until(now, exp))
+        }
+        Ok(_) => {}
+        Err(e) => v.failed.push(format!("exp: {e}")),
     }
     match time("nbf") {
-        Some(Some(nbf)) if nbf > now + LEEWAY => v
-            .failed
-            .push(format!("nbf: not valid before {} s from now", nbf - now)),
+        Some(Some(nbf)) if nbf > now.saturating_add(LEEWAY) => v.failed.push(format!(
+            "nbf: not valid before {} s from now",
+            nbf.saturating_sub(now)
+        )),
         Some(None) => v.failed.push("nbf: not a number".into()),
         _ => {}
     }
     if let Some(Some(iat)) = time("iat") {
-        if iat > now + LEEWAY {
-            v.failed
-                .push(format!("iat: issued {} s in the future", iat - now));
+        if iat > now.saturating_add(LEEWAY) {
+            v.failed.push(format!(
+                "iat: issued {} s in the future",
+                iat.saturating_sub(now)
+            ));
         }
     }
     if !expect.audience.is_empty() {

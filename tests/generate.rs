@@ -32,6 +32,26 @@ fn man_pages_and_completions_are_generated() {
     ] {
         assert!(get.contains(opt), "{opt} in robot-token-get.1");
     }
+    // The synopsis names each option's value, as --help does.
+    let synopsis = get
+        .lines()
+        .skip_while(|l| *l != ".SH SYNOPSIS")
+        .nth(1)
+        .unwrap_or_default();
+    for want in [
+        "\\fBrobot\\-token get\\fR ",
+        "[\\-o|\\-\\-outfile PATH[:owner=U,group=G,mode=M]]...",
+        "[\\-m|\\-\\-minsecs SECS]",
+        "[\\-\\-condor[=MODE]]",
+        "[\\-v|\\-\\-verbose]...",
+    ] {
+        assert!(synopsis.contains(want), "{want} in {synopsis}");
+    }
+    let check = read(&env.path("man/robot-token-check.1"));
+    assert!(
+        check.contains("[\\-c|\\-\\-critical DURATION]") && check.contains(" [FILE]"),
+        "{check}"
+    );
     let revoke = read(&env.path("man/robot-token-revoke.1"));
     for opt in ["force", "profile", "credential", "revocation_endpoint"] {
         assert!(revoke.contains(opt), "{opt} in robot-token-revoke.1");

@@ -447,6 +447,35 @@ fn private_key_jwt_client_in_the_device_flow() {
     assert_eq!(grants(&iss, "refresh_token"), 1);
 }
 
+/// An issuer that accepts a client assertion only when its `aud` is exactly the URL
+/// being called: the device authorization endpoint during `init` (the token endpoint
+/// was refused there), then the token endpoint for the poll and for cron.
+#[test]
+fn private_key_jwt_init_with_an_issuer_strict_about_assertion_audiences() {
+    let iss = Issuer::start_with(&["--deviate", "strict-assertion-aud"]);
+    device(&iss, json!({"interval": 1}));
+    let env = Env::new();
+    let key = env.write_private(
+        "client-rsa.key.pem",
+        &read(&manifest_dir().join("tests/peer/keys/client-rsa.key.pem")),
+    );
+    let mut c = init_cmd(&env, &iss, "robot-pkjwt-rsa", &["--kid", "robot-pkjwt-rsa"]);
+    c.arg("--private-key-file").arg(&key);
+    let run_ = start(c);
+    approve(&iss, &run_.user_code, false);
+    let r = run_.finish();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(iss.requests("device"), 1, "accepted at the first try");
+    let r = run(env
+        .cmd()
+        .args(["get", "-m", "2h", "-o"])
+        .arg(env.path("bt"))
+        .arg("-c")
+        .arg(env.path("cred.json")));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(grants(&iss, "refresh_token"), 1, "{}", r.stderr);
+}
+
 /// A pseudo-terminal pair: (controller, the terminal the child gets).
 fn openpty() -> (OwnedFd, OwnedFd) {
     let (mut m, mut s) = (0, 0);

@@ -175,3 +175,88 @@ fn check_is_a_monitoring_plugin() {
         assert_eq!(r.stdout.lines().count(), 1);
     }
 }
+
+#[test]
+fn check_defaults_follow_the_token_lifetime() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let c = fleet(&iss, &env);
+    // A 1-hour token just renewed: OK, with thresholds a quarter and an eighth of the
+    // half hour `get` renews it at (fixed 2h/30m said WARNING after every renewal).
+    let r = run(env.cmd().args(["check", "storage.token"]));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.ends_with(";450;225;0\n"), "{}", r.stdout);
+    // A profile's minsecs sets the margin: 10m -> 150 s and 75 s.
+    let p = env.write_private(
+        "one.toml",
+        &format!(
+            "[profile.storage]\ncredential = {:?}\noutfile = \"storage.token\"\nminsecs = \"10m\"\n",
+            env.path("storage.json")
+        ),
+    );
+    let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&p));
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.ends_with(";150;75;0\n"), "{}", r.stdout);
+    // With --all, each token its own thresholds; the missing one is CRITICAL.
+    let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&c));
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        normalised(&env, &iss, &r.stdout)
+            .contains("remaining_storage=[N]s;450;225;0 remaining_compute=U;900;450;0"),
+        "{}",
+        r.stdout
+    );
+    // A 3-hour token with 61 minutes left (about to be renewed with the default
+    // margin): OK. With 13 minutes left, renewals have been failing: WARNING.
+    let now = robot_token::token::now();
+    let sign = |iat: i64, exp: i64| {
+        iss.post(
+            "/__test/sign",
+            json!({"key": "provider", "raw": true,
+                   "claims": {"iss": iss.url, "sub": "x", "iat": now + iat, "exp": now + exp}}),
+        )["jwt"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (iat, exp, code) in [(-7140, 3660, 0), (-10020, 780, 1), (-10500, 300, 2)] {
+        std::fs::write(env.path("t3h"), sign(iat, exp)).unwrap();
+        let r = run(env.cmd().args(["check", "t3h"]));
+        assert_eq!(r.code, code, "{exp}: {}", r.stdout);
+    }
+    // An explicit threshold is honoured as given; the other follows the token.
+    let r = run(env.cmd().args(["check", "-w", "4h", "storage.token"]));
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.ends_with(";14400;225;0\n"), "{}", r.stdout);
+}
+
+#[test]
+fn check_c_with_a_file_says_what_c_means() {
+    let env = Env::new();
+    env.write_private("robot.json", "{}");
+    let r = run(env.cmd().args(["check", "-c", "robot.json"]));
+    assert_eq!(r.code, 3, "{}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("-c is --critical") && r.stdout.contains("robot-token check FILE"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn status_shows_local_time_and_utc_once_each() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (_, at) = iss.mint("robot-basic", SCOPE, None);
+    std::fs::write(env.path("bt"), at).unwrap();
+    let r = run(env.cmd().args(["status", "bt"]).env("TZ", "UTC"));
+    assert_eq!(r.stdout.matches(" UTC").count(), 1, "{}", r.stdout);
+    let r = run(env.cmd().args(["status", "bt"]).env("TZ", "Europe/Paris"));
+    assert_eq!(r.stdout.matches(" UTC").count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains(" CET (") || r.stdout.contains(" CEST ("),
+        "{}",
+        r.stdout
+    );
+}

@@ -95,9 +95,14 @@ proptest! {
         let _ = token::split(&s);
         let d = token::decode(&s);
         let e = token::expiry(&s);
-        // expiry agrees with the full decoder whenever both succeed.
-        if let (Ok(jwt), Ok(exp)) = (&d, &e) {
-            prop_assert_eq!(jwt.exp(), Some(*exp));
+        // One decision: the cron path's expiry is the full decoder's, always, and an
+        // accepted exp is a real time (no arithmetic on it can overflow).
+        match &d {
+            Ok(jwt) => prop_assert_eq!(&jwt.expiry(), &e),
+            Err(_) => prop_assert!(e.is_err()),
+        }
+        if let Ok(exp) = e {
+            prop_assert!((0..=token::MAX_EXP).contains(&exp));
         }
         if let Ok(jwt) = d {
             let _ = (jwt.audiences(), jwt.scopes());
@@ -129,5 +134,24 @@ proptest! {
     #[test]
     fn device_authorization_parsing_never_panics(b in json_bytes()) {
         let _ = oauth::parse_device_authorization(&b);
+    }
+
+    #[test]
+    fn untrusted_text_is_always_safe(s in any::<String>()) {
+        let t = robot_token::secret::untrusted_text(&s);
+        prop_assert!(t.chars().count() <= robot_token::secret::MAX_UNTRUSTED + 1);
+        prop_assert!(!t.contains('|'));
+        let bad = |c: char| {
+            c.is_control()
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+        };
+        prop_assert!(!t.chars().any(bad), "{:?}", t);
+    }
+
+    #[test]
+    fn durations_parse_bounded_and_never_panic(s in "[0-9]{0,30}[smhdw ]{0,3}[0-9]{0,6}") {
+        if let Ok(d) = robot_token::config::parse_duration(&s) {
+            prop_assert!(d <= robot_token::clock::MAX_DURATION);
+        }
     }
 }

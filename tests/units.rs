@@ -13,8 +13,16 @@ fn verify(user: bool, files: &[&str]) {
     let mut paths = Vec::new();
     for f in files {
         let text = read(&manifest_dir().join("cron").join(f));
-        // verify checks that ExecStart= exists: point it at the binary under test.
-        let text = text.replace("/usr/bin/robot-token", &bin.display().to_string());
+        // The units name robot-token bare, for systemd to find in /usr/local/bin or
+        // /usr/bin; verify checks that the binary exists: point it at the one under test.
+        assert!(
+            !f.ends_with(".service") || text.contains("\nExecStart=robot-token "),
+            "{f}: ExecStart= resolves robot-token from systemd's search path"
+        );
+        let text = text.replace(
+            "\nExecStart=robot-token ",
+            &format!("\nExecStart={} ", bin.display()),
+        );
         let name = std::path::Path::new(f).file_name().unwrap();
         let p = env.dir.path().join(name);
         std::fs::write(&p, text).unwrap();
@@ -58,7 +66,7 @@ fn system_units_verify() {
     }
     let timer = read(&manifest_dir().join("cron/robot-token.timer"));
     for needed in [
-        "OnCalendar=hourly",
+        "OnCalendar=*:0/15",
         "RandomizedDelaySec=",
         "Persistent=true",
     ] {

@@ -507,6 +507,55 @@ fn minsecs_beyond_what_vault_can_give_is_77() {
     assert_eq!(s.stub.stats()["last_minimum_seconds"], 10800);
 }
 
+/// A JWT issued now that lives `secs` (with `iat`, as WLCG tokens have).
+fn jwt_issued_now(secs: i64, marker: &str) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let now = robot_token::token::now();
+    format!(
+        "{}.{}.c2ln",
+        b64(json!({"alg": "RS256", "typ": "JWT"})),
+        b64(
+            json!({"iss": "https://issuer.example.org", "sub": marker, "iat": now, "exp": now + secs})
+        )
+    )
+}
+
+#[test]
+fn without_minsecs_one_hour_vault_tokens_work_from_the_first_run() {
+    // Vault's tokens live 1 h: the default margin's first guess (1 h, no token on disk
+    // yet) is more than it can give, so robot-token takes the one it has; then the token
+    // on disk says its lifetime, and the next run is a no-op.
+    let kdc = Kdc::start();
+    let env = Env::new();
+    let served = jwt_issued_now(3600, "one-hour");
+    let source = env.write_private("vault-source.jwt", &served);
+    let stub = VaultStub::start(&kdc, &source, &[]);
+    let s = Setup {
+        out: env.path("bt"),
+        vt: env.path("vt"),
+        kdc,
+        stub,
+        env,
+        served,
+    };
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr, "", "quiet");
+    assert_eq!(read(&s.out), format!("{}\n", s.served));
+    assert_eq!(s.stub.stats()["minimum_seconds_seen"], json!([3600, 60]));
+    let before = s.stub.total_requests();
+    let r = s.get(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(s.stub.total_requests(), before, "fresh: no Vault traffic");
+    // An explicit --minsecs is not lowered.
+    fs::write(&s.out, jwt(-60, "expired") + "\n").unwrap();
+    let r = s.get(&["-m", "1h"]);
+    assert_eq!(r.code, 77, "{}", r.stderr);
+}
+
 impl Setup {
     /// `robot-token revoke` with the options of the robot's `get` line, plus `extra`.
     fn revoke(&self, extra: &[&str]) -> Output {

@@ -6,7 +6,7 @@
 //
 //   node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS]
 //                   [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin]
-//                   [--log FILE]
+//                   [--log FILE] [--bind ADDR] [--url-host NAME] [--deviate NAME]...
 //
 // stdout carries exactly one line, the ready line; everything else goes to stderr.
 
@@ -46,6 +46,11 @@ const readJson = (name) => JSON.parse(readFileSync(join(KEYS, name), 'utf8'));
 // ---------------------------------------------------------------------------
 // Command line
 
+// Ways real issuers bend RFC 6749/7523 (--deviate NAME; see README.md, "Deviations").
+const DEVIATION_NAMES = [
+  'refresh-400-empty', 'scope-invalid', 'cc-403-empty', 'token-quirks', 'strict-assertion-aud',
+];
+
 function parseArgs(argv) {
   const opts = {
     port: 0,
@@ -56,6 +61,9 @@ function parseArgs(argv) {
     cert: undefined,
     key: undefined,
     ignoreStdin: false,
+    bind: '127.0.0.1',
+    urlHost: undefined,
+    deviate: [],
   };
   const int = (flag, v) => {
     const n = Number(v);
@@ -79,8 +87,11 @@ function parseArgs(argv) {
       case '--key': opts.key = value(); break;
       case '--ignore-stdin': opts.ignoreStdin = true; break;
       case '--log': value(); break; // handled above
+      case '--bind': opts.bind = value(); break;
+      case '--url-host': opts.urlHost = value(); break;
+      case '--deviate': opts.deviate.push(value()); break;
       case '-h': case '--help':
-        log('usage: node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS] [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin] [--log FILE]');
+        log('usage: node issuer.mjs [--port N] [--access-ttl SECS] [--refresh-ttl SECS] [--no-rotate] [--https --cert PEM --key PEM] [--ignore-stdin] [--log FILE] [--bind ADDR] [--url-host NAME] [--deviate NAME]...');
         process.exit(0);
         break;
       default: throw new Error(`unknown argument ${a}`);
@@ -89,6 +100,13 @@ function parseArgs(argv) {
   if (opts.accessTtl < 1) throw new Error('--access-ttl must be >= 1');
   if (opts.refreshTtl < 1) throw new Error('--refresh-ttl must be >= 1');
   if (opts.https && (!opts.cert || !opts.key)) throw new Error('--https needs --cert and --key');
+  // Tests use loopback only.
+  if (!/^127\.\d+\.\d+\.\d+$/.test(opts.bind) && opts.bind !== '::1') {
+    throw new Error(`--bind ${opts.bind}: only a loopback address (127.0.0.0/8 or ::1)`);
+  }
+  for (const d of opts.deviate) {
+    if (!DEVIATION_NAMES.includes(d)) throw new Error(`--deviate ${d}: one of ${DEVIATION_NAMES.join(', ')}`);
+  }
   return opts;
 }
 
@@ -375,7 +393,9 @@ const stats = { requests: {}, grants: {}, refresh_reused: 0 };
 const presentedRefresh = new Set();
 let faults = []; // FIFO of { kind, times, target, ...spec }
 let faultsApplied = 0;
-const device = { interval: null, slowDownOnce: false, expiresIn: null };
+const device = {
+  interval: null, slowDownOnce: false, expiresIn: null, answer: null, decorate: [],
+};
 let clockSkew = 0; // seconds added to the Date header of every answer (POST /__test/clock)
 
 function resetState() {
@@ -389,6 +409,8 @@ function resetState() {
   device.interval = null;
   device.slowDownOnce = false;
   device.expiresIn = null;
+  device.answer = null;
+  device.decorate = [];
   clockSkew = 0;
 }
 resetState();
@@ -405,10 +427,12 @@ server.on('clientError', (err, socket) => { socket.destroy(); });
 
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(OPTS.port, '127.0.0.1', resolve);
+  server.listen(OPTS.port, OPTS.bind, resolve);
 });
 const PORT = server.address().port;
-const ISSUER = `${OPTS.https ? 'https' : 'http'}://127.0.0.1:${PORT}`;
+const URL_HOST = OPTS.urlHost ?? (OPTS.bind.includes(':') ? `[${OPTS.bind}]` : OPTS.bind);
+const ISSUER = `${OPTS.https ? 'https' : 'http'}://${URL_HOST}:${PORT}`;
+const DEVIATIONS = new Set(OPTS.deviate);
 
 const providerKeys = jose.createLocalJWKSet({ keys: [providerPubJwk] });
 const ciKeys = jose.createLocalJWKSet({ keys: [ciPubJwk] });
@@ -455,6 +479,11 @@ const provider = new Provider(ISSUER, {
         // Several space-separated audiences (`audience=a b`) become an aud array.
         if (typeof jwt.payload.aud === 'string' && jwt.payload.aud.includes(' ')) {
           jwt.payload.aud = splitScope(jwt.payload.aud);
+        }
+        // token-quirks: aud is the scope string (seen in the wild), no wlcg.ver.
+        if (DEVIATIONS.has('token-quirks')) {
+          jwt.payload.aud = jwt.payload.scope;
+          delete jwt.payload['wlcg.ver'];
         }
       },
     },
@@ -744,14 +773,17 @@ provider.use(async (ctx, next) => {
       case 'POST /__test/fault': {
         const kinds = ['status', '429', 'slow', 'hang', 'reset_after_processing', 'truncated_json',
           'empty', 'html_login', 'invalid_grant', 'invalid_client', 'no_access_token', 'not_jwt',
-          'expired_jwt', 'unsupported_token_type'];
+          'expired_jwt', 'unsupported_token_type', 'claims_jwt', 'echo'];
         const kind = String(body.kind);
         if (!kinds.includes(kind)) return bad(`unknown fault kind ${kind}; one of ${kinds.join(', ')}`);
         const times = body.times === undefined ? 1 : Number(body.times);
         if (!Number.isInteger(times) || times < 1) return bad('times must be a positive integer');
         const target = body.path === undefined ? 'token' : String(body.path);
-        if (!['token', 'discovery', 'revocation'].includes(target)) {
-          return bad('path must be "token", "discovery" or "revocation"');
+        if (!['token', 'discovery', 'revocation', 'device'].includes(target)) {
+          return bad('path must be "token", "discovery", "revocation" or "device"');
+        }
+        if (kind === 'claims_jwt' && typeof body.payload !== 'string') {
+          return bad('claims_jwt needs "payload": the claims as JSON text');
         }
         if (kind === 'status' && ![500, 502, 503].includes(Number(body.status ?? 500))) {
           return bad('status must be 500, 502 or 503');
@@ -776,6 +808,24 @@ provider.use(async (ctx, next) => {
             return bad('expires_in must be a positive integer or null');
           }
           device.expiresIn = body.expires_in;
+        }
+        if ('answer' in body) {
+          // Raw JSON members written verbatim into the answer, e.g. {"interval":"18446744073709551615"}:
+          // numbers JavaScript cannot hold reach the client digit for digit.
+          if (body.answer !== null && (typeof body.answer !== 'object'
+              || !Object.values(body.answer).every((v) => typeof v === 'string' && /^-?[0-9.eE+-]+$/.test(v)))) {
+            return bad('answer must be null or an object of JSON number texts');
+          }
+          device.answer = body.answer;
+        }
+        if ('decorate' in body) {
+          // true: the user code and both URIs; or a list of those field names.
+          const all = ['user_code', 'verification_uri', 'verification_uri_complete'];
+          const d = body.decorate === true ? all : body.decorate === false || body.decorate === null ? [] : body.decorate;
+          if (!Array.isArray(d) || !d.every((f) => all.includes(f))) {
+            return bad(`decorate must be a boolean or a list of ${all.join(', ')}`);
+          }
+          device.decorate = d;
         }
         ctx.body = { ok: true, ...device };
         return undefined;
@@ -969,10 +1019,41 @@ async function expiredJwtFor(ctx) {
   }, { typ: 'at+jwt' });
 }
 
+// A correctly signed access token whose claims are exactly `payload` (JSON text, so
+// that numbers JavaScript cannot hold, such as -9223372036854775808, survive).
+function signRawPayload(payload) {
+  return new jose.CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: 'RS256', kid: providerJwk.kid, typ: 'at+jwt' })
+    .sign(providerPrivateKey);
+}
+
+// What a careless or hostile issuer puts in error_description: every secret the
+// request carried (refresh token, client secret, assertion, subject token, device
+// code, the Authorization header and its decoded Basic credentials), wrapped in
+// terminal escapes, bidi overrides, newlines, a NUL and Nagios' perfdata separator,
+// and padded far past any sane length.
+const HOSTILE = '\u001b[31m\u001b]0;owned\u0007\r\n\u202eevil\u2066\u200f|bad=1;2;3 \u0000\u009b';
+function echoOf(ctx, pad = 3000) {
+  const form = ctx.state.form ?? {};
+  const sent = ['refresh_token', 'client_secret', 'client_assertion', 'subject_token', 'device_code']
+    .filter((k) => typeof form[k] === 'string')
+    .map((k) => `${k}=${form[k]}`);
+  const auth = ctx.get('authorization');
+  if (auth) {
+    sent.push(`authorization=${auth}`);
+    if (auth.toLowerCase().startsWith('basic ')) {
+      const raw = Buffer.from(auth.slice(6), 'base64').toString();
+      sent.push(`basic=${raw}`, `basic-decoded=${raw.split(':').map(decodeURIComponent).join(':')}`);
+    }
+  }
+  return `${HOSTILE} you sent: ${sent.join(' ')} ${HOSTILE} ${'x'.repeat(pad)}`;
+}
+
 provider.use(async (ctx, next) => {
   const kind = classify(ctx.path);
   const target = (kind === 'token' || kind === 'revocation') && ctx.method === 'POST' ? kind
-    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery' : undefined;
+    : kind === 'discovery' && ctx.method === 'GET' ? 'discovery'
+      : kind === 'device' && ctx.method === 'POST' ? 'device' : undefined;
   const idx = target ? faults.findIndex((f) => f.path === target) : -1;
   if (idx < 0) return next();
   const f = faults[idx];
@@ -1051,9 +1132,77 @@ provider.use(async (ctx, next) => {
     case 'expired_jwt':
       ctx.status = 200;
       return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await expiredJwtFor(ctx), token_type: 'Bearer', expires_in: 3600 }));
+    case 'claims_jwt':
+      ctx.status = 200;
+      return writeRaw(ctx, 200, json, JSON.stringify({ access_token: await signRawPayload(f.payload), token_type: 'Bearer', expires_in: 3600 }));
+    case 'echo': {
+      const status = Number(f.status ?? 400);
+      ctx.status = status;
+      const error = f.error === undefined ? 'invalid_grant' : String(f.error);
+      return writeRaw(ctx, status, json, JSON.stringify({ error, error_description: echoOf(ctx) }));
+    }
     default:
       return next();
   }
+});
+
+// 4b. Deviations (--deviate NAME): answers of issuers that bend the RFCs.
+provider.use(async (ctx, next) => {
+  if (!DEVIATIONS.size || ctx.method !== 'POST') return next();
+  const atToken = ctx.path === tokenPath();
+  const atDevice = ctx.path === deviceAuthPath();
+  if (!atToken && !atDevice) return next();
+  const form = ctx.state.form ?? {};
+  const jsonType = { 'content-type': 'application/json; charset=utf-8' };
+  // strict-assertion-aud: a private_key_jwt assertion is accepted only when its aud is
+  // exactly the URL of the endpoint being called (not the issuer, not the token
+  // endpoint when calling another endpoint).
+  if (DEVIATIONS.has('strict-assertion-aud') && typeof form.client_assertion === 'string') {
+    const expected = `${ISSUER}${ctx.path}`;
+    let aud;
+    try {
+      ({ aud } = jose.decodeJwt(form.client_assertion));
+    } catch {
+      aud = undefined;
+    }
+    const auds = [].concat(aud ?? []);
+    if (auds.length !== 1 || auds[0] !== expected) {
+      log(`deviation strict-assertion-aud: aud ${JSON.stringify(aud)} is not ${expected}`);
+      ctx.status = 401;
+      return writeRaw(ctx, 401, jsonType, JSON.stringify({ error: 'invalid_client', error_description: 'client authentication failed' }));
+    }
+  }
+  const gt = form.grant_type;
+  // cc-403-empty: a client_credentials request without a scope is refused with 403
+  // and no body, as one with a wrong secret is (below).
+  if (atToken && gt === GT.cc && DEVIATIONS.has('cc-403-empty') && !form.scope) {
+    log('deviation cc-403-empty: client_credentials without scope');
+    ctx.status = 403;
+    return writeRaw(ctx, 403, {}, '');
+  }
+  await next();
+  if (!atToken) return undefined;
+  const body = ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) ? ctx.body : undefined;
+  // refresh-400-empty: a bad, used or revoked refresh token gets 400 and no body
+  // (no invalid_grant).
+  if (gt === GT.refresh && DEVIATIONS.has('refresh-400-empty') && ctx.status === 400 && body?.error === 'invalid_grant') {
+    log('deviation refresh-400-empty');
+    return writeRaw(ctx, 400, {}, '');
+  }
+  if (gt === GT.cc && DEVIATIONS.has('cc-403-empty') && ctx.status >= 400) {
+    log(`deviation cc-403-empty: ${body?.error ?? ctx.status}`);
+    return writeRaw(ctx, 403, {}, '');
+  }
+  // scope-invalid: a non-standard error code for invalid_scope.
+  if (DEVIATIONS.has('scope-invalid') && body?.error === 'invalid_scope') {
+    log('deviation scope-invalid');
+    ctx.body = { ...body, error: 'scope_invalid' };
+  }
+  // token-quirks: lower-case token_type and an iat in the token response.
+  if (DEVIATIONS.has('token-quirks') && ctx.status === 200 && body?.access_token) {
+    ctx.body = { ...body, token_type: 'bearer', iat: Math.floor(Date.now() / 1000) };
+  }
+  return undefined;
 });
 
 // 5. Device flow knobs: `interval` in the device authorization response and a
@@ -1071,6 +1220,25 @@ provider.use(async (ctx, next) => {
   if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
       && device.interval !== null) {
     ctx.body = { ...ctx.body, interval: device.interval };
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.decorate.length) {
+    // The user code padded far past any sane length; the URIs short enough to open.
+    const body = { ...ctx.body };
+    const d = new Set(device.decorate);
+    if (d.has('user_code')) body.user_code = `${body.user_code}${echoOf(ctx)}`;
+    if (d.has('verification_uri')) body.verification_uri = `${body.verification_uri}?${echoOf(ctx, 0)}`;
+    if (d.has('verification_uri_complete')) {
+      body.verification_uri_complete = `${body.verification_uri_complete}${echoOf(ctx, 0)}`;
+    }
+    ctx.body = body;
+  }
+  if (ctx.path === deviceAuthPath() && ctx.status === 200 && ctx.body && typeof ctx.body === 'object'
+      && device.answer) {
+    let text = JSON.stringify({ ...ctx.body, ...Object.fromEntries(Object.keys(device.answer).map((k) => [k, `@@${k}@@`])) });
+    for (const [k, v] of Object.entries(device.answer)) text = text.replace(`"@@${k}@@"`, v);
+    ctx.type = 'application/json';
+    ctx.body = text;
   }
 });
 
@@ -1135,4 +1303,4 @@ handler = provider.callback();
 process.stdout.write(`${JSON.stringify({ issuer: ISSUER, port: PORT })}\n`);
 // The harness may close its end of stdout after the ready line.
 process.stdout.on('error', () => {});
-log(`ready: ${ISSUER} access_ttl=${OPTS.accessTtl} refresh_ttl=${OPTS.refreshTtl} rotate=${OPTS.rotate} (${Math.round(process.uptime() * 1000)}ms after start)`);
+log(`ready: ${ISSUER} access_ttl=${OPTS.accessTtl} refresh_ttl=${OPTS.refreshTtl} rotate=${OPTS.rotate} deviate=${[...DEVIATIONS].join(',') || 'none'} (${Math.round(process.uptime() * 1000)}ms after start)`);

@@ -236,6 +236,11 @@ check "device-flow refresh token works (public client)" test "$CODE" = 200
 token -d client_id=robot-public -d grant_type=$DEV -d "device_code=$DC"
 check "device code cannot be used twice" js 'b.error === "invalid_grant"'
 
+req -X POST "$ISSUER/__test/device" -d '{"answer":{"interval":"18446744073709551615","expires_in":"1e300"},"decorate":true}'
+req "$ISSUER/device/auth" -u robot-basic:robot-basic-secret -d 'scope=openid compute.read'
+check "device answer: raw numbers verbatim" grep -q '"expires_in":1e300,"interval":18446744073709551615' "$T/body"
+check "device decorate: the user code echoes the Basic credentials" js 'b.user_code.includes("authorization=Basic ") && b.verification_uri.includes("you sent")'
+req -X POST "$ISSUER/__test/device" -d '{"answer":null,"decorate":false,"interval":null}'
 req "$ISSUER/device/auth" -d client_id=robot-public -d 'scope=openid compute.read'
 DC=$(field device_code); UC=$(field user_code)
 check "approve.mjs --deny denies" node approve.mjs "$ISSUER" "$UC" --deny
@@ -325,6 +330,13 @@ fault '{"kind":"not_jwt"}'; refresh "$RT"
 check "fault not_jwt" js 'b.access_token === "opaque-abc123"'
 fault '{"kind":"expired_jwt"}'; refresh "$RT"
 check "fault expired_jwt: correctly signed, exp in the past" jwt "$(field access_token)" 'p.exp < now && p.client_id === "robot-basic"'
+fault '{"kind":"claims_jwt","payload":"{\"sub\":\"robot-user\",\"exp\":-9223372036854775808}"}'; refresh "$RT"
+check "fault claims_jwt: the claims verbatim (digits JavaScript cannot hold)" js 'Buffer.from(b.access_token.split(".")[1], "base64url").toString() === "{\"sub\":\"robot-user\",\"exp\":-9223372036854775808}"'
+fault '{"kind":"echo"}'; refresh "$RT"
+check "fault echo: status 400" test "$CODE" = 400
+export RT
+check "fault echo: the refresh token and Basic credentials in error_description, with escapes, bidi and |" \
+  js 'b.error === "invalid_grant" && b.error_description.includes("refresh_token=" + process.env.RT) && b.error_description.includes("basic-decoded=robot-basic:robot-basic-secret") && /\u202e/.test(b.error_description) && b.error_description.includes("|")'
 refresh "$RT"
 check "faults did not touch the refresh token (none reached the provider)" test "$CODE" = 200
 RT=$(field refresh_token)
