@@ -10,6 +10,10 @@ scripts/install-peers.sh
 # crates, so fetch them first (a no-op once they are in cargo's cache).
 cargo fetch --locked --quiet
 cargo deny --offline --locked check bans licenses sources
+# fuzz/Cargo.lock pins the fuzz builds: it must follow the main crate's dependencies
+# (after adding one: `cargo metadata --manifest-path fuzz/Cargo.toml` updates it).
+cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null \
+  || { echo "test.sh: fuzz/Cargo.lock is out of date" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
 # Tests that need root are `#[ignore = "needs root"]`: as root (CI is) they all run;
