@@ -112,10 +112,34 @@ pub enum Command {
     /// Retire a robot: revoke its refresh token at the issuer (or its Vault token), remove
     /// its token files, and mark the credential file revoked.
     #[command(after_help = REVOKE_HELP)]
-    Revoke(Box<RevokeCmd>),
+    Revoke(Box<Deferred<RevokeCmd>>),
     /// Write the man pages or shell completions (for packagers).
     #[command(hide = true)]
     Generate(GenerateArgs),
+}
+
+/// A subcommand whose arguments clap builds only when it is the one that runs (or
+/// for its help and man page). `revoke` repeats all of `get`'s options: built
+/// eagerly, they cost every fresh `get` a sixth of its instructions.
+#[derive(Debug, Clone)]
+pub struct Deferred<T>(pub T);
+
+impl<T: Args> Args for Deferred<T> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args)
+    }
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        cmd.defer(T::augment_args_for_update)
+    }
+}
+
+impl<T: clap::FromArgMatches> clap::FromArgMatches for Deferred<T> {
+    fn from_arg_matches(m: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(m).map(Deferred)
+    }
+    fn update_from_arg_matches(&mut self, m: &clap::ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(m)
+    }
 }
 
 /// `get`: which profiles to run, then what the command line says for each.
@@ -526,29 +550,46 @@ A second revoke does nothing and exits 0.\n\n\
 Exit codes: 0 ok, 64 usage, 65 bad data, 73 cannot write, 75 temporary failure (nothing changed; run \
 it again), 77 the issuer or Vault refused (local files kept), 78 configuration.";
 
-/// `revoke`: which robot, then the options of its `get` line.
+/// The `get` options that `revoke` accepts (so that a crontab line can be reused)
+/// but does not use: hidden from its help.
+const UNUSED_BY_REVOKE: [&str; 18] = [
+    "minsecs",
+    "subject_token_file",
+    "subject_token_env",
+    "subject_token_type",
+    "requested_token_type",
+    "ci",
+    "ci_audience",
+    "require_scope",
+    "scope",
+    "audience",
+    "deploy_hook",
+    "hook_timeout",
+    "random_delay",
+    "vault_token_minttl",
+    "vault_token_ttl",
+    "condor",
+    "condor_service",
+    "condor_handle",
+];
+
+fn hide_unused_by_revoke(a: clap::Arg) -> clap::Arg {
+    if UNUSED_BY_REVOKE.contains(&a.get_id().as_str()) {
+        a.hide(true)
+    } else {
+        a
+    }
+}
+
+// `revoke`: which robot, then the options of its `get` line. (No doc comment: it
+// would replace the subcommand's about text when the deferred arguments are built.)
 #[derive(Debug, Args, Clone)]
 #[command(
     // Not get's examples, which the flattened options would bring.
     after_long_help = REVOKE_HELP,
-    mut_arg("minsecs", |a| a.hide(true)),
-    mut_arg("subject_token_file", |a| a.hide(true)),
-    mut_arg("subject_token_env", |a| a.hide(true)),
-    mut_arg("subject_token_type", |a| a.hide(true)),
-    mut_arg("requested_token_type", |a| a.hide(true)),
-    mut_arg("ci", |a| a.hide(true)),
-    mut_arg("ci_audience", |a| a.hide(true)),
-    mut_arg("require_scope", |a| a.hide(true)),
-    mut_arg("scope", |a| a.hide(true)),
-    mut_arg("audience", |a| a.hide(true)),
-    mut_arg("deploy_hook", |a| a.hide(true)),
-    mut_arg("hook_timeout", |a| a.hide(true)),
-    mut_arg("random_delay", |a| a.hide(true)),
-    mut_arg("vault_token_minttl", |a| a.hide(true)),
-    mut_arg("vault_token_ttl", |a| a.hide(true)),
-    mut_arg("condor", |a| a.hide(true)),
-    mut_arg("condor_service", |a| a.hide(true)),
-    mut_arg("condor_handle", |a| a.hide(true))
+    // One pass over the arguments: a mut_arg per option re-inserts each one, which
+    // costs every run (even a fresh `get`) a third of its instructions.
+    mut_args(hide_unused_by_revoke)
 )]
 pub struct RevokeCmd {
     /// Revoke this profile of the configuration file.

@@ -99,7 +99,7 @@ fn run(cli: &Cli, matches: &ArgMatches) -> Result<u8> {
         Command::Check(args) => Ok(monitor::check(config, args)),
         Command::Init(args) => init::run(args).map(|_| Exit::Ok.code()),
         Command::Revoke(cmd) => {
-            revoke::run(config, cmd, matches.subcommand_matches("revoke")).map(Exit::code)
+            revoke::run(config, &cmd.0, matches.subcommand_matches("revoke")).map(Exit::code)
         }
         Command::Generate(args) => generate::run(args).map(Exit::code),
     }
