@@ -51,6 +51,14 @@ if [ ${#krb_missing[@]} -gt 0 ]; then
   [ "$rc" = 0 ] || { echo "install-peers: apt-get install ${krb_pkgs[*]} failed" >&2; exit 1; }
 fi
 
+# openssl(1): tests/tls.rs names a CA by its subject hash (`openssl x509 -hash`), as in a
+# grid --capath.
+if ! command -v openssl >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: openssl is required (Debian: apt-get install openssl)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null; }
+fi
+
 # tinyproxy, the real HTTP proxy (CONNECT) the proxy tests start on 127.0.0.1
 # (tests/proxy.rs). The package must not start a system proxy: policy-rc.d as above.
 if ! command -v tinyproxy >/dev/null; then
