@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use common::{read, run, Env, Issuer};
-use robot_token::condor::{self, Handoff, Tools, VaultStorer};
+use robot_token::output::condor::{self, Handoff, Tools, VaultStorer};
 
 /// A directory of fake HTCondor commands. Each records one "--call" block of argv
 /// lines in `<tool>.argv`, its stdin in `<tool>.stdin` and its environment in
@@ -257,7 +257,7 @@ fn file_mode_warns_when_the_xdg_runtime_file_shadows_the_written_one() {
     let run_dir = r.env.path("run");
     std::fs::create_dir_all(&run_dir).unwrap();
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let xdg = run_dir.join(format!("bt_u{}", robot_token::store::euid()));
+    let xdg = run_dir.join(format!("bt_u{}", robot_token::output::store::euid()));
     std::fs::write(&xdg, format!("{}\n", jwt(600, "someone-else"))).unwrap();
 
     let get = |r: &Robot| {
@@ -969,7 +969,7 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
     let served = common::vault::jwt(7200, "from-vault");
     let source = env.write_private("vault-source.jwt", &served);
     let stub = VaultStub::start(&kdc, &source, &[]);
-    let (credkey, role) = robot_token::vault::principal_defaults(&kdc.robot_principal());
+    let (credkey, role) = robot_token::source::vault::principal_defaults(&kdc.robot_principal());
     fakes
         .tool("condor_config_val")
         .set(
@@ -1026,7 +1026,7 @@ fn vault_storer_failures_through_the_binary_say_what_failed() {
     let served = common::vault::jwt(7200, "from-vault");
     let source = env.write_private("vault-source.jwt", &served);
     let stub = VaultStub::start(&kdc, &source, &[]);
-    let (credkey, role) = robot_token::vault::principal_defaults(&kdc.robot_principal());
+    let (credkey, role) = robot_token::source::vault::principal_defaults(&kdc.robot_principal());
     fakes
         .tool("condor_config_val")
         .set(

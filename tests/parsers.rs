@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use robot_token::{credential::Credential, oauth, token};
+use robot_token::source::{credential::Credential, oauth};
+use robot_token::token;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")

@@ -39,7 +39,7 @@ use toml::Spanned;
 use crate::cli::GetArgs;
 use crate::config::GetConfig;
 use crate::error::{io_reason, Error, Result};
-use crate::store;
+use crate::output::store;
 
 /// A configuration file larger than this is a mistake (1,000 profiles are ~200 KiB).
 const MAX_CONFIG_LEN: u64 = 16 * 1024 * 1024;
@@ -560,11 +560,11 @@ fn to_argv(
         if let Some(k) = t
             .keys()
             .map(|k| k.get_ref().as_ref())
-            .find(|k| !crate::output::TABLE_KEYS.contains(k))
+            .find(|k| !crate::output::target::TABLE_KEYS.contains(k))
         {
             return Err(format!(
                 "{} in a token file table",
-                crate::output::unknown_key(k, &crate::output::TABLE_KEYS)
+                crate::output::target::unknown_key(k, &crate::output::target::TABLE_KEYS)
             ));
         }
     }

@@ -23,13 +23,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::config::GetConfig;
-use crate::discovery;
 use crate::error::{io_reason, Error, Result};
-use crate::output;
+use crate::output::discovery;
+use crate::output::store::{self, FileError, WriteMode};
+use crate::output::target;
 use crate::secret::Secret;
-use crate::store::{self, FileError, WriteMode};
+use crate::source::vault;
 use crate::token;
-use crate::vault;
 
 /// `--condor[=MODE]` as configured (checked without I/O by `config`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,7 +151,7 @@ pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
         }
     };
     // The file may belong to the user root keeps it for (`-o PATH:owner=USER`).
-    let target = output::targets(cfg)?
+    let target = target::targets(cfg)?
         .into_iter()
         .find(|t| t.path == cfg.outfile);
     let file = TokenFile {
@@ -528,13 +528,13 @@ impl EarlyRenewal {
             exp: expires,
             iat: Some(now),
         };
-        crate::renew::margin(self.minsecs, &t).saturating_add(self.extra())
+        crate::commands::renew::margin(self.minsecs, &t).saturating_add(self.extra())
     }
 
     /// After a renewal: warn when the issuer's tokens are too short for the rule.
     pub fn check_lifetime(&self, expires: i64) {
         let r = self.refresh;
-        let m = crate::renew::margin(
+        let m = crate::commands::renew::margin(
             self.minsecs,
             &crate::token::Times {
                 exp: expires,
@@ -551,7 +551,7 @@ impl EarlyRenewal {
                  jobs receive the credd's token only every {r} s and will hold an expired one; \
                  ask the issuer for tokens that live more than {} s, or lower \
                  SEC_CREDENTIAL_REFRESH on the execute points",
-                crate::renew::human_secs(left),
+                crate::commands::renew::human_secs(left),
                 self.minsecs(expires)
             );
         } else if left < self.minsecs(expires) {
@@ -559,7 +559,7 @@ impl EarlyRenewal {
                 "the new token lives {}, less than --minsecs ({m} s) plus SEC_CREDENTIAL_REFRESH \
                  ({r} s): every run renews it; lower --minsecs below {} s (and keep it above the \
                  interval between runs)",
-                crate::renew::human_secs(left),
+                crate::commands::renew::human_secs(left),
                 left - r
             );
         }

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::ArgMatches;
 
 use crate::cli::GetCmd;
-use crate::condor;
+use crate::commands::renew::{self, Outcome};
+use crate::config::profile::{self, ConfigFile, Profile};
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
-use crate::hook;
-use crate::profile::{self, ConfigFile, Profile};
-use crate::renew::{self, Outcome};
-use crate::state;
+use crate::output::condor;
+use crate::output::hook;
+use crate::output::state;
 
 /// The configuration file to read: `--config`, else the first default that exists.
 pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
@@ -68,7 +68,9 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// `--dry-run`: the same configurations, resolved the same way, checked instead of run.
 fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
     if cmd.profile.is_none() && !cmd.all {
-        return Ok(crate::dryrun::run(&[GetConfig::from_args(&cmd.args)?]));
+        return Ok(crate::commands::dryrun::run(&[GetConfig::from_args(
+            &cmd.args,
+        )?]));
     }
     let file = ConfigFile::load(&config_path(config)?)?;
     let which: Vec<&Profile> = match &cmd.profile {
@@ -81,7 +83,9 @@ fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
             file.path.display()
         )));
     }
-    Ok(crate::dryrun::run(&file.resolve_all(&which, matches)?))
+    Ok(crate::commands::dryrun::run(
+        &file.resolve_all(&which, matches)?,
+    ))
 }
 
 /// One renewal: `renew::run`, the hand-off, the deploy hook, the note in the state.

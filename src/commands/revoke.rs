@@ -24,18 +24,18 @@ use std::path::{Path, PathBuf};
 use clap::ArgMatches;
 
 use crate::cli::RevokeCmd;
-use crate::condor;
+use crate::commands::get::config_path;
+use crate::config::profile::ConfigFile;
 use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, Credential};
 use crate::error::{Error, Exit, Result};
-use crate::get::config_path;
 use crate::http::{self, Http};
-use crate::oauth;
-use crate::output;
-use crate::profile::ConfigFile;
+use crate::output::condor;
+use crate::output::store::{self, FileError};
+use crate::output::target;
+use crate::source::credential::{self, Credential};
+use crate::source::oauth;
+use crate::source::vault;
 use crate::source::{self, Context};
-use crate::store::{self, FileError};
-use crate::vault;
 
 pub fn run(
     config: Option<&PathBuf>,
@@ -78,14 +78,15 @@ fn now_rfc3339() -> String {
 
 /// Retire the robot of `cfg`; one line per thing done.
 pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
-    let targets = output::targets(cfg)?;
+    let targets = target::targets(cfg)?;
     let deadline = crate::clock::from_now(cfg.deadline);
     let mut lines = Vec::new();
 
     // No renewal may run meanwhile: hold the token files' locks, in get's order.
     let mut lock_paths = Vec::new();
     for t in &targets {
-        lock_paths.push(store::lock_path(&t.path).map_err(crate::renew::token_file_error)?);
+        lock_paths
+            .push(store::lock_path(&t.path).map_err(crate::commands::renew::token_file_error)?);
     }
     lock_paths.sort();
     lock_paths.dedup();
@@ -93,7 +94,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     for p in &lock_paths {
         locks.push(store::lock(p, deadline).map_err(|e| match e {
             FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => crate::renew::token_file_error(e),
+            e => crate::commands::renew::token_file_error(e),
         })?);
     }
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
@@ -107,7 +108,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
         outfile: &first,
         deadline,
         // Revocation asks no source for a token.
-        minsecs: crate::renew::DEFAULT_MINSECS,
+        minsecs: crate::commands::renew::DEFAULT_MINSECS,
         minsecs_is_default: cfg.minsecs.is_none(),
     };
 

@@ -1,18 +1,20 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
+pub mod profile;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
 use crate::clock;
-use crate::condor;
-use crate::credential::{ClientAuth, Subject};
-use crate::discovery;
 use crate::error::{Error, Result};
-use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
-use crate::output::OutputSpec;
+use crate::output::condor;
+use crate::output::discovery;
+use crate::output::target::OutputSpec;
+use crate::source::credential::{ClientAuth, Subject};
+use crate::source::oauth::exchange::{self, Ci};
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
@@ -27,7 +29,7 @@ pub enum Source {
         secret_file: Option<PathBuf>,
     },
     /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
-    Exec(Box<crate::exec::ExecSettings>),
+    Exec(Box<crate::source::exec::ExecSettings>),
     /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
     /// (see `vault`). The settings typed; a credential file (`vault` section) may
     /// add the rest when the run needs it.
@@ -271,7 +273,7 @@ fn capath_or_default(explicit: &Option<PathBuf>) -> Option<PathBuf> {
 /// What `inspect --verify` checks and how it reaches the issuer.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
-    pub expect: crate::verify::Expect,
+    pub expect: crate::commands::verify::Expect,
     pub trust: TrustOptions,
     pub timeout: Duration,
 }
@@ -297,7 +299,7 @@ impl VerifyConfig {
             return Err(Error::usage("--timeout must be positive"));
         }
         Ok(Some(VerifyConfig {
-            expect: crate::verify::Expect {
+            expect: crate::commands::verify::Expect {
                 issuer: a.issuer.clone(),
                 audience: words(&a.audience),
                 scopes: words(&a.require_scope),
@@ -330,12 +332,14 @@ impl GetConfig {
             // so that a fresh run (which reads nothing) also reports it.
             if vault.credential.is_none() {
                 if let Some(server) = &vault.server {
-                    crate::vault::normalize_server(server)?;
+                    crate::source::vault::normalize_server(server)?;
                 }
                 let minttl = vault
                     .token_minttl
-                    .unwrap_or(crate::vault::DEFAULT_TOKEN_MINTTL);
-                let ttl = vault.token_ttl.unwrap_or(crate::vault::DEFAULT_TOKEN_TTL);
+                    .unwrap_or(crate::source::vault::DEFAULT_TOKEN_MINTTL);
+                let ttl = vault
+                    .token_ttl
+                    .unwrap_or(crate::source::vault::DEFAULT_TOKEN_TTL);
                 if minttl >= ttl {
                     return Err(Error::usage(format!(
                         "--vault-token-minttl ({}s) must be less than --vault-token-ttl ({}s)",

@@ -16,6 +16,9 @@
 //! Vault or KDC traffic at all (unlike htgettoken). The user's default credential
 //! cache is never read or written.
 
+pub mod gssapi;
+pub mod keytab;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -25,12 +28,11 @@ use zeroize::Zeroizing;
 
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result};
-use crate::gssapi::GssErrorKind;
 use crate::http::{self, Body, Reply, Retry};
-use crate::keytab;
+use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::{self, Secret};
+use crate::source::vault::gssapi::GssErrorKind;
 use crate::source::{Context, Issued};
-use crate::store::{self, FileError, WriteMode};
 
 pub const DEFAULT_PORT: u16 = 8200;
 pub const DEFAULT_ISSUER: &str = "default";
@@ -225,7 +227,7 @@ impl Settings {
             Source::Vault(opts) => {
                 let file = match &opts.credential {
                     Some(path) => {
-                        let (real, data) = crate::credential::read_file(path)?;
+                        let (real, data) = crate::source::credential::read_file(path)?;
                         section_of(&data, &real)?
                     }
                     None => None,
@@ -233,7 +235,7 @@ impl Settings {
                 Settings::from_options(opts, file.as_ref()).map(Some)
             }
             Source::File(path) => {
-                let (real, data) = crate::credential::read_file(path)?;
+                let (real, data) = crate::source::credential::read_file(path)?;
                 match section_of(&data, &real)? {
                     Some(file) => {
                         Settings::from_options(&VaultOptions::default(), Some(&file)).map(Some)
@@ -315,8 +317,8 @@ impl Settings {
             // Every run would log in again (htgettoken refuses this too).
             return Err(Error::usage(format!(
                 "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
-                crate::renew::human_secs(crate::clock::secs(token_minttl)),
-                crate::renew::human_secs(crate::clock::secs(token_ttl))
+                crate::commands::renew::human_secs(crate::clock::secs(token_minttl)),
+                crate::commands::renew::human_secs(crate::clock::secs(token_ttl))
             )));
         }
         Ok(Settings {
@@ -705,7 +707,7 @@ pub fn preflight(s: &Settings, ctx: &Context) -> (Vec<(String, Result<String>)>,
         }
         out.push((
             "GSSAPI library".into(),
-            crate::gssapi::shared()
+            crate::source::vault::gssapi::shared()
                 .map(|_| "libgssapi_krb5.so.2 loads (no login is tried)".into())
                 .map_err(|e| Error::config(e.to_string())),
         ));
@@ -837,15 +839,15 @@ fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
             if never_expires {
                 "no expiry".to_string()
             } else {
-                crate::renew::human_secs(ttl)
+                crate::commands::renew::human_secs(ttl)
             }
         );
         Ok(Some(token))
     } else {
         tracing::info!(
             "the cached Vault token {token} has {} left, less than --vault-token-minttl {}: logging in again",
-            crate::renew::human_secs(ttl),
-            crate::renew::human_secs(min)
+            crate::commands::renew::human_secs(ttl),
+            crate::commands::renew::human_secs(min)
         );
         Ok(None)
     }
@@ -861,7 +863,7 @@ fn spnego(s: &Settings) -> Result<(Zeroizing<String>, Option<String>, PathBuf)> 
             bootstrap_hint(s)
         )));
     };
-    let gss = crate::gssapi::shared().map_err(|e| Error::config(e.to_string()))?;
+    let gss = crate::source::vault::gssapi::shared().map_err(|e| Error::config(e.to_string()))?;
     let ccache = s.kerberos_ccache()?;
     let who = s.principal.as_deref().unwrap_or("the keytab's principal");
     let mut last = None;
@@ -895,7 +897,12 @@ fn spnego(s: &Settings) -> Result<(Zeroizing<String>, Option<String>, PathBuf)> 
     ))
 }
 
-fn gss_error(e: crate::gssapi::GssError, s: &Settings, keytab: &Path, who: &str) -> Error {
+fn gss_error(
+    e: crate::source::vault::gssapi::GssError,
+    s: &Settings,
+    keytab: &Path,
+    who: &str,
+) -> Error {
     match e.kind() {
         GssErrorKind::LibraryUnavailable => Error::config(e.to_string()),
         GssErrorKind::KdcUnreachable => Error::temp(format!("{e}; try again later")),
@@ -961,7 +968,7 @@ fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
     let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
     tracing::info!(
         "logged in to Vault as {who}: Vault token {token}, lease {}",
-        crate::renew::human_secs(crate::clock::secs_u64(lease))
+        crate::commands::renew::human_secs(crate::clock::secs_u64(lease))
     );
     let token = if lease > s.token_ttl.as_secs() || lease == 0 {
         shorter_token(s, token, ctx)?
@@ -1011,7 +1018,7 @@ fn shorter_token(s: &Settings, parent: Secret, ctx: &Context) -> Result<Secret> 
         Some(child) => {
             tracing::info!(
                 "exchanged it for the Vault token {child} valid {} (--vault-token-ttl)",
-                crate::renew::human_secs(crate::clock::secs(s.token_ttl))
+                crate::commands::renew::human_secs(crate::clock::secs(s.token_ttl))
             );
             Ok(child)
         }

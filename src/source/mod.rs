@@ -6,20 +6,24 @@
 //! (a rotated refresh token) is safely on disk before `obtain` returns, so the
 //! caller may then write the access token.
 
+pub mod credential;
+pub mod exec;
+pub mod oauth;
+pub mod vault;
+
 use std::path::{Path, PathBuf};
 
-use crate::assertion::SigningKey;
 use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, ClientAuth, CredGrant, Credential, Subject};
 use crate::error::{Error, Result, Tag};
-use crate::exchange;
-use crate::exec::{self, ExecContext, ExecSettings, Printed};
 use crate::http::Http;
-use crate::oauth::{self, Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
+use crate::output::store::{self, FileError};
 use crate::secret::Secret;
-use crate::store::{self, FileError};
+use crate::source::credential::{ClientAuth, CredGrant, Credential, Subject};
+use crate::source::exec::{ExecContext, ExecSettings, Printed};
+use crate::source::oauth::assertion::SigningKey;
+use crate::source::oauth::exchange;
+use crate::source::oauth::{Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
 use crate::token;
-use crate::vault;
 
 /// A token a source obtained, not yet checked or installed.
 #[derive(Debug)]

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::assertion::SigningKey;
 use crate::cli::InitArgs;
 use crate::clock;
+use crate::commands::renew::{self, human_secs};
 use crate::config::{parse_duration, trust_options};
-use crate::credential::{self, ClientAuth};
-use crate::discovery;
 use crate::error::{Error, Result};
 use crate::http::{self, check_url, Http};
-use crate::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
-use crate::renew::{self, human_secs};
+use crate::output::discovery;
+use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::Secret;
-use crate::store::{self, FileError, WriteMode};
+use crate::source::credential::{self, ClientAuth};
+use crate::source::oauth::assertion::SigningKey;
+use crate::source::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
 use crate::token;
 
 /// RFC 8628 3.2: the polling interval when the issuer names none.

@@ -365,7 +365,7 @@ pub fn parse_output(out: &[u8]) -> std::result::Result<Printed, String> {
         return Err("nothing".into());
     }
     if text.starts_with('{') {
-        let resp = crate::oauth::parse_token_response(text.as_bytes())
+        let resp = crate::source::oauth::parse_token_response(text.as_bytes())
             .map_err(|e| format!("JSON that is unusable ({e})"))?;
         return match (resp.access_token, resp.refresh_token) {
             (Some(token), _) => Ok(Printed::Access {

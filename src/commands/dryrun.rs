@@ -22,20 +22,20 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::condor;
+use crate::commands::renew::{self, human_secs, Current};
 use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, Credential};
 use crate::error::{Error, Exit, Result};
-use crate::exchange;
-use crate::hook;
 use crate::http::{self, Http, Retry};
-use crate::oauth;
-use crate::output;
-use crate::renew::{self, human_secs, Current};
+use crate::output::condor;
+use crate::output::hook;
+use crate::output::store::{self, FileError};
+use crate::output::target;
+use crate::source::credential::{self, Credential};
+use crate::source::oauth;
+use crate::source::oauth::exchange;
+use crate::source::vault;
 use crate::source::{self, Context};
-use crate::store::{self, FileError};
 use crate::token;
-use crate::vault;
 
 /// Clock skew beyond this is worth a warning: token `exp`/`nbf` checks break.
 const MAX_SKEW_SECS: i64 = 60;
@@ -188,7 +188,7 @@ fn check(cfg: &GetConfig) -> Checks {
     c.pass("configuration", &describe_source(cfg));
 
     // Token files: as the renewal looks at them first.
-    let Some(targets) = c.check("token files", output::targets(cfg), |t| {
+    let Some(targets) = c.check("token files", target::targets(cfg), |t| {
         format!("{} token file(s)", t.len())
     }) else {
         return c;
@@ -426,7 +426,7 @@ fn vault_checks(s: &vault::Settings, ctx: &Context, online: bool, c: &mut Checks
     c.plan.push(format!("reads the token from {}", s.server));
 }
 
-fn exec_check(exec: &crate::exec::ExecSettings, c: &mut Checks) {
+fn exec_check(exec: &crate::source::exec::ExecSettings, c: &mut Checks) {
     let program = exec.program();
     let path = exec
         .env

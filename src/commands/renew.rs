@@ -10,9 +10,9 @@ use std::time::Instant;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::output::{self, Target};
+use crate::output::store::{self, FileError};
+use crate::output::target::{self, Target};
 use crate::source;
-use crate::store::{self, FileError};
 use crate::token;
 
 /// Space reserved for each token file's replacement before a renewal sends
@@ -314,7 +314,7 @@ pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Erro
 /// hand-offs that follow.
 pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
-    let targets = output::targets(cfg)?;
+    let targets = target::targets(cfg)?;
     let margin = Margin::of(cfg);
     let states = match settled(&targets, survey(&targets, margin), margin, false) {
         Ok(outcome) => return outcome,
@@ -434,7 +434,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         )));
     }
     // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.
-    if !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
+    if !matches!(cfg.condor, Some(crate::output::condor::Mode::Credd { .. })) {
         warn_short_lifetime(cfg.minsecs, &new, left, &old);
     }
     let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
@@ -674,8 +674,9 @@ mod tests {
                 let left = tok.exp - now;
                 min_left = min_left.min(left);
                 if now > start + 900 {
-                    let (warn, _) =
-                        crate::monitor::default_thresholds(default_minsecs(tok.exp, tok.iat));
+                    let (warn, _) = crate::commands::monitor::default_thresholds(default_minsecs(
+                        tok.exp, tok.iat,
+                    ));
                     assert!(
                         left >= warn,
                         "lifetime {lifetime}: WARNING at {now}: {left} left"

@@ -4,6 +4,8 @@
 //! rewriting: a rotation changes the `refresh_token` value and nothing else, so
 //! unknown fields, number spellings, escapes and layout survive (see `json_edit`).
 
+pub mod json_edit;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,10 +15,10 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
-use crate::exec::ExecSettings;
-use crate::json_edit::{self, Edit};
+use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::Secret;
-use crate::store::{self, FileError, WriteMode};
+use crate::source::credential::json_edit::Edit;
+use crate::source::exec::ExecSettings;
 
 /// A credential file larger than this is not a credential file.
 pub const MAX_CREDENTIAL_LEN: usize = 1024 * 1024;

@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::cli::{CheckArgs, Selection, StatusArgs};
+use crate::commands::get;
+use crate::commands::renew::{self, human_secs};
 use crate::config::parse_duration;
-use crate::discovery;
+use crate::config::profile::{ConfigFile, Profile};
 use crate::error::{Error, Exit, Result};
-use crate::get;
-use crate::profile::{ConfigFile, Profile};
-use crate::renew::{self, human_secs};
+use crate::output::discovery;
+use crate::output::state::{self, LastRun};
+use crate::output::store;
 use crate::secret::{untrusted_text, untrusted_text_max};
-use crate::state::{self, LastRun};
-use crate::store;
 use crate::token;
 
 /// A token file to report on.
@@ -42,7 +42,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
     let path = match (config, sel.profile.is_some() || sel.all) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(get::config_path(None)?),
-        (None, false) => crate::profile::default_path(),
+        (None, false) => crate::config::profile::default_path(),
     };
     let Some(path) = path else {
         return Ok(vec![Target {

@@ -1,14 +1,17 @@
 //! OAuth2 at the token endpoint: OpenID discovery, the token request for each grant,
 //! and turning every kind of answer into a token or an error with the right exit code.
 
+pub mod assertion;
+pub mod exchange;
+
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::assertion::{SigningKey, ASSERTION_TYPE};
-use crate::credential::ClientAuth;
 use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
 use crate::secret::{untrusted_text, Secret, Untrusted};
+use crate::source::credential::ClientAuth;
+use crate::source::oauth::assertion::{SigningKey, ASSERTION_TYPE};
 
 /// What the client sends to prove who it is.
 #[derive(Clone, Debug)]
