@@ -19,7 +19,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::Agent;
 
 use crate::error::{Error, Result};
-use crate::output::store::random_fraction;
+use crate::store::random_fraction;
 
 /// Largest response body we read: discovery documents and token responses are a few KiB.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -345,8 +345,8 @@ pub fn check_trust(t: &TrustOptions) -> Result<()> {
     if let Some(f) = &t.cafile {
         // Opened, not read (that waits for the first https request): a FIFO or a
         // runaway file is refused before anything is sent, and never waited on.
-        use crate::output::store::FileError;
-        let (_, meta) = crate::output::store::open_regular(f).map_err(|e| match e {
+        use crate::store::FileError;
+        let (_, meta) = crate::store::open_regular(f).map_err(|e| match e {
             FileError::Io { err, .. } => Error::config(format!(
                 "cannot read --cafile {}: {}",
                 f.display(),
@@ -382,9 +382,9 @@ pub const MAX_CA_FILE_LEN: usize = 4 * 1024 * 1024;
 fn pem_certs(
     path: &Path,
     out: &mut Vec<Certificate<'static>>,
-) -> std::result::Result<usize, crate::output::store::FileError> {
-    let opened = crate::output::store::open_regular(path)?;
-    let data = crate::output::store::read_capped(path, opened, MAX_CA_FILE_LEN)?;
+) -> std::result::Result<usize, crate::store::FileError> {
+    let opened = crate::store::open_regular(path)?;
+    let data = crate::store::read_capped(path, opened, MAX_CA_FILE_LEN)?;
     let mut n = 0;
     for item in ureq::tls::parse_pem(&data).flatten() {
         if let ureq::tls::PemItem::Certificate(c) = item {

@@ -18,6 +18,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod issuer;
 pub mod jws;
 pub mod logging;
 pub mod output;
@@ -25,7 +26,9 @@ pub mod scope;
 pub mod secret;
 pub mod signals;
 pub mod source;
+pub mod store;
 pub mod token;
+pub mod verify;
 
 use std::process::ExitCode;
 

@@ -221,7 +221,7 @@ fn inspect_never_waits_on_a_fifo_at_the_default_location() {
     // $XDG_RUNTIME_DIR/bt_u<uid>, found by discovery.
     let runtime = env.path("run");
     fs::create_dir(&runtime).unwrap();
-    mkfifo(&runtime.join(format!("bt_u{}", robot_token::output::store::euid())));
+    mkfifo(&runtime.join(format!("bt_u{}", robot_token::store::euid())));
     let r = run_within(
         env.cmd().arg("inspect").env("XDG_RUNTIME_DIR", &runtime),
         10,

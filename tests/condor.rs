@@ -257,7 +257,7 @@ fn file_mode_warns_when_the_xdg_runtime_file_shadows_the_written_one() {
     let run_dir = r.env.path("run");
     std::fs::create_dir_all(&run_dir).unwrap();
     std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let xdg = run_dir.join(format!("bt_u{}", robot_token::output::store::euid()));
+    let xdg = run_dir.join(format!("bt_u{}", robot_token::store::euid()));
     std::fs::write(&xdg, format!("{}\n", jwt(600, "someone-else"))).unwrap();
 
     let get = |r: &Robot| {

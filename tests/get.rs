@@ -234,7 +234,7 @@ fn default_location_follows_wlcg_discovery() {
         .arg(&cred)
         .env("XDG_RUNTIME_DIR", &runtime));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let uid = robot_token::output::store::euid();
+    let uid = robot_token::store::euid();
     let default = runtime.join(format!("bt_u{uid}"));
     let first = assert_issued_token(&default, &iss, "robot-basic");
     assert_eq!(iss.requests("token"), 1);
@@ -466,7 +466,7 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
 /// with exit 75 having sent nothing.
 #[test]
 fn a_held_token_file_or_credential_lock_blocks_the_renewal() {
-    use robot_token::output::store;
+    use robot_token::store;
     use std::time::{Duration, Instant};
     let iss = Issuer::start();
     let env = Env::new();
@@ -579,7 +579,7 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
 /// replaces what is there (init's credential).
 #[test]
 fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
-    use robot_token::output::store::{self, WriteMode};
+    use robot_token::store::{self, WriteMode};
     let env = Env::new();
     let files = || {
         let mut v: Vec<String> = fs::read_dir(env.dir.path())

@@ -22,19 +22,19 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::commands::renew::{self, human_secs, Current};
+use crate::clock::human_secs;
+use crate::commands::renew::{self, Current};
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http, Retry};
 use crate::output::condor;
 use crate::output::hook;
-use crate::output::store::{self, FileError};
 use crate::output::target;
 use crate::source::credential::{self, Credential};
-use crate::source::oauth;
 use crate::source::oauth::exchange;
 use crate::source::vault;
 use crate::source::{self, Context};
+use crate::store::{self, FileError};
 use crate::token;
 
 /// Clock skew beyond this is worth a warning: token `exp`/`nbf` checks break.
@@ -501,7 +501,7 @@ fn oauth_checks(
             );
             match c.check(
                 &format!("discovery {url}"),
-                oauth::discover_with_date(http, issuer),
+                crate::issuer::discover_with_date(http, issuer),
                 |_| "fetched".into(),
             ) {
                 Some((meta, date)) => {

@@ -13,16 +13,18 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::InitArgs;
 use crate::clock;
-use crate::commands::renew::{self, human_secs};
-use crate::config::{parse_duration, trust_options};
+use crate::clock::human_secs;
+use crate::clock::parse_duration;
+use crate::commands::renew;
+use crate::config::trust_options;
 use crate::error::{Error, Result};
 use crate::http::{self, check_url, Http};
 use crate::output::discovery;
-use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::Secret;
 use crate::source::credential::{self, ClientAuth};
 use crate::source::oauth::assertion::SigningKey;
 use crate::source::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
+use crate::store::{self, FileError, WriteMode};
 use crate::token;
 
 /// RFC 8628 3.2: the polling interval when the issuer names none.
@@ -136,7 +138,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
         timeout,
         clock::from_now(Duration::from_secs(MAX_EXPIRES_IN)),
     );
-    let meta = oauth::discover(&http, &a.issuer)?;
+    let meta = crate::issuer::discover(&http, &a.issuer)?;
     let token_endpoint = meta.token_endpoint.clone().ok_or_else(|| {
         Error::config(format!(
             "the discovery document of {} names no token_endpoint",

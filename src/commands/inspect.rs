@@ -7,13 +7,13 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::InspectArgs;
 use crate::clock;
-use crate::commands::renew::human_secs;
-use crate::commands::verify;
+use crate::clock::human_secs;
+use crate::verify;
 use crate::config::VerifyConfig;
 use crate::error::{io_reason, Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::discovery::{self, Found};
-use crate::output::store::{self, FileError};
+use crate::store::{self, FileError};
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
 
 fn read_source(args: &InspectArgs) -> Result<(String, String)> {

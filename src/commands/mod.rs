@@ -1,6 +1,6 @@
 //! The commands: each turns its settings into a run and an exit code. `get` (with
 //! `renew`, the renewal's steps, and `dryrun`, the same steps as checks), `init`
-//! (device flow), `revoke`, `inspect` (+ `verify`), `status`/`check` (`monitor`),
+//! (device flow), `revoke`, `status`/`check` (`monitor`),
 //! `generate` and `version`. Commands may use every other folder; nothing else uses
 //! them.
 
@@ -12,5 +12,4 @@ pub mod inspect;
 pub mod monitor;
 pub mod renew;
 pub mod revoke;
-pub mod verify;
 pub mod version;

@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::clock::human_secs;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::output::store::{self, FileError};
 use crate::output::target::{self, Target};
 use crate::source;
-use crate::token;
+use crate::store::{self, FileError};
+use crate::token::{self, default_minsecs, margin, DEFAULT_MINSECS};
 
 /// Space reserved for each token file's replacement before a renewal sends
 /// anything: WLCG tokens are 1-4 KiB; a larger one is still written if it fits.
@@ -81,26 +82,6 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
     })
 }
 
-/// The renewal margin when `--minsecs` is not given: one hour, or half the token's own
-/// lifetime (`exp - iat`) when that is shorter. A 1-hour token (INDIGO IAM's default)
-/// is then renewed once per half hour, not on every cron run, and tokens of 2 hours
-/// and more keep the classic hour (igwn-robot-get's `--minsecs 3600`). Without a
-/// usable `iat` the lifetime is unknown: one hour.
-pub fn default_minsecs(exp: i64, iat: Option<i64>) -> i64 {
-    match iat {
-        Some(iat) if iat < exp => DEFAULT_MINSECS.min(exp.saturating_sub(iat) / 2),
-        _ => DEFAULT_MINSECS,
-    }
-}
-
-/// The cap of [`default_minsecs`], and the margin when no token says more.
-pub const DEFAULT_MINSECS: i64 = 3600;
-
-/// The margin for this token: `--minsecs` exactly when given, else the default rule.
-pub fn margin(minsecs: Option<i64>, t: &token::Times) -> i64 {
-    minsecs.unwrap_or_else(|| default_minsecs(t.exp, t.iat))
-}
-
 /// A token's lifetime as issued, `exp - iat`, when it has a usable `iat`.
 fn lifetime(t: &token::Times) -> Option<i64> {
     t.iat
@@ -165,25 +146,6 @@ fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
         ),
         (None, _) => format!("{} (the default)", human_secs(DEFAULT_MINSECS)),
     }
-}
-
-/// Human form of a number of seconds: 1h 2m 3s.
-pub fn human_secs(s: i64) -> String {
-    // unsigned_abs: -i64::MIN does not fit in an i64.
-    let (sign, s) = (if s < 0 { "-" } else { "" }, s.unsigned_abs());
-    let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
-    let mut out = String::from(sign);
-    if d > 0 {
-        out.push_str(&format!("{d}d "));
-    }
-    if d > 0 || h > 0 {
-        out.push_str(&format!("{h}h "));
-    }
-    if d > 0 || h > 0 || m > 0 {
-        out.push_str(&format!("{m}m "));
-    }
-    out.push_str(&format!("{sec}s"));
-    out
 }
 
 /// The outcome of a successful `get`.

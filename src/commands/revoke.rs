@@ -30,12 +30,12 @@ use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::condor;
-use crate::output::store::{self, FileError};
 use crate::output::target;
 use crate::source::credential::{self, Credential};
 use crate::source::oauth;
 use crate::source::vault;
 use crate::source::{self, Context};
+use crate::store::{self, FileError};
 
 pub fn run(
     config: Option<&PathBuf>,
@@ -108,7 +108,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
         outfile: &first,
         deadline,
         // Revocation asks no source for a token.
-        minsecs: crate::commands::renew::DEFAULT_MINSECS,
+        minsecs: crate::token::DEFAULT_MINSECS,
         minsecs_is_default: cfg.minsecs.is_none(),
     };
 
@@ -298,7 +298,7 @@ fn revocation_endpoint(
             cred.path.display()
         )));
     };
-    let meta = oauth::discover(http, issuer)?;
+    let meta = crate::issuer::discover(http, issuer)?;
     let Some(ep) = meta.revocation_endpoint else {
         return Err(Error::config(format!(
             "the discovery document of {issuer} names no revocation_endpoint: this issuer does \

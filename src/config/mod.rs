@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
-use crate::clock;
+use crate::clock::{self, parse_duration};
 use crate::error::{Error, Result};
 use crate::http::TrustOptions;
 use crate::output::condor;
@@ -106,7 +106,7 @@ pub struct GetConfig {
     pub outputs: Vec<OutputSpec>,
     /// The first token file: the first `-o`, else the WLCG discovery default.
     pub outfile: PathBuf,
-    /// `--minsecs` as given; `None`: the default rule, `renew::default_minsecs`.
+    /// `--minsecs` as given; `None`: the default rule, `token::default_minsecs`.
     pub minsecs: Option<i64>,
     /// Seconds added to the margin (`--condor=credd`: SEC_CREDENTIAL_REFRESH); 0 here.
     pub minsecs_extra: i64,
@@ -204,50 +204,6 @@ fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
     }
 }
 
-/// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`; at most 10 years
-/// ([`clock::MAX_DURATION`]): longer is refused, never wrapped around.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let secs = match s.parse::<u64>() {
-        Ok(n) => Some(n as f64),
-        // Digits past u64::MAX: a number, only too large.
-        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Some(f64::INFINITY),
-        Err(_) => s.parse::<jiff::Span>().ok().and_then(|span| {
-            span.total((
-                jiff::Unit::Second,
-                jiff::SpanRelativeTo::days_are_24_hours(),
-            ))
-            .ok()
-        }),
-    };
-    match secs {
-        // Compared as f64 first: Duration::from_secs_f64 panics past u64::MAX seconds.
-        Some(t) if t > clock::MAX_DURATION.as_secs_f64() => Err(format!(
-            "{s:?} is more than 10 years ({}d)",
-            clock::MAX_DURATION.as_secs() / 86_400
-        )),
-        Some(t) if t >= 0.0 && t.is_finite() => Ok(match s.parse::<u64>() {
-            Ok(n) => Duration::from_secs(n),
-            Err(_) => Duration::from_secs_f64(t),
-        }),
-        _ => Err(format!(
-            "{s:?} is not a duration (use seconds, or e.g. 90s, 30m, 1h, 7d)"
-        )),
-    }
-}
-
-/// A whole number of seconds from a file (JSON), bounded like [`parse_duration`].
-pub fn duration_secs(n: u64) -> std::result::Result<Duration, String> {
-    let d = Duration::from_secs(n);
-    if d > clock::MAX_DURATION {
-        return Err(format!(
-            "{n} s is more than 10 years ({}d)",
-            clock::MAX_DURATION.as_secs() / 86_400
-        ));
-    }
-    Ok(d)
-}
-
 fn duration_opt(name: &str, v: &str) -> Result<Duration> {
     parse_duration(v).map_err(|e| Error::usage(format!("--{name}: {e}")))
 }
@@ -273,7 +229,7 @@ fn capath_or_default(explicit: &Option<PathBuf>) -> Option<PathBuf> {
 /// What `inspect --verify` checks and how it reaches the issuer.
 #[derive(Debug, Clone)]
 pub struct VerifyConfig {
-    pub expect: crate::commands::verify::Expect,
+    pub expect: crate::verify::Expect,
     pub trust: TrustOptions,
     pub timeout: Duration,
 }
@@ -299,7 +255,7 @@ impl VerifyConfig {
             return Err(Error::usage("--timeout must be positive"));
         }
         Ok(Some(VerifyConfig {
-            expect: crate::commands::verify::Expect {
+            expect: crate::verify::Expect {
                 issuer: a.issuer.clone(),
                 audience: words(&a.audience),
                 scopes: words(&a.require_scope),
@@ -531,34 +487,4 @@ fn condor_mode(a: &GetArgs, source: &Source, files: &[&Path]) -> Result<Option<c
         }
         _ => condor::Mode::File,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-5").is_err());
-        assert_eq!(parse_duration("3653d"), Ok(clock::MAX_DURATION));
-        for huge in [
-            "3654d",
-            "9223372036854775808",
-            "18446744073709551615",
-            "99999999999999999999999",
-            "7000000d",
-        ] {
-            let e = parse_duration(huge).unwrap_err();
-            assert!(e.contains("10 years"), "{huge}: {e}");
-        }
-        assert!(duration_secs(u64::MAX).is_err());
-        assert_eq!(duration_secs(60), Ok(Duration::from_secs(60)));
-    }
 }

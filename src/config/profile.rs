@@ -39,7 +39,7 @@ use toml::Spanned;
 use crate::cli::GetArgs;
 use crate::config::GetConfig;
 use crate::error::{io_reason, Error, Result};
-use crate::output::store;
+use crate::store;
 
 /// A configuration file larger than this is a mistake (1,000 profiles are ~200 KiB).
 const MAX_CONFIG_LEN: u64 = 16 * 1024 * 1024;

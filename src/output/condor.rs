@@ -25,10 +25,10 @@ use std::time::{Duration, Instant};
 use crate::config::GetConfig;
 use crate::error::{io_reason, Error, Result};
 use crate::output::discovery;
-use crate::output::store::{self, FileError, WriteMode};
 use crate::output::target;
 use crate::secret::Secret;
 use crate::source::vault;
+use crate::store::{self, FileError, WriteMode};
 use crate::token;
 
 /// `--condor[=MODE]` as configured (checked without I/O by `config`).
@@ -528,13 +528,13 @@ impl EarlyRenewal {
             exp: expires,
             iat: Some(now),
         };
-        crate::commands::renew::margin(self.minsecs, &t).saturating_add(self.extra())
+        crate::token::margin(self.minsecs, &t).saturating_add(self.extra())
     }
 
     /// After a renewal: warn when the issuer's tokens are too short for the rule.
     pub fn check_lifetime(&self, expires: i64) {
         let r = self.refresh;
-        let m = crate::commands::renew::margin(
+        let m = crate::token::margin(
             self.minsecs,
             &crate::token::Times {
                 exp: expires,
@@ -551,7 +551,7 @@ impl EarlyRenewal {
                  jobs receive the credd's token only every {r} s and will hold an expired one; \
                  ask the issuer for tokens that live more than {} s, or lower \
                  SEC_CREDENTIAL_REFRESH on the execute points",
-                crate::commands::renew::human_secs(left),
+                crate::clock::human_secs(left),
                 self.minsecs(expires)
             );
         } else if left < self.minsecs(expires) {
@@ -559,7 +559,7 @@ impl EarlyRenewal {
                 "the new token lives {}, less than --minsecs ({m} s) plus SEC_CREDENTIAL_REFRESH \
                  ({r} s): every run renews it; lower --minsecs below {} s (and keep it above the \
                  interval between runs)",
-                crate::commands::renew::human_secs(left),
+                crate::clock::human_secs(left),
                 left - r
             );
         }

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::output::store::euid;
+use crate::store::euid;
 
 /// Where a reader finds the token.
 #[derive(Debug, Clone, PartialEq, Eq)]

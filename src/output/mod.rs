@@ -9,5 +9,4 @@ pub mod condor;
 pub mod discovery;
 pub mod hook;
 pub mod state;
-pub mod store;
 pub mod target;

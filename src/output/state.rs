@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::error::Error;
-use crate::output::store;
+use crate::store;
 use crate::token;
 
 /// Longest error message kept (the record has a fixed size).

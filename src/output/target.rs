@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use crate::config::GetConfig;
 use crate::error::{Error, Result};
-use crate::output::store::{self, euid};
+use crate::store::{self, euid};
 
 /// One token file as configured, names not yet resolved.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

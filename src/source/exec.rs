@@ -70,13 +70,13 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Dur
     use serde::de::Error as _;
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => crate::config::parse_duration(&s)
+        Some(Value::String(s)) => crate::clock::parse_duration(&s)
             .map(Some)
             .map_err(D::Error::custom),
         Some(Value::Number(n)) => n
             .as_u64()
             .ok_or_else(|| D::Error::custom("timeout must be a whole number of seconds"))
-            .and_then(|s| crate::config::duration_secs(s).map_err(D::Error::custom))
+            .and_then(|s| crate::clock::duration_secs(s).map_err(D::Error::custom))
             .map(Some),
         Some(_) => Err(D::Error::custom(
             "timeout must be a duration such as \"30s\"",

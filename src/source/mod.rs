@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result, Tag};
 use crate::http::Http;
-use crate::output::store::{self, FileError};
 use crate::secret::Secret;
 use crate::source::credential::{ClientAuth, CredGrant, Credential, Subject};
 use crate::source::exec::{ExecContext, ExecSettings, Printed};
 use crate::source::oauth::assertion::SigningKey;
 use crate::source::oauth::exchange;
 use crate::source::oauth::{Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
+use crate::store::{self, FileError};
 use crate::token;
 
 /// A token a source obtained, not yet checked or installed.

@@ -417,7 +417,7 @@ pub fn read(p: &Path) -> String {
 }
 
 pub fn is_root() -> bool {
-    robot_token::output::store::euid() == 0
+    robot_token::store::euid() == 0
 }
 
 /// For the tests marked `#[ignore = "needs root"]` (scripts/test.sh runs them with

@@ -15,10 +15,10 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
-use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::Secret;
 use crate::source::credential::json_edit::Edit;
 use crate::source::exec::ExecSettings;
+use crate::store::{self, FileError, WriteMode};
 
 /// A credential file larger than this is not a credential file.
 pub const MAX_CREDENTIAL_LEN: usize = 1024 * 1024;

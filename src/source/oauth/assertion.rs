@@ -9,8 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::output::store::{self, FileError};
 use crate::secret::Secret;
+use crate::store::{self, FileError};
 
 /// How long an assertion is valid: long enough for one request and clock skew,
 /// short enough that a captured one is useless.

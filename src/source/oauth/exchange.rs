@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use crate::error::{io_reason, Error, Result};
 use crate::http::{check_url, Http, Retry};
-use crate::output::store;
 use crate::secret::Secret;
 use crate::source::credential::Subject;
+use crate::store;
 
 const MAX_SUBJECT_LEN: u64 = 64 * 1024;
 

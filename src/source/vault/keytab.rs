@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{io_reason, Error, Result};
-use crate::output::store::{self, FileError};
+use crate::store::{self, FileError};
 
 /// Keytabs are a few KiB; anything larger is not one.
 const MAX_KEYTAB_LEN: u64 = 1024 * 1024;

@@ -29,10 +29,10 @@ use zeroize::Zeroizing;
 use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result};
 use crate::http::{self, Body, Reply, Retry};
-use crate::output::store::{self, FileError, WriteMode};
 use crate::secret::{self, Secret};
 use crate::source::vault::gssapi::GssErrorKind;
 use crate::source::{Context, Issued};
+use crate::store::{self, FileError, WriteMode};
 
 pub const DEFAULT_PORT: u16 = 8200;
 pub const DEFAULT_ISSUER: &str = "default";
@@ -151,11 +151,11 @@ fn file_options(section: &Map<String, Value>, path: &Path) -> Result<VaultOption
                 .as_u64()
                 .ok_or_else(|| bad(format!("\"{key}\" must be a whole number of seconds")))
                 .and_then(|n| {
-                    crate::config::duration_secs(n)
+                    crate::clock::duration_secs(n)
                         .map(Some)
                         .map_err(|e| bad(format!("\"{key}\": {e}")))
                 }),
-            Some(Value::String(s)) => crate::config::parse_duration(s)
+            Some(Value::String(s)) => crate::clock::parse_duration(s)
                 .map(Some)
                 .map_err(|e| bad(format!("\"{key}\": {e}"))),
             Some(_) => Err(bad(format!("\"{key}\" must be seconds or a duration"))),
@@ -317,8 +317,8 @@ impl Settings {
             // Every run would log in again (htgettoken refuses this too).
             return Err(Error::usage(format!(
                 "--vault-token-minttl ({}) must be less than --vault-token-ttl ({})",
-                crate::commands::renew::human_secs(crate::clock::secs(token_minttl)),
-                crate::commands::renew::human_secs(crate::clock::secs(token_ttl))
+                crate::clock::human_secs(crate::clock::secs(token_minttl)),
+                crate::clock::human_secs(crate::clock::secs(token_ttl))
             )));
         }
         Ok(Settings {
@@ -839,15 +839,15 @@ fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>> {
             if never_expires {
                 "no expiry".to_string()
             } else {
-                crate::commands::renew::human_secs(ttl)
+                crate::clock::human_secs(ttl)
             }
         );
         Ok(Some(token))
     } else {
         tracing::info!(
             "the cached Vault token {token} has {} left, less than --vault-token-minttl {}: logging in again",
-            crate::commands::renew::human_secs(ttl),
-            crate::commands::renew::human_secs(min)
+            crate::clock::human_secs(ttl),
+            crate::clock::human_secs(min)
         );
         Ok(None)
     }
@@ -968,7 +968,7 @@ fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
     let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
     tracing::info!(
         "logged in to Vault as {who}: Vault token {token}, lease {}",
-        crate::commands::renew::human_secs(crate::clock::secs_u64(lease))
+        crate::clock::human_secs(crate::clock::secs_u64(lease))
     );
     let token = if lease > s.token_ttl.as_secs() || lease == 0 {
         shorter_token(s, token, ctx)?
@@ -1018,7 +1018,7 @@ fn shorter_token(s: &Settings, parent: Secret, ctx: &Context) -> Result<Secret> 
         Some(child) => {
             tracing::info!(
                 "exchanged it for the Vault token {child} valid {} (--vault-token-ttl)",
-                crate::commands::renew::human_secs(crate::clock::secs(s.token_ttl))
+                crate::clock::human_secs(crate::clock::secs(s.token_ttl))
             );
             Ok(child)
         }

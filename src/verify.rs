@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::http::{check_url, Failure, FailureKind, Http, Retry};
+use crate::issuer::parse_metadata;
 use crate::scope;
-use crate::source::oauth::parse_metadata;
 use crate::token::{numeric_date, Jwt};
 
 /// Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds.
