@@ -50,8 +50,6 @@ fn allowed(from: Group, to: Group, target: &[String]) -> bool {
 
 struct Module {
     path: Vec<String>,
-    /// The folder the file sits in, relative to `src/`.
-    folder: String,
     file: PathBuf,
 }
 
@@ -80,12 +78,7 @@ fn modules(src: &Path) -> Vec<Module> {
             ) {
                 path.pop();
             }
-            let folder = rel.parent().unwrap().to_string_lossy().into_owned();
-            out.push(Module {
-                path,
-                folder,
-                file: p,
-            });
+            out.push(Module { path, file: p });
         }
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));
@@ -170,12 +163,31 @@ fn uses(module: &Module, code: &str) -> Vec<Vec<String>> {
             continue;
         }
         let mut rest = &code[i..];
+        if rest.starts_with("super::*;") {
+            // An inline `mod tests` importing the file's own module.
+            continue;
+        }
         let mut base = module.path.clone();
         while let Some(r) = rest.strip_prefix("super::") {
             base.pop();
             rest = r;
         }
         out.push(path_after(rest, base));
+    }
+    // A child module declared here (`mod vault;`) and used by its bare name.
+    for line in code.lines() {
+        let decl = line.trim_start().trim_start_matches("pub ");
+        let Some(child) = decl.strip_prefix("mod ").and_then(|r| r.strip_suffix(';')) else {
+            continue;
+        };
+        let used = code.match_indices(&format!("{child}::")).any(|(i, _)| {
+            !code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':')
+        });
+        if used {
+            let mut p = module.path.clone();
+            p.push(child.to_string());
+            out.push(p);
+        }
     }
     out.retain(|p| !p.is_empty());
     out
@@ -188,7 +200,8 @@ fn target<'m>(mods: &'m [Module], path: &[String]) -> Option<&'m Module> {
         .find_map(|n| mods.iter().find(|m| m.path == path[..n]))
 }
 
-fn folder_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+/// A cycle in `edges`, if there is one (depth-first search).
+fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
         n: &str,
         edges: &BTreeMap<String, BTreeSet<String>>,
@@ -200,7 +213,7 @@ fn folder_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String
             cycle.push(n.to_string());
             return Some(cycle);
         }
-        if !done.insert(n.to_string()) {
+        if done.contains(n) {
             return None;
         }
         stack.push(n.to_string());
@@ -210,6 +223,7 @@ fn folder_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String
             }
         }
         stack.pop();
+        done.insert(n.to_string());
         None
     }
     let mut done = BTreeSet::new();
@@ -224,6 +238,8 @@ fn folders_follow_the_import_rules_and_have_no_cycle() {
     let mods = modules(&src);
     assert!(mods.len() > 20, "read {} files under src/", mods.len());
     let mut broken = Vec::new();
+    // File to file, for the cycle check; folder to folder, for the map it prints.
+    let mut files: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut folders: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for m in &mods {
         let text = std::fs::read_to_string(&m.file).unwrap();
@@ -239,23 +255,22 @@ fn folders_follow_the_import_rules_and_have_no_cycle() {
                     p.join("::")
                 ));
             }
-            if t.folder != m.folder && from != Group::Root {
+            let name = |m: &Module| m.file.strip_prefix(&src).unwrap().display().to_string();
+            if t.file != m.file && from != Group::Root {
+                files.entry(name(m)).or_default().insert(name(t));
+            }
+            if from != to && from != Group::Root {
                 folders
-                    .entry(m.folder.clone())
+                    .entry(format!("{from:?}"))
                     .or_default()
-                    .insert(t.folder.clone());
+                    .insert(format!("{to:?}"));
             }
         }
     }
     for (from, to) in &folders {
-        let to: Vec<_> = to
-            .iter()
-            .map(|f| if f.is_empty() { "src" } else { f })
-            .collect();
         println!(
-            "{} -> {}",
-            if from.is_empty() { "src" } else { from },
-            to.join(", ")
+            "{from} -> {}",
+            to.iter().cloned().collect::<Vec<_>>().join(", ")
         );
     }
     broken.sort();
@@ -266,8 +281,23 @@ fn folders_follow_the_import_rules_and_have_no_cycle() {
         broken.len(),
         broken.join("\n")
     );
-    if let Some(cycle) = folder_cycle(&folders) {
-        panic!("import cycle between folders: {}", cycle.join(" -> "));
+    if let Some(cycle) = find_cycle(&folders) {
+        panic!("import cycle between roles: {}", cycle.join(" -> "));
+    }
+    // Between roles the rules above already forbid a cycle; within a role, files
+    // of different folders (a source and the source interface) must not form one
+    // either. Files of one folder may use each other both ways.
+    let folder_of = |f: &str| Path::new(f).parent().map(Path::to_path_buf);
+    let mut crossing = files.clone();
+    while let Some(cycle) = find_cycle(&crossing) {
+        let one_folder = cycle.iter().all(|f| folder_of(f) == folder_of(&cycle[0]));
+        assert!(
+            one_folder,
+            "import cycle across folders: {}",
+            cycle.join(" -> ")
+        );
+        // Within one folder: allowed; drop one edge of it and look again.
+        crossing.get_mut(&cycle[0]).unwrap().remove(&cycle[1]);
     }
 }
 
@@ -276,7 +306,6 @@ fn folders_follow_the_import_rules_and_have_no_cycle() {
 fn the_checker_sees_every_spelling_of_a_use() {
     let m = |p: &[&str]| Module {
         path: p.iter().map(|s| s.to_string()).collect(),
-        folder: String::new(),
         file: PathBuf::new(),
     };
     let names = |m: &Module, code: &str| -> Vec<String> {
@@ -300,6 +329,11 @@ fn the_checker_sees_every_spelling_of_a_use() {
         ["commands::renew"]
     );
     assert!(names(&store, &code("// see crate::config for why")).is_empty());
+    assert!(names(&store, "mod tests {\n    use super::*;\n}").is_empty());
+    assert_eq!(
+        names(&m(&["source"]), "pub mod vault;\nfn f() { vault::login() }"),
+        ["source::vault"]
+    );
     assert!(!allowed(Group::Outputs, Group::Config, &["config".into()]));
     assert!(!allowed(
         Group::Sources,
@@ -315,7 +349,7 @@ fn the_checker_sees_every_spelling_of_a_use() {
     edges.insert("a".to_string(), BTreeSet::from(["b".to_string()]));
     edges.insert("b".to_string(), BTreeSet::from(["a".to_string()]));
     assert_eq!(
-        folder_cycle(&edges),
+        find_cycle(&edges),
         Some(vec!["a".into(), "b".into(), "a".into()])
     );
 }

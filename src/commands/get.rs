@@ -22,6 +22,7 @@ use crate::error::{Error, Exit, Result};
 use crate::output::condor;
 use crate::output::hook;
 use crate::output::state;
+use crate::source::vault;
 
 /// The configuration file to read: `--config`, else the first default that exists.
 pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
@@ -96,7 +97,11 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let left = || deadline.saturating_duration_since(Instant::now());
     // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
     // running job never holds an expired token.
-    let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
+    let early = condor::early_renewal(
+        cfg.condor.as_ref(),
+        cfg.minsecs,
+        cfg.timeout.min(left()).max(Duration::from_millis(100)),
+    );
     let renewal = early.map(|e| {
         let mut c = cfg.clone();
         c.minsecs_extra = e.extra();
@@ -112,12 +117,16 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
             if let Some(mode) = &cfg.condor {
-                let mut cfg = cfg.clone();
-                if let Some(first) = o.files.first() {
-                    cfg.outfile = first.clone();
-                }
-                cfg.timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
-                condor::run(&cfg, mode)?;
+                let outfile = o.files.first().unwrap_or(&cfg.outfile);
+                // The file may belong to the user root keeps it for (`-o PATH:owner=USER`).
+                let target = cfg.targets()?.into_iter().find(|t| &t.path == outfile);
+                let file = condor::TokenFile {
+                    path: outfile,
+                    also: target.as_ref().and_then(|t| t.other_owner()),
+                    write: target.map(|t| t.write_mode()).unwrap_or_default(),
+                };
+                let timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
+                condor::run(mode, &file, timeout, &|login| vault_storer(cfg, login))?;
             }
             Ok(o)
         })
@@ -230,4 +239,25 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         .map(|(_, e)| *e)
         .max_by_key(|e| e.severity())
         .unwrap_or(Exit::Ok)
+}
+
+/// What `--condor=vault-storer` needs from the Vault source; `login`: make sure the
+/// cache the storer's htgettoken reads holds a valid ticket. On the fresh path no
+/// login happened, so one may be needed (a still-valid ticket is reused).
+pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::VaultStorer>> {
+    let Some(s) = vault::settings(&cfg.source.kind)? else {
+        return Ok(None);
+    };
+    let ccache = if login {
+        vault::kerberos_ticket(&s)?
+    } else {
+        std::path::PathBuf::new()
+    };
+    Ok(Some(condor::VaultStorer {
+        vault_server: s.server,
+        issuer: s.issuer,
+        role: s.role,
+        credkey: s.credkey,
+        ccache,
+    }))
 }

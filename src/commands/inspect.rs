@@ -8,13 +8,13 @@ use serde_json::{json, Map, Value};
 use crate::cli::InspectArgs;
 use crate::clock;
 use crate::clock::human_secs;
-use crate::verify;
 use crate::config::VerifyConfig;
 use crate::error::{io_reason, Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::discovery::{self, Found};
 use crate::store::{self, FileError};
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
+use crate::verify;
 
 fn read_source(args: &InspectArgs) -> Result<(String, String)> {
     let (what, data) = match args.file.as_deref() {

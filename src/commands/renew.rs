@@ -11,7 +11,7 @@ use crate::clock::human_secs;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::output::target::{self, Target};
+use crate::output::target::Target;
 use crate::source;
 use crate::store::{self, FileError};
 use crate::token::{self, default_minsecs, margin, DEFAULT_MINSECS};
@@ -276,7 +276,7 @@ pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Erro
 /// hand-offs that follow.
 pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
-    let targets = target::targets(cfg)?;
+    let targets = cfg.targets()?;
     let margin = Margin::of(cfg);
     let states = match settled(&targets, survey(&targets, margin), margin, false) {
         Ok(outcome) => return outcome,
@@ -288,7 +288,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         }
     }
     // A missing credential fails here, before anything is created or slept.
-    source::precheck(cfg)?;
+    source::precheck(&cfg.source)?;
     spread_load(cfg.random_delay, deadline);
     http::check_trust(&cfg.trust)?;
 
@@ -368,7 +368,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
 
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
     let issued = source::obtain(
-        cfg,
+        &cfg.source,
         &source::Context {
             http: &http,
             token_locks: &lock_paths,

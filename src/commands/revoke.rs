@@ -26,14 +26,15 @@ use clap::ArgMatches;
 use crate::cli::RevokeCmd;
 use crate::commands::get::config_path;
 use crate::config::profile::ConfigFile;
-use crate::config::{GetConfig, Source, VaultOptions};
+use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::condor;
-use crate::output::target;
 use crate::source::credential::{self, Credential};
 use crate::source::oauth;
 use crate::source::vault;
+use crate::source::vault::VaultOptions;
+use crate::source::Source;
 use crate::source::{self, Context};
 use crate::store::{self, FileError};
 
@@ -78,7 +79,7 @@ fn now_rfc3339() -> String {
 
 /// Retire the robot of `cfg`; one line per thing done.
 pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
-    let targets = target::targets(cfg)?;
+    let targets = cfg.targets()?;
     let deadline = crate::clock::from_now(cfg.deadline);
     let mut lines = Vec::new();
 
@@ -116,7 +117,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     // its lock, held to the end.
     let mut credential_file = None;
     let mut _cred_lock = None;
-    match &cfg.source {
+    match &cfg.source.kind {
         Source::File(path) => {
             let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             _cred_lock = source::lock_credential(&real, &ctx)?;
@@ -159,7 +160,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
                 Some((real, at)) => lines.push(already(real, &at)),
                 None => {
                     http::check_trust(&cfg.trust)?;
-                    let s = vault::Settings::resolve(cfg)?
+                    let s = vault::Settings::resolve(&cfg.source.kind)?
                         .ok_or_else(|| Error::usage("no Vault settings: give --vault-server"))?;
                     lines.extend(vault::revoke(&s, force, &ctx)?);
                     if let Some((real, data)) = &marked {
@@ -269,7 +270,7 @@ fn at_issuer(cfg: &GetConfig, cred: &Credential, http: &Http) -> Result<String> 
     };
     http::check_trust(&cfg.trust)?;
     let (endpoint, aud) = revocation_endpoint(http, cfg, cred)?;
-    let client = source::client_of(cfg, cred)?;
+    let client = source::client_of(&cfg.source, cred)?;
     oauth::revoke_refresh_token(http, &endpoint, &client, &aud, rt)?;
     Ok(format!("revoked the refresh token {rt} at {endpoint}"))
 }
@@ -282,6 +283,7 @@ fn revocation_endpoint(
     cred: &Credential,
 ) -> Result<(String, String)> {
     let token_endpoint = cfg
+        .source
         .token_endpoint
         .clone()
         .or_else(|| cred.token_endpoint.clone());

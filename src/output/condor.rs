@@ -22,12 +22,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::config::GetConfig;
 use crate::error::{io_reason, Error, Result};
 use crate::output::discovery;
-use crate::output::target;
 use crate::secret::Secret;
-use crate::source::vault;
 use crate::store::{self, FileError, WriteMode};
 use crate::token;
 
@@ -120,8 +117,13 @@ pub fn in_idtokens_dir(path: &Path) -> Option<PathBuf> {
     is.then(|| dir.to_path_buf())
 }
 
+/// What `--condor=vault-storer` needs from the Vault source, looked up by the caller
+/// (outputs take nothing from a source): `None` when the source is not Vault. With
+/// `true`, the Kerberos cache must also hold a valid ticket.
+pub type StorerLookup<'a> = &'a dyn Fn(bool) -> Result<Option<VaultStorer>>;
+
 /// After a successful `get`: resolve the configured mode and hand the token off.
-pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
+pub fn run(mode: &Mode, file: &TokenFile, timeout: Duration, storer: StorerLookup) -> Result<()> {
     let handoff = match mode {
         Mode::File => Handoff::File,
         Mode::Credd { service, handle } => {
@@ -131,43 +133,29 @@ pub fn run(cfg: &GetConfig, mode: &Mode) -> Result<()> {
                 handle: handle.clone(),
             }
         }
-        Mode::VaultStorer => {
-            let s = vault::settings(cfg)?.ok_or_else(|| {
-                Error::usage(
-                    "--condor=vault-storer needs the Vault source (--vault-server with a keytab, or \
-                     a credential file with a \"vault\" section)",
-                )
-            })?;
-            // On the fresh path no login happened: make sure the cache the storer's
-            // htgettoken reads holds a valid ticket (a still-valid one is reused).
-            let ccache = vault::kerberos_ticket(&s)?;
-            Handoff::VaultStorer(VaultStorer {
-                vault_server: s.server,
-                issuer: s.issuer,
-                role: s.role,
-                credkey: s.credkey,
-                ccache,
-            })
-        }
+        Mode::VaultStorer => Handoff::VaultStorer(storer(true)?.ok_or_else(not_vault)?),
     };
-    // The file may belong to the user root keeps it for (`-o PATH:owner=USER`).
-    let target = target::targets(cfg)?
-        .into_iter()
-        .find(|t| t.path == cfg.outfile);
-    let file = TokenFile {
-        path: &cfg.outfile,
-        also: target.as_ref().and_then(|t| t.other_owner()),
-        write: target.map(|t| t.write_mode()).unwrap_or_default(),
-    };
-    hand_off_file(&handoff, &file, &Tools::from_env(cfg.timeout))
+    hand_off_file(&handoff, file, &Tools::from_env(timeout))
+}
+
+fn not_vault() -> Error {
+    Error::usage(
+        "--condor=vault-storer needs the Vault source (--vault-server with a keytab, or a \
+         credential file with a \"vault\" section)",
+    )
 }
 
 /// `get --dry-run` for `--condor`: the hand-off's tools are found, HTCondor's version
 /// band is known, the vault-storer settings agree, and the credd answers a query
 /// (`condor_store_cred query-oauth`). Nothing is stored and no storer runs. The checks
 /// (name, outcome) in the hand-off's order, up to the first that fails.
-pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> {
-    let tools = Tools::from_env(cfg.timeout);
+pub fn preflight(
+    mode: &Mode,
+    outfile: &Path,
+    timeout: Duration,
+    storer: StorerLookup,
+) -> Vec<(String, Result<String>)> {
+    let tools = Tools::from_env(timeout);
     let mut out = Vec::new();
     let (service, handle) = match mode {
         Mode::File => {
@@ -176,7 +164,7 @@ pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> 
                 Ok(format!(
                     "--condor=file: HTCondor's tools read {} (set _CONDOR_SCITOKENS_FILE if it \
                      is not where bearer token discovery looks)",
-                    cfg.outfile.display()
+                    outfile.display()
                 )),
             ));
             return out;
@@ -202,22 +190,10 @@ pub fn preflight(cfg: &GetConfig, mode: &Mode) -> Vec<(String, Result<String>)> 
             (service.clone(), handle.clone())
         }
         Mode::VaultStorer => {
-            let v = match vault::settings(cfg) {
-                Ok(Some(s)) => VaultStorer {
-                    vault_server: s.server,
-                    issuer: s.issuer,
-                    role: s.role,
-                    credkey: s.credkey,
-                    ccache: PathBuf::new(),
-                },
+            let v = match storer(false) {
+                Ok(Some(v)) => v,
                 Ok(None) => {
-                    out.push((
-                        "HTCondor vault-storer".into(),
-                        Err(Error::usage(
-                            "--condor=vault-storer needs the Vault source (--vault-server with a \
-                             keytab, or a credential file with a \"vault\" section)",
-                        )),
-                    ));
+                    out.push(("HTCondor vault-storer".into(), Err(not_vault())));
                     return out;
                 }
                 Err(e) => {
@@ -569,16 +545,17 @@ impl EarlyRenewal {
 /// For `--condor=credd`, read `SEC_CREDENTIAL_REFRESH` and say how the renewal moves.
 /// One `condor_config_val` per run: the credd hand-off runs HTCondor's tools on
 /// every run anyway, fresh or not.
-pub fn early_renewal(cfg: &GetConfig, timeout: Duration) -> Option<EarlyRenewal> {
-    if !matches!(cfg.condor, Some(Mode::Credd { .. })) {
+pub fn early_renewal(
+    mode: Option<&Mode>,
+    minsecs: Option<i64>,
+    timeout: Duration,
+) -> Option<EarlyRenewal> {
+    if !matches!(mode, Some(Mode::Credd { .. })) {
         return None;
     }
     let refresh = credential_refresh(&Tools::from_env(timeout));
-    let e = EarlyRenewal {
-        refresh,
-        minsecs: cfg.minsecs,
-    };
-    let threshold = match cfg.minsecs {
+    let e = EarlyRenewal { refresh, minsecs };
+    let threshold = match minsecs {
         Some(m) => format!(
             "{} s is left (--minsecs {m} s + SEC_CREDENTIAL_REFRESH {refresh} s)",
             m.saturating_add(e.extra())

@@ -11,7 +11,6 @@ use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
 use crate::issuer::{describe_body, discover, retry_hint};
 use crate::secret::{untrusted_text, Secret, Untrusted};
-use crate::source::credential::ClientAuth;
 use crate::source::oauth::assertion::{SigningKey, ASSERTION_TYPE};
 
 /// What the client sends to prove who it is.
@@ -638,6 +637,31 @@ fn transport_error(f: Failure, req: &TokenRequest) -> Error {
         )
         .tagged(Tag::LostResponse),
         _ => f.into_error("cannot reach", req.endpoint),
+    }
+}
+
+/// How the client proves its identity at the token endpoint (RFC 6749 2.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic with client_id and client_secret.
+    Basic,
+    /// client_id and client_secret in the form body.
+    Post,
+    /// A public client: client_id only.
+    None,
+    /// A JWT signed with the client's private key (RFC 7523 client assertion).
+    PrivateKeyJwt,
+}
+
+impl ClientAuth {
+    pub fn parse(s: &str) -> Option<ClientAuth> {
+        match s {
+            "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
+            "post" | "client_secret_post" => Some(ClientAuth::Post),
+            "none" => Some(ClientAuth::None),
+            "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
+            _ => None,
+        }
     }
 }
 

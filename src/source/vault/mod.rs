@@ -18,6 +18,9 @@
 
 pub mod gssapi;
 pub mod keytab;
+pub mod options;
+
+pub use options::VaultOptions;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,12 +29,11 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use crate::config::{GetConfig, Source, VaultOptions};
 use crate::error::{Error, Result};
 use crate::http::{self, Body, Reply, Retry};
 use crate::secret::{self, Secret};
+use crate::source::interface::{Context, Issued, Source};
 use crate::source::vault::gssapi::GssErrorKind;
-use crate::source::{Context, Issued};
 use crate::store::{self, FileError, WriteMode};
 
 pub const DEFAULT_PORT: u16 = 8200;
@@ -222,8 +224,8 @@ impl Settings {
     /// The Vault settings of `cfg`, or `None` when its source is not Vault. Reads the
     /// credential file (when one is given) for its `vault` section and the keytab
     /// for its principal, and checks the keytab's permissions; no network.
-    pub fn resolve(cfg: &GetConfig) -> Result<Option<Settings>> {
-        match &cfg.source {
+    pub fn resolve(source: &Source) -> Result<Option<Settings>> {
+        match source {
             Source::Vault(opts) => {
                 let file = match &opts.credential {
                     Some(path) => {
@@ -363,14 +365,14 @@ impl Settings {
 }
 
 /// The Vault settings of a resolved configuration (see [`Settings::resolve`]).
-pub fn settings(cfg: &GetConfig) -> Result<Option<Settings>> {
-    Settings::resolve(cfg)
+pub fn settings(source: &Source) -> Result<Option<Settings>> {
+    Settings::resolve(source)
 }
 
 /// The private credential cache (a file path; use it as `KRB5CCNAME=FILE:<path>`)
 /// that the keytab login of `cfg` uses. Errors when `cfg` is not a Vault source.
-pub fn kerberos_ccache(cfg: &GetConfig) -> Result<PathBuf> {
-    settings(cfg)?
+pub fn kerberos_ccache(source: &Source) -> Result<PathBuf> {
+    settings(source)?
         .ok_or_else(|| Error::usage("not a Vault configuration: give --vault-server"))?
         .kerberos_ccache()
 }
