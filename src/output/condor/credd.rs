@@ -2,13 +2,14 @@
 //! add-oauth`), read what its answer means, and renew earlier by the starter's
 //! `SEC_CREDENTIAL_REFRESH` so that running jobs never hold an expired token.
 
-use super::tools::{redact, Ran, Tools};
-use super::version::{condor_version, plain_support, store_cred_args, Plain};
-use super::{canonical_bytes, Mode};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use std::path::Path;
 use std::time::Duration;
+
+use super::tools::{redact, Ran, Tools};
+use super::version::{condor_version, plain_support, store_cred_args, Plain};
+use super::{canonical_bytes, Mode};
 
 /// The starter's `SEC_CREDENTIAL_REFRESH` default, in seconds (`param_integer(...,
 /// 300)` in HTCondor's starter; the knob is not in its parameter table, so

@@ -2,12 +2,13 @@
 //! our Vault options, then run HTCondor's Vault credential storer with our Kerberos
 //! cache, as `igwn-robot-get --condor` does.
 
-use super::tools::{redact, Tools};
 use crate::error::{io_reason, Error, Result};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use super::tools::{redact, Tools};
 
 /// What the vault-storer mode needs from the Vault source.
 #[derive(Debug, Clone, PartialEq, Eq)]

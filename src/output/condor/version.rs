@@ -1,8 +1,9 @@
 //! HTCondor's version bands: which releases can store a plain access token in the
 //! credd, and with which `condor_store_cred` arguments.
 
-use super::tools::Tools;
 use crate::error::{Error, Result};
+
+use super::tools::Tools;
 
 /// What the installed HTCondor can do with a plain access token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

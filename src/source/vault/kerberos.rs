@@ -1,14 +1,15 @@
 //! The Kerberos side of the Vault login: a ticket from the keytab in our private
 //! credential cache, and the SPNEGO token GSSAPI makes from it.
 
-use super::bootstrap_hint;
-use super::settings::Settings;
 use crate::error::{Error, Result};
 use crate::source::vault::gssapi::GssErrorKind;
 use crate::store::{self, WriteMode};
 use base64::Engine;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
+
+use super::bootstrap_hint;
+use super::settings::Settings;
 
 /// Make sure the private credential cache of `s` holds a valid ticket for the Vault
 /// host (from the keytab, reusing a valid one), for tools that read the cache

@@ -28,24 +28,22 @@ pub mod options;
 mod settings;
 mod vault_token;
 
-pub use options::VaultOptions;
-
-use serde_json::Value;
-
-use crate::error::{Error, Result};
-use crate::http::{self, Body, Reply, Retry};
-use crate::secret::Secret;
-use crate::source::interface::{Context, Issued};
-use crate::store;
-
-use self::kerberos::prefer_no_rdns;
 pub use self::kerberos::{kerberos_ticket, krb5_config_list};
-use self::settings::MAX_VAULT_TOKEN_LEN;
 pub use self::settings::{
     default_token_file, kerberos_ccache, normalize_server, principal_defaults, section_of,
     settings, Settings, DEFAULT_ISSUER, DEFAULT_KERBEROS_PATH, DEFAULT_PORT, DEFAULT_ROLE,
     DEFAULT_SECRET_PATH, DEFAULT_TOKEN_MINTTL, DEFAULT_TOKEN_TTL,
 };
+use crate::error::{Error, Result};
+use crate::http::{self, Body, Reply, Retry};
+use crate::secret::Secret;
+use crate::source::interface::{Context, Issued};
+use crate::store;
+pub use options::VaultOptions;
+use serde_json::Value;
+
+use self::kerberos::prefer_no_rdns;
+use self::settings::MAX_VAULT_TOKEN_LEN;
 use self::vault_token::{cached_token, lock_token_file, login, read_token_file, token_file_error};
 
 /// What `errors` a Vault error answer carries, joined; never the request's secrets.

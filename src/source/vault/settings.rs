@@ -2,8 +2,6 @@
 //! file's `vault` section, with htgettoken's defaults (server, issuer, role, credkey,
 //! the Kerberos and secret paths, the Vault token file and its lifetimes).
 
-use super::keytab;
-use super::options::VaultOptions;
 use crate::error::{Error, Result};
 use crate::http::{self};
 use crate::secret::{self};
@@ -12,6 +10,9 @@ use crate::store::{self};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use super::keytab;
+use super::options::VaultOptions;
 
 pub const DEFAULT_PORT: u16 = 8200;
 

@@ -2,15 +2,16 @@
 //! links), obtained by a Kerberos login when missing or too short-lived, and
 //! narrowed to a shorter-lived child token as htgettoken does.
 
-use super::kerberos::spnego;
-use super::settings::{Settings, MAX_VAULT_TOKEN_LEN};
-use super::{bootstrap_hint, json_of, unavailable, vault_errors};
 use crate::error::{Error, Result};
 use crate::http::{Body, Retry};
 use crate::secret::Secret;
 use crate::source::interface::Context;
 use crate::store::{self, FileError, WriteMode};
 use zeroize::Zeroizing;
+
+use super::kerberos::spnego;
+use super::settings::{Settings, MAX_VAULT_TOKEN_LEN};
+use super::{bootstrap_hint, json_of, unavailable, vault_errors};
 
 /// The Vault token file's lock, unless this run already holds it (through a token
 /// file that shares the lock).
