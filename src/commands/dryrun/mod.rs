@@ -342,7 +342,7 @@ pub(super) fn check(cfg: &GetConfig) -> Checks {
     // After the renewal: the HTCondor hand-off and the deploy hook.
     if let Some(mode) = &cfg.condor {
         for (what, r) in condor::preflight(mode, &cfg.outfile, cfg.timeout, &|login| {
-            crate::commands::get::vault_storer(cfg, login)
+            renew::vault_storer(cfg, login)
         }) {
             c.check(&what, r, |d| d.clone());
         }

@@ -11,8 +11,9 @@ use crate::clock::human_secs;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
+use crate::output::condor;
 use crate::output::target::Target;
-use crate::source;
+use crate::source::{self, vault};
 use crate::store::{self, FileError};
 use crate::token::{self, default_minsecs, margin, DEFAULT_MINSECS};
 
@@ -575,6 +576,27 @@ pub fn exit_of(r: &Result<Outcome>) -> Exit {
         Ok(_) => Exit::Ok,
         Err(e) => e.exit(),
     }
+}
+
+/// What `--condor=vault-storer` needs from the Vault source; `login`: make sure the
+/// cache the storer's htgettoken reads holds a valid ticket. On the fresh path no
+/// login happened, so one may be needed (a still-valid ticket is reused).
+pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::VaultStorer>> {
+    let Some(s) = vault::settings(&cfg.source.kind)? else {
+        return Ok(None);
+    };
+    let ccache = if login {
+        vault::kerberos_ticket(&s)?
+    } else {
+        std::path::PathBuf::new()
+    };
+    Ok(Some(condor::VaultStorer {
+        vault_server: s.server,
+        issuer: s.issuer,
+        role: s.role,
+        credkey: s.credkey,
+        ccache,
+    }))
 }
 
 #[cfg(test)]
