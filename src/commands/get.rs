@@ -226,18 +226,10 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         );
         return Exit::Ok;
     }
-    let list: Vec<String> = failed
-        .iter()
-        .map(|(name, exit)| format!("{name} ({})", exit.code()))
-        .collect();
     crate::logging::error_line(&format!(
         "{} of {n} profiles failed: {}",
         failed.len(),
-        list.join(", ")
+        super::failed_list(&failed)
     ));
-    failed
-        .iter()
-        .map(|(_, e)| *e)
-        .max_by_key(|e| e.severity())
-        .unwrap_or(Exit::Ok)
+    Exit::worst(failed.iter().map(|(_, e)| *e))
 }

@@ -87,22 +87,14 @@ pub fn run(cfgs: &[GetConfig]) -> Exit {
         );
         return single;
     }
-    let list: Vec<String> = failed
-        .iter()
-        .map(|(n, e)| format!("{n} ({})", e.code()))
-        .collect();
     let _ = writeln!(
         std::io::stderr(),
         "robot-token: error: dry run: {} of {} profiles would fail: {}",
         failed.len(),
         cfgs.len(),
-        list.join(", ")
+        super::failed_list(&failed)
     );
-    failed
-        .iter()
-        .map(|(_, e)| *e)
-        .max_by_key(|e| e.severity())
-        .unwrap_or(Exit::Ok)
+    Exit::worst(failed.iter().map(|(_, e)| *e))
 }
 
 /// The outcome of the checks of one configuration.
@@ -320,17 +312,11 @@ pub(super) fn check(cfg: &GetConfig) -> Checks {
     lock_paths.sort();
     lock_paths.dedup();
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
-    let first = targets
-        .first()
-        .map(|t| t.path.clone())
-        .unwrap_or_else(|| cfg.outfile.clone());
+    let first = renew::first_file(cfg, &targets);
     let ctx = Context {
-        http: &http,
-        token_locks: &lock_paths,
-        outfile: &first,
-        deadline,
         minsecs: renew::wanted_minsecs(cfg.minsecs, &on_disk),
         minsecs_is_default: cfg.minsecs.is_none(),
+        ..Context::new(&http, &lock_paths, &first, deadline)
     };
 
     // The source: what it reads, and the issuer or Vault it talks to.

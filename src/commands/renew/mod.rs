@@ -371,12 +371,9 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let issued = source::obtain(
         &cfg.source,
         &source::Context {
-            http: &http,
-            token_locks: &lock_paths,
-            outfile: &targets[0].path,
-            deadline,
             minsecs: wanted_minsecs(cfg.minsecs, &old).saturating_add(cfg.minsecs_extra.max(0)),
             minsecs_is_default: cfg.minsecs.is_none(),
+            ..source::Context::new(&http, &lock_paths, &targets[0].path, deadline)
         },
     )?;
     let endpoint = &issued.from;
@@ -601,3 +598,12 @@ pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::Vault
 
 #[cfg(test)]
 mod tests;
+
+/// The first token file, which an exec command is told about: the first of
+/// `targets`, else the configured one.
+pub fn first_file(cfg: &GetConfig, targets: &[Target]) -> PathBuf {
+    targets
+        .first()
+        .map(|t| t.path.clone())
+        .unwrap_or_else(|| cfg.outfile.clone())
+}

@@ -504,24 +504,19 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
             io_reason(&e)
         ))
     })?;
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(&real)
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                real.display(),
-                io_reason(&e)
-            ))
-        })?;
-    let meta = file.metadata().map_err(|e| {
+    let cannot = |e: std::io::Error| {
         Error::config(format!(
             "cannot read credential file {}: {}",
             real.display(),
             io_reason(&e)
         ))
-    })?;
+    };
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(&real)
+        .map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
     if !meta.is_file() {
         return Err(Error::config(format!(
             "credential file {} is not a regular file",
@@ -533,13 +528,7 @@ pub fn read_file(path: &Path) -> Result<(PathBuf, zeroize::Zeroizing<Vec<u8>>)> 
     let mut data = zeroize::Zeroizing::new(Vec::new());
     file.take(MAX_CREDENTIAL_LEN as u64 + 1)
         .read_to_end(&mut data)
-        .map_err(|e| {
-            Error::config(format!(
-                "cannot read credential file {}: {}",
-                real.display(),
-                io_reason(&e)
-            ))
-        })?;
+        .map_err(cannot)?;
     if data.len() > MAX_CREDENTIAL_LEN {
         return Err(Error::data(format!(
             "credential file {} is larger than 1 MiB",

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Exit, Result, Tag};
 use crate::http::{check_url, Failure, Http, Reply, Retry};
-use crate::issuer::{describe_body, discover, retry_hint};
+use crate::issuer::{busy_answer, describe_body, discover, retry_hint};
 use crate::secret::{untrusted_text, Secret, Untrusted};
 
 use self::client::post_authenticated;
@@ -194,12 +194,7 @@ pub(super) fn error_reply(reply: &Reply, endpoint: &str, grant: &Grant) -> Error
         };
     }
     match reply.status {
-        429 | 500..=599 => Error::temp(format!(
-            "{endpoint} answered HTTP {} with {}{}",
-            reply.status,
-            describe_body(&reply.body),
-            retry_hint(reply)
-        )),
+        429 | 500..=599 => Error::temp(busy_answer(reply, endpoint)),
         300..=399 => Error::config(format!(
             "{endpoint} redirects (HTTP {}{}): configure the final token endpoint",
             reply.status,

@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::http::{check_url, Http, Reply, Retry};
-use crate::issuer::{describe_body, retry_hint};
+use crate::issuer::{busy_answer, describe_body, retry_hint};
 use crate::secret::Secret;
 
 use super::client::{auth_name, post_authenticated, Client};
@@ -82,10 +82,8 @@ fn revocation_error(reply: &Reply, endpoint: &str) -> Error {
     }
     match reply.status {
         429 | 500..=599 => Error::temp(format!(
-            "{endpoint} answered HTTP {} with {}{}; {kept}: run revoke again",
-            reply.status,
-            describe_body(&reply.body),
-            retry_hint(reply)
+            "{}; {kept}: run revoke again",
+            busy_answer(reply, endpoint)
         )),
         300..=399 | 404 | 405 => Error::config(format!(
             "{endpoint} answered HTTP {}: it is not a revocation endpoint; {kept}: check the \
