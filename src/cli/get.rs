@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::vault::VaultArgs;
+
 const EXAMPLES: &str = "\
 Examples:
   # every robot of this host, from ~/.config/robot-token/config.toml (4 at a time)
@@ -232,114 +234,9 @@ pub struct GetArgs {
     )]
     pub random_delay: String,
 
-    /// htvault-config (Vault) server: HOST[:PORT] or URL; https:// and :8200 are added when missing.
-    #[arg(
-        short = 'a',
-        long,
-        visible_alias = "vaultserver",
-        env = "ROBOT_TOKEN_VAULT_SERVER",
-        value_name = "HOST[:PORT]",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub vault_server: Option<String>,
-
-    /// Issuer name configured in Vault [default: default].
-    #[arg(
-        short = 'i',
-        long,
-        env = "ROBOT_TOKEN_ISSUER_NAME",
-        value_name = "NAME",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub issuer_name: Option<String>,
-
-    /// Vault role [default: the principal before the first '/', else default].
-    #[arg(
-        short = 'r',
-        long,
-        env = "ROBOT_TOKEN_ROLE",
-        value_name = "ROLE",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub role: Option<String>,
-
-    /// Key of the credential in Vault [default: the principal before '@'].
-    #[arg(
-        long,
-        env = "ROBOT_TOKEN_CREDKEY",
-        value_name = "KEY",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub credkey: Option<String>,
-
-    /// Kerberos keytab of the robot (mode 0600) [default: $KRB5_KTNAME].
-    #[arg(
-        short = 'k',
-        long,
-        env = "ROBOT_TOKEN_KEYTAB",
-        value_name = "FILE",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub keytab: Option<PathBuf>,
-
-    /// Kerberos principal [default: the keytab's first, with the keytab's realm].
-    #[arg(
-        long,
-        env = "ROBOT_TOKEN_PRINCIPAL",
-        value_name = "PRINCIPAL",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub principal: Option<String>,
-
-    /// Where the Vault token is cached [default: /tmp/vt_u<euid>].
-    #[arg(
-        long,
-        visible_alias = "vaulttokenfile",
-        env = "ROBOT_TOKEN_VAULT_TOKEN_FILE",
-        value_name = "PATH",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub vault_token_file: Option<PathBuf>,
-
-    /// Log in again when the cached Vault token has less than this left [default: 24h].
-    #[arg(
-        long,
-        visible_alias = "vaulttokenminttl",
-        env = "ROBOT_TOKEN_VAULT_TOKEN_MINTTL",
-        value_name = "DURATION",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub vault_token_minttl: Option<String>,
-
-    /// Longest life of a stored Vault token; longer logins are exchanged for a shorter one [default: 7d].
-    #[arg(
-        long,
-        visible_alias = "vaulttokenttl",
-        env = "ROBOT_TOKEN_VAULT_TOKEN_TTL",
-        value_name = "DURATION",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub vault_token_ttl: Option<String>,
-
-    /// Vault path of the Kerberos login [default: auth/kerberos-%issuer_%role].
-    #[arg(
-        long,
-        visible_alias = "kerbpath",
-        env = "ROBOT_TOKEN_KERBEROS_PATH",
-        value_name = "TEMPLATE",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub kerberos_path: Option<String>,
-
-    /// Vault path of the token [default: secret/oauth/creds/%issuer/%credkey:%role].
-    #[arg(
-        long,
-        visible_alias = "secretpath",
-        env = "ROBOT_TOKEN_SECRET_PATH",
-        value_name = "TEMPLATE",
-        help_heading = "Vault (htvault-config) with a Kerberos keytab"
-    )]
-    pub secret_path: Option<String>,
+    /// The Vault source, in a help section of its own.
+    #[command(flatten)]
+    pub vault: VaultArgs,
 
     /// After each successful run, hand the token to HTCondor: file (the default for a
     /// bare --condor: check the file and show how HTCondor finds it), credd (store it for
@@ -351,15 +248,18 @@ pub struct GetArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "file",
-        value_parser = ["file", "credd", "vault-storer"]
+        value_parser = ["file", "credd", "vault-storer"],
+        // Back to the main section: clap's derive leaves the Vault heading set for the
+        // options after the flattened group.
+        help_heading = None::<&str>
     )]
     pub condor: Option<String>,
 
     /// --condor=credd: the service name jobs ask for (use_oauth_services = NAME).
-    #[arg(long, env = "ROBOT_TOKEN_CONDOR_SERVICE", value_name = "NAME")]
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_SERVICE", value_name = "NAME", help_heading = None::<&str>)]
     pub condor_service: Option<String>,
 
     /// --condor=credd: a handle, for jobs that ask for NAME_HANDLE.
-    #[arg(long, env = "ROBOT_TOKEN_CONDOR_HANDLE", value_name = "H")]
+    #[arg(long, env = "ROBOT_TOKEN_CONDOR_HANDLE", value_name = "H", help_heading = None::<&str>)]
     pub condor_handle: Option<String>,
 }

@@ -3,7 +3,7 @@
 //! Validation and defaults that need thought live in `config`.
 //!
 //! One file per command's arguments (`get`, `revoke`, `init`, `inspect`, `monitor`
-//! for `status` and `check`, `generate`); this file holds the top level: global
+//! for `status` and `check`, `generate`; `vault`: `get`'s Vault options); this file holds the top level: global
 //! options, the list of commands, and their help.
 
 mod generate;
@@ -12,6 +12,7 @@ mod init;
 mod inspect;
 mod monitor;
 mod revoke;
+mod vault;
 
 use std::path::PathBuf;
 
@@ -23,6 +24,7 @@ pub use self::init::InitArgs;
 pub use self::inspect::InspectArgs;
 pub use self::monitor::{CheckArgs, Selection, StatusArgs};
 pub use self::revoke::RevokeCmd;
+pub use self::vault::VaultArgs;
 
 use self::get::GET_HELP;
 use self::init::INIT_HELP;
@@ -139,6 +141,25 @@ mod tests {
     #[test]
     fn long_help_has_the_exit_code_table() {
         assert!(LONG_MAIN_HELP.contains(crate::error::Exit::TABLE));
+    }
+
+    /// The Vault options, and no others, are in the Vault section of `get --help`
+    /// (clap's derive lets a flattened group's heading run on into later options).
+    #[test]
+    fn only_the_vault_options_are_under_the_vault_heading() {
+        use clap::CommandFactory;
+        let vault: Vec<String> = VaultArgs::augment_args(clap::Command::new("v"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert_eq!(vault.len(), 11);
+        let cli = Cli::command();
+        let get = cli.find_subcommand("get").unwrap();
+        for a in get.get_arguments() {
+            let id = a.get_id().to_string();
+            let under_vault = a.get_help_heading() == Some(vault::HEADING);
+            assert_eq!(under_vault, vault.contains(&id), "--{id}");
+        }
     }
 
     #[test]
