@@ -184,13 +184,8 @@ pub struct GetArgs {
     )]
     pub audience: Vec<String>,
 
-    /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
-    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
-    pub capath: Option<PathBuf>,
-
-    /// PEM file of CA certificates trusted on top of the system store.
-    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
-    pub cafile: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: super::TrustArgs,
 
     /// Timeout of each network step (connect, send, answer).
     #[arg(

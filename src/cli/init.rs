@@ -90,13 +90,8 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_tty: bool,
 
-    /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
-    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
-    pub capath: Option<PathBuf>,
-
-    /// PEM file of CA certificates trusted on top of the system store.
-    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
-    pub cafile: Option<PathBuf>,
+    #[command(flatten)]
+    pub trust: super::TrustArgs,
 
     /// Timeout of each network request.
     #[arg(

@@ -168,3 +168,17 @@ mod tests {
         Cli::command().debug_assert();
     }
 }
+
+// The CAs trusted on top of the system store (`get` and `init`; `inspect --verify`
+// words its own help). Not a doc comment: clap would make it the about text of a
+// command that flattens it without one of its own (`revoke`).
+#[derive(Debug, Args, Clone)]
+pub struct TrustArgs {
+    /// Hashed CA directory trusted on top of the system store [default: $X509_CERT_DIR].
+    #[arg(long, env = "ROBOT_TOKEN_CAPATH", value_name = "DIR")]
+    pub capath: Option<PathBuf>,
+
+    /// PEM file of CA certificates trusted on top of the system store.
+    #[arg(long, env = "ROBOT_TOKEN_CAFILE", value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+}

@@ -132,7 +132,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
     }
     let audience = words(&a.audience);
 
-    let trust = trust_options(&a.capath, &a.cafile);
+    let trust = trust_options(&a.trust.capath, &a.trust.cafile);
     http::check_trust(&trust)?;
     // The person may take minutes; each request still has --timeout.
     let http = Http::new(

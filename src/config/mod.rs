@@ -375,7 +375,7 @@ impl GetConfig {
                     ci_audience: a.ci_audience.clone(),
                 },
             },
-            trust: trust_options(&a.capath, &a.cafile),
+            trust: trust_options(&a.trust.capath, &a.trust.cafile),
             timeout,
             deadline,
             profile: None,
