@@ -12,8 +12,7 @@ use common::*;
 fn fifty_simultaneous_runs_send_one_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     fs::write(&out, iss.mint_expired() + "\n").unwrap();
     iss.reset();
@@ -21,11 +20,8 @@ fn fifty_simultaneous_runs_send_one_request() {
     // after the renewal sees 3599 s left and renews again (a flake under load).
     let children: Vec<_> = (0..50)
         .map(|_| {
-            env.cmd()
-                .args(["get", "-m", "600", "-o"])
-                .arg(&out)
-                .arg("-c")
-                .arg(&cred)
+            env.get(&out, &cred)
+                .args(["-m", "600"])
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -46,14 +42,9 @@ fn fifty_simultaneous_runs_send_one_request() {
     let tok = read(&out);
     assert!(lifetime(&tok) > 3000);
     // Every later reader sees that same token; the credential holds the rotated one.
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     assert_ne!(c["refresh_token"].as_str().unwrap(), rt);
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-m", "600"]).run();
     assert_eq!(r.code, 0);
     assert_eq!(read(&out), tok);
 }
@@ -64,15 +55,10 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     // own lock makes the second run read the rotated token, not the spent one.
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let children: Vec<_> = (0..8)
         .map(|i| {
-            env.cmd()
-                .args(["get", "-o"])
-                .arg(env.path(&format!("bt{i}")))
-                .arg("-c")
-                .arg(&cred)
+            env.get(env.path(&format!("bt{i}")), &cred)
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
@@ -96,7 +82,7 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     jtis.dedup();
     assert_eq!(jtis.len(), 8, "eight distinct tokens");
     // The family is alive: the current refresh token still works.
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     let (status, body) = iss.refresh_status(
         "robot-basic",
         "robot-basic-secret",

@@ -56,6 +56,29 @@ impl Env {
         c
     }
 
+    /// `robot-token init --no-tty` for `client` at `iss`, writing `cred.json` and `bt`
+    /// here; `robot-basic` (a confidential client) reads its secret from `secret`.
+    pub fn init(&self, iss: &Issuer, client: &str) -> Command {
+        let mut c = self.cmd();
+        c.args([
+            "init",
+            "--no-tty",
+            "--issuer",
+            &iss.url,
+            "--client-id",
+            client,
+        ]);
+        if client == "robot-basic" {
+            let secret = self.write_private("secret", "robot-basic-secret\n");
+            c.arg("--client-secret-file").arg(secret);
+        }
+        c.arg("-c")
+            .arg(self.path("cred.json"))
+            .arg("-o")
+            .arg(self.path("bt"));
+        c
+    }
+
     /// The names in the directory, sorted (hidden files included).
     pub fn names(&self) -> Vec<String> {
         names(self.dir.path())
