@@ -74,20 +74,11 @@ fn an_empty_403_for_client_credentials_names_both_possibilities() {
     let secret = env.write_private("secret", "robot-basic-secret\n");
     let wrong = env.write_private("wrong", "not-the-secret\n");
     let get = |secret: &PathBuf, scope: &[&str]| {
-        run(env
-            .cmd()
-            .args([
-                "get",
-                "-o",
-                "bt",
-                "--issuer",
-                &iss.url,
-                "--client-id",
-                "robot-basic",
-            ])
+        env.get_client(&iss, "robot-basic", "bt")
             .arg("--client-secret-file")
             .arg(secret)
-            .args(scope))
+            .args(scope)
+            .run()
     };
     for (secret, scope) in [
         (&wrong, &["--scope", "storage.read:/"][..]),
@@ -152,24 +143,13 @@ fn token_response_quirks_are_accepted() {
 fn strict_assertion_audience_at_the_token_endpoint() {
     let iss = Issuer::start_with(&["--deviate", "strict-assertion-aud"]);
     let env = Env::new();
-    let key = env.write_private(
-        "client-ec.key.pem",
-        &read(&manifest_dir().join("tests/peer/keys/client-ec.key.pem")),
-    );
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "-o",
-            "bt",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-pkjwt-ec",
-        ])
+    let key = env.key_copy("client-ec.key.pem");
+    let r = env
+        .get_client(&iss, "robot-pkjwt-ec", "bt")
         .args(["--kid", "robot-pkjwt-ec", "--scope", "storage.read:/"])
         .arg("--private-key-file")
-        .arg(&key));
+        .arg(&key)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
 }

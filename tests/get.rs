@@ -115,17 +115,9 @@ fn client_credentials_from_options_with_audience_and_scope() {
     let env = Env::new();
     let secret = env.write_private("secret", "robot-post-secret\n");
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-post",
-            "--client-auth",
-            "post",
-        ])
+    let r = env
+        .get_client(&iss, "robot-post", &out)
+        .args(["--client-auth", "post"])
         .arg("--client-secret-file")
         .arg(&secret)
         .args([
@@ -135,8 +127,7 @@ fn client_credentials_from_options_with_audience_and_scope() {
             "storage.modify:/data/out",
         ])
         .args(["--audience", "https://storage.example.org"])
-        .arg("-o")
-        .arg(&out));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let jwt = robot_token::token::decode(robot_token::token::trim(&read(&out))).unwrap();
     assert_eq!(jwt.audiences(), vec!["https://storage.example.org"]);

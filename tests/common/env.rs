@@ -56,6 +56,27 @@ impl Env {
         c
     }
 
+    /// `robot-token VERB --issuer URL --client-id ID -o OUT`: the client on the
+    /// command line, no credential file; add its secret or key.
+    pub fn client_line(
+        &self,
+        verb: &str,
+        iss: &Issuer,
+        client: &str,
+        out: impl AsRef<OsStr>,
+    ) -> Command {
+        let mut c = self.cmd();
+        c.args([verb, "--issuer", &iss.url, "--client-id", client])
+            .arg("-o")
+            .arg(out);
+        c
+    }
+
+    /// [`Env::client_line`] for `get`.
+    pub fn get_client(&self, iss: &Issuer, client: &str, out: impl AsRef<OsStr>) -> Command {
+        self.client_line("get", iss, client, out)
+    }
+
     /// `robot-token init --no-tty` for `client` at `iss`, writing `cred.json` and `bt`
     /// here; `robot-basic` (a confidential client) reads its secret from `secret`.
     pub fn init(&self, iss: &Issuer, client: &str) -> Command {
