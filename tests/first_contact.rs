@@ -3,29 +3,14 @@
 
 mod common;
 
-use std::fs;
-
 use common::*;
 use serde_json::json;
-
-const SCOPE: &str = "openid offline_access storage.read:/";
-
-/// Every file name in the test directory.
-fn names(env: &Env) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let before = read(&cred);
     iss.reset();
     for (arg, words) in [
@@ -39,7 +24,7 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
         ),
         ("bt:mode=0600,gruop=x", "did you mean group?"),
     ] {
-        let r = run(env.cmd().args(["get", "-o", arg, "-c"]).arg(&cred));
+        let r = env.get(arg, &cred).run();
         assert_eq!(r.code, 64, "{arg}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(r.stderr.contains(words), "{arg}: {}", r.stderr);
@@ -48,9 +33,9 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
     assert_eq!(iss.requests("token"), 0);
     assert_eq!(read(&cred), before);
     assert!(
-        !names(&env).iter().any(|n| n.starts_with("bt")),
+        !env.names().iter().any(|n| n.starts_with("bt")),
         "{:?}",
-        names(&env)
+        env.names()
     );
     // A path that really has such a name is written with a trailing ':'; other colons
     // stay in the path.
@@ -74,8 +59,7 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
 fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let c = env.write_private(
         "config.toml",
         &format!(
@@ -94,14 +78,14 @@ fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
         r.stderr
     );
     assert_eq!(iss.requests("token"), 0);
-    assert!(!names(&env).iter().any(|n| n.contains("onwer")));
+    assert!(!env.names().iter().any(|n| n.contains("onwer")));
 }
 
 #[test]
 fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     for (typo, meant) in [
         ("refresh_tokn", "refresh_token"),
         ("client_secert", "client_secret"),
@@ -116,7 +100,7 @@ fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
         let cred = env.write_private("cred.json", &v.to_string());
         let before = read(&cred);
         iss.reset();
-        let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+        let r = env.get("bt", &cred).run();
         assert_eq!(r.code, 78, "{typo}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(
@@ -132,7 +116,7 @@ fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
     }
     // Fields far from every known one are kept through a rotation.
     let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+    let r = env.get("bt", &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(read(&cred).contains("x-unknown-field"));
 }
@@ -159,15 +143,11 @@ fn clap_keeps_its_similar_argument_tip_on_the_one_line() {
 fn errors_say_what_to_do_next() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     iss.reset();
 
     // A missing directory for the token file: named, with the fix, before any request.
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "no/such/dir/bt", "-c"])
-        .arg(&cred));
+    let r = env.get("no/such/dir/bt", &cred).run();
     assert_eq!(r.code, 73, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -179,7 +159,7 @@ fn errors_say_what_to_do_next() {
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
 
     // A missing credential file: how to make one.
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c", "robot.json"]));
+    let r = env.get("bt", "robot.json").run();
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(
         r.stderr.contains(
@@ -190,17 +170,10 @@ fn errors_say_what_to_do_next() {
     );
 
     // A missing client secret file.
-    let r = run(env.cmd().args([
-        "get",
-        "-o",
-        "bt",
-        "--issuer",
-        &iss.url,
-        "--client-id",
-        "robot-basic",
-        "--client-secret-file",
-        "robot.secret",
-    ]));
+    let r = env
+        .get_client(&iss, "robot-basic", "bt")
+        .args(["--client-secret-file", "robot.secret"])
+        .run();
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(
         r.stderr.contains("put the client secret there"),
@@ -213,10 +186,7 @@ fn errors_say_what_to_do_next() {
         "down.json",
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":"r"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "3s", "-o", "bt", "-c"])
-        .arg(&down));
+    let r = env.get("bt", &down).args(["--deadline", "3s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert!(
         r.stderr
@@ -231,10 +201,7 @@ fn errors_say_what_to_do_next() {
         "nx.json",
         r#"{"version":1,"token_endpoint":"https://robot-token-test.invalid/token","client_id":"x","refresh_token":"r"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "5s", "-o", "bt", "-c"])
-        .arg(&nxdomain));
+    let r = env.get("bt", &nxdomain).args(["--deadline", "5s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     // (A host without a reachable resolver times out instead.)
     assert!(
@@ -269,10 +236,7 @@ fn client_credentials_are_tried_at_most_4_times_as_the_readme_says() {
     let env = Env::new();
     let cred = env.credential(&iss, "robot-basic", None);
     iss.fault(json!({"kind": "status", "status": 503, "times": 10}));
-    let r = run(env
-        .cmd()
-        .args(["get", "-v", "--deadline", "30s", "-o", "bt", "-c"])
-        .arg(&cred));
+    let r = env.get("bt", &cred).args(["-v", "--deadline", "30s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 4, "{}", r.stderr);
     assert_eq!(r.stderr.matches("retrying").count(), 3, "{}", r.stderr);
