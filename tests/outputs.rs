@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn get(env: &Env, cred: &Path, outs: &[&Path]) -> Command {
     let mut c = env.cmd();
@@ -23,12 +23,8 @@ fn get(env: &Env, cred: &Path, outs: &[&Path]) -> Command {
 }
 
 fn setup() -> (Issuer, Env, PathBuf) {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    iss.reset();
-    (iss, env, cred)
+    let r = Robot::start();
+    (r.iss, r.env, r.cred)
 }
 
 #[test]
@@ -135,7 +131,7 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
 
     // A credential's own "outputs" field is not where token files are named: the
     // fresh path would have to read the credential. It is kept, and not used.
-    let mut v: Value = serde_json::from_str(&read(&cred)).unwrap();
+    let mut v = read_json(&cred);
     v["outputs"] = json!([env.path("never")]);
     fs::write(&cred, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let c = env.path("c");
@@ -166,7 +162,7 @@ fn bad_output_options_are_refused_before_any_request() {
             "no group",
         ),
     ] {
-        let r = run(env.cmd().args(["get", "-c"]).arg(&cred).args(["-o", &spec]));
+        let r = env.get(&spec, &cred).run();
         assert_eq!(r.code, code, "{spec}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{spec}: {}", r.stderr);
     }
@@ -215,10 +211,8 @@ fn root_writes_token_files_for_a_service_user() {
     // Watch the temp file while the write is held open (test hook): it already has
     // its final owner and mode before the rename, never root's.
     let child = env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .args(["-o", &spec])
+        .get(&spec, &cred)
+        .args(["-m", "600"])
         .env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500")
         .stderr(Stdio::piped())
         .spawn()
@@ -254,11 +248,7 @@ fn root_writes_token_files_for_a_service_user() {
     assert!(lifetime(&read(&out)) > 3000);
 
     // The next run reads the service user's file as fresh: no request.
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .args(["-o", &spec]));
+    let r = env.get(&spec, &cred).args(["-m", "600"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
 
@@ -267,12 +257,10 @@ fn root_writes_token_files_for_a_service_user() {
     let sub = svc_dir.join("sub");
     fs::create_dir(&sub).unwrap();
     let deep = sub.join("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(format!("{}:owner={}", deep.display(), user.name)));
+    let r = env
+        .get(format!("{}:owner={}", deep.display(), user.name), &cred)
+        .args(["-m", "600"])
+        .run();
     // The trust rule: a person must fix the directories (77), found before sending.
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
@@ -290,12 +278,7 @@ fn root_writes_token_files_for_a_service_user() {
     let link = svc_dir.join("tokens");
     std::os::unix::fs::symlink(&rootonly, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(user.uid), Some(user.gid)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(link.join("bt")));
+    let r = env.get(link.join("bt"), &cred).args(["-m", "600"]).run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
@@ -308,12 +291,10 @@ fn root_writes_token_files_for_a_service_user() {
     let userlink = env.path("userlink");
     std::os::unix::fs::symlink(&rootonly, &userlink).unwrap();
     std::os::unix::fs::lchown(&userlink, Some(user.uid), Some(user.gid)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(userlink.join("bt")));
+    let r = env
+        .get(userlink.join("bt"), &cred)
+        .args(["-m", "600"])
+        .run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(
         r.stderr
@@ -326,12 +307,13 @@ fn root_writes_token_files_for_a_service_user() {
     let rootlink = env.path("rootlink");
     std::os::unix::fs::symlink(&svc_dir, &rootlink).unwrap();
     fs::remove_file(&out).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(format!("{}/bt:owner={}", rootlink.display(), user.name)));
+    let r = env
+        .get(
+            format!("{}/bt:owner={}", rootlink.display(), user.name),
+            &cred,
+        )
+        .args(["-m", "600"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(fs::metadata(&out).unwrap().uid(), user.uid);
 

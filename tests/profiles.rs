@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::json;
 
-const SCOPE: &str = "openid offline_access storage.read:/";
-
 /// A credential file of its own name for `client` at `issuer`.
 fn cred(env: &Env, name: &str, iss: &Issuer, client: &str, rt: Option<&str>) -> PathBuf {
     let mut v = json!({
@@ -40,7 +38,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     let a = Issuer::start();
     let b = Issuer::start();
     let env = Env::new();
-    let (rt, _) = a.mint("robot-basic", SCOPE, None);
+    let rt = a.refresh_token("robot-basic");
     let ca = cred(&env, "a.json", &a, "robot-basic", Some(&rt));
     let cb = cred(&env, "b.json", &b, "robot-post", None);
     let c = config(
@@ -81,7 +79,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
 fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let good = cred(&env, "good.json", &iss, "robot-basic", Some(&rt));
     let revoked = cred(
         &env,
@@ -137,7 +135,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
 fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let c1 = cred(&env, "one.json", &iss, "robot-basic", Some(&rt));
     let c2 = cred(&env, "two.json", &iss, "robot-basic", None);
     let c = config(
@@ -222,7 +220,7 @@ fn config_errors_name_file_line_and_key() {
 fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
     let c = config(
         &env,
@@ -266,7 +264,7 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
 fn profiles_sharing_one_rotating_credential_take_turns() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let cr = cred(&env, "shared.json", &iss, "robot-basic", Some(&rt));
     let mut text = String::new();
     for (i, aud) in [
@@ -302,7 +300,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
         assert_eq!(jwt.audiences(), vec![aud.to_string()]);
     }
     // The refresh token on disk is the live one: the rotations did not race.
-    let v: serde_json::Value = serde_json::from_str(&read(&cr)).unwrap();
+    let v = read_json(&cr);
     let (status, body) = iss.refresh_status(
         "robot-basic",
         "robot-basic-secret",
@@ -315,7 +313,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
 fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
     let hook = "printf '%s|%s|%s' \"$ROBOT_TOKEN_FILE\" \"$ROBOT_TOKEN_PROFILE\" \"$ROBOT_TOKEN_EXPIRES_AT\" > hook.out; env > hook.env; echo \"$@\" > hook.argv";
     // minsecs below the issuer's 3600 s lifetime, so that the second run is a no-op
@@ -337,7 +335,7 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
     assert_eq!(seen, format!("web.token|web|{exp}"));
     // Never the token, nor the refresh token, in the hook's environment or argv.
     let hook_env = read(&env.path("hook.env"));
-    let new_rt: serde_json::Value = serde_json::from_str(&read(&cr)).unwrap();
+    let new_rt = read_json(&cr);
     for secret in [
         robot_token::token::trim(&token),
         &rt,
@@ -365,11 +363,10 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
 
     // From the command line too, without a profile: no ROBOT_TOKEN_PROFILE then.
     fs::remove_file(env.path("web.token")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "web.token", "-c"])
-        .arg(&cr)
-        .args(["--deploy-hook", hook]));
+    let r = env
+        .get("web.token", &cr)
+        .args(["--deploy-hook", hook])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(read(&env.path("hook.out")).starts_with("web.token||"));
 }
@@ -393,13 +390,10 @@ fn failing_or_hanging_hook_is_reported_and_the_new_token_stays() {
     ] {
         let out = env.path("bt");
         let _ = fs::remove_file(&out);
-        let r = run(env
-            .cmd()
-            .args(["get", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cr)
-            .args(["--deploy-hook", hook, "--hook-timeout", timeout]));
+        let r = env
+            .get(&out, &cr)
+            .args(["--deploy-hook", hook, "--hook-timeout", timeout])
+            .run();
         assert_eq!(r.code, 75, "{}", r.stderr);
         assert!(r.stderr.contains(want), "{}", r.stderr);
         assert!(r.stderr.contains("the token was renewed"), "{}", r.stderr);
@@ -414,21 +408,17 @@ fn random_delay_never_delays_the_fresh_path() {
     let cr = cred(&env, "c.json", &iss, "robot-basic", None);
     let out = env.path("bt");
     // Needs work: the delay is taken (bounded to 300 ms here) and logged at -vv.
-    let r = run(env
-        .cmd()
-        .args(["get", "-vv", "--random-delay", "300ms", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cr));
+    let r = env
+        .get(&out, &cr)
+        .args(["-vv", "--random-delay", "300ms"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("random delay: sleeping"), "{}", r.stderr);
     // Fresh: an hour of allowed delay, and none taken.
-    let r = run(env
-        .cmd()
-        .args(["get", "-vv", "-m", "60", "--random-delay", "1h", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cr));
+    let r = env
+        .get(&out, &cr)
+        .args(["-vv", "-m", "60", "--random-delay", "1h"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
     assert!(!r.stderr.contains("random delay"), "{}", r.stderr);
