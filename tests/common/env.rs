@@ -4,6 +4,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -208,6 +209,16 @@ impl Robot {
     pub fn get(&self, extra: &[&str]) -> Output {
         self.cmd().args(extra).run()
     }
+}
+
+/// `c` as another user's cron line: run as `uid` (unless 0: root stays itself), with
+/// HOME and the working directory at `home`.
+pub fn as_user<'a>(c: &'a mut Command, uid: u32, home: &Path) -> &'a mut Command {
+    c.env("HOME", home).current_dir(home);
+    if uid != 0 {
+        c.uid(uid).gid(uid);
+    }
+    c
 }
 
 /// A copy of the binary under test in `dir`, mode 0755: one that users other than
