@@ -157,8 +157,7 @@ fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code
 fn an_echoed_refresh_token_and_basic_header_are_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     iss.fault(json!({"kind": "echo"}));
     let secrets = vec![
         rt.clone(),
@@ -180,8 +179,7 @@ fn an_echoed_refresh_token_and_basic_header_are_redacted() {
 fn an_echoed_client_secret_in_the_body_is_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-post", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-post", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-post");
     iss.fault(json!({"kind": "echo", "status": 401, "error": "invalid_client"}));
     let secrets = vec![rt, "robot-post-secret".to_string()];
     let error = run_echo(&env, &cred, &[], &secrets, 77);
@@ -192,10 +190,7 @@ fn an_echoed_client_secret_in_the_body_is_redacted() {
 fn an_echoed_client_assertion_is_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let key = env.write_private(
-        "client-rsa.key.pem",
-        &read(&manifest_dir().join("tests/peer/keys/client-rsa.key.pem")),
-    );
+    let key = env.key_copy("client-rsa.key.pem");
     let cred = env.write_private(
         "cred.json",
         &json!({"version": 1, "issuer": iss.url, "client_id": "robot-pkjwt-rsa",
@@ -236,23 +231,8 @@ fn an_echoed_subject_token_is_redacted() {
 }
 
 fn init_cmd(env: &Env, iss: &Issuer) -> std::process::Command {
-    let secret = env.write_private("secret", "robot-basic-secret\n");
-    let mut c = env.cmd();
-    c.args([
-        "init",
-        "-vvv",
-        "--no-tty",
-        "--issuer",
-        &iss.url,
-        "--client-id",
-        "robot-basic",
-        "--client-secret-file",
-    ])
-    .arg(secret)
-    .arg("-c")
-    .arg(env.path("cred.json"))
-    .arg("-o")
-    .arg(env.path("bt"));
+    let mut c = env.init(iss, "robot-basic");
+    c.arg("-vvv");
     c
 }
 
