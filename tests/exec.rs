@@ -39,11 +39,8 @@ fn expired_out(env: &Env, iss: &Issuer) -> (PathBuf, String) {
 }
 
 fn get(env: &Env, out: &Path, cred: &Path) -> Command {
-    let mut c = env.cmd();
-    c.args(["get", "-m", "600", "-o"])
-        .arg(out)
-        .arg("-c")
-        .arg(cred);
+    let mut c = env.get(out, cred);
+    c.args(["-m", "600"]);
     c
 }
 
@@ -133,7 +130,7 @@ fn json_with_an_access_token() {
 fn json_with_only_a_refresh_token_is_redeemed_at_the_issuer() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let s = script(
         &env,
         "helper",
@@ -373,7 +370,7 @@ fn oidc_agent(env: &Env, iss: &Issuer) -> Agent {
         pid,
         sock: sock.clone(),
     };
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     // The refresh token goes through the environment, not argv.
     let o = output_of(
         Command::new("oidc-gen")

@@ -39,9 +39,7 @@ impl World {
             .unwrap();
         fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
         // A copy of the binary the victim can surely execute.
-        let bin = base.path().join("robot-token");
-        fs::copy(assert_cmd::cargo::cargo_bin!("robot-token"), &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = binary_copy(base.path());
         let shared = base.path().join("tmp");
         fs::create_dir(&shared).unwrap();
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -109,19 +107,12 @@ impl World {
 
     /// Run as the victim, with the victim's HOME.
     fn get(&self, cred: &Path, extra: &[&str]) -> Output {
-        let mut c = self.as_victim();
-        c.args(["get", "--deadline", "10s", "-o"])
-            .arg(self.token_path())
-            .arg("-c")
-            .arg(cred)
-            .args(extra);
-        run(&mut c)
+        self.as_victim()
+            .args(line("get", self.token_path(), cred))
+            .args(["--deadline", "10s"])
+            .args(extra)
+            .run()
     }
-}
-
-fn one_line(r: &Output, code: i32) {
-    assert_eq!(r.code, code, "{}", r.stderr);
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
 
 #[test]
@@ -133,7 +124,7 @@ fn planted_symlink_is_refused_and_the_target_untouched() {
     let precious = w.victim_file("precious", "do not clobber", 0o600);
     symlink(&precious, w.token_path()).unwrap();
     let r = w.get(&cred, &[]);
-    one_line(&r, 73);
+    assert_one_line(&r, 73);
     assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
     assert_eq!(read(&precious), "do not clobber");
     assert_eq!(iss.requests("token"), 0, "refused before any request");
@@ -147,7 +138,7 @@ fn token_file_precreated_by_another_user_is_refused() {
     let cred = w.credential(&iss);
     w.plant(&w.token_path(), "attacker's token", 0o644);
     let r = w.get(&cred, &[]);
-    one_line(&r, 73);
+    assert_one_line(&r, 73);
     assert!(
         r.stderr
             .contains(&format!("owned by {}", w.attacker_name()))
@@ -210,13 +201,13 @@ fn unsafe_or_foreign_credential_files_are_refused() {
     for mode in [0o640, 0o604, 0o644] {
         fs::set_permissions(&cred, fs::Permissions::from_mode(mode)).unwrap();
         let r = w.get(&cred, &[]);
-        one_line(&r, 77);
+        assert_one_line(&r, 77);
         assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
     }
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o644)).unwrap();
     chown(&cred, Some(w.attacker.0), Some(w.attacker.1)).unwrap();
     let r = w.get(&cred, &[]);
-    one_line(&r, 77);
+    assert_one_line(&r, 77);
     assert!(
         r.stderr
             .contains(&format!("owned by {}", w.attacker_name())),
@@ -269,7 +260,7 @@ fn wrong_json_types_are_bad_data() {
     ] {
         let cred = w.victim_file("cred.json", content, 0o600);
         let r = w.get(&cred, &[]);
-        one_line(&r, 65);
+        assert_one_line(&r, 65);
         assert_eq!(read(&cred), content);
     }
 }
@@ -284,7 +275,7 @@ fn plain_http_to_a_remote_issuer_is_refused() {
         0o600,
     );
     let r = w.get(&cred, &[]);
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("only https"), "{}", r.stderr);
 }
 
@@ -323,7 +314,7 @@ fn discovery_pointing_to_another_host_over_http_is_refused() {
     );
     let r = w.get(&cred, &[]);
     h.join().unwrap();
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(
         r.stderr.contains("attacker.example.org") && r.stderr.contains("only https"),
         "{}",
@@ -358,7 +349,7 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
             .env("XDG_RUNTIME_DIR", &w.shared),
         10,
     );
-    one_line(&r, 77);
+    assert_one_line(&r, 77);
     assert!(
         r.stderr
             .contains(&format!("owned by {}", w.attacker_name())),
@@ -379,7 +370,7 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
             .env("XDG_RUNTIME_DIR", &w.shared),
         10,
     );
-    one_line(&r, 77);
+    assert_one_line(&r, 77);
     assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
     // A FIFO the attacker planted does not hang it.
     fs::remove_file(w.token_path()).unwrap();
@@ -400,7 +391,7 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
 fn files_in_an_open_directory_without_sticky_bit_get_a_warning() {
     let w = World::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     // Writable by every user, and no sticky bit: anyone may delete or swap names.
     let open = w.shared.parent().unwrap().join("open");
     fs::create_dir(&open).unwrap();
@@ -415,14 +406,7 @@ fn files_in_an_open_directory_without_sticky_bit_get_a_warning() {
     );
     chown(&cred, Some(w.victim.0), Some(w.victim.1)).unwrap();
     let token = open.join("bt");
-    let get = || {
-        run(w
-            .as_victim()
-            .args(["get", "-o"])
-            .arg(&token)
-            .arg("-c")
-            .arg(&cred))
-    };
+    let get = || w.as_victim().args(line("get", &token, &cred)).run();
     let r = get();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warned = |r: &Output, file: &Path| {
