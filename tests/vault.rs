@@ -10,60 +10,31 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::vault::{jwt, Kdc, VaultStub};
+use common::vault::{jwt, Kdc, VaultRobot, VaultStub};
 use common::*;
 use serde_json::json;
 
-/// A KDC, a stub serving `served` (a JWT with 2 h left), a private directory, and
-/// the paths a run uses.
-struct Setup {
-    kdc: Kdc,
-    stub: VaultStub,
-    env: Env,
-    out: PathBuf,
-    vt: PathBuf,
-    served: String,
+/// A KDC, a stub serving a JWT with 2 h left, a private directory.
+fn setup() -> VaultRobot {
+    VaultRobot::start()
 }
 
-fn setup() -> Setup {
-    setup_with(&[])
+fn setup_with(stub_args: &[&str]) -> VaultRobot {
+    VaultRobot::serving(&jwt(7200, "from-vault"), stub_args)
 }
 
-fn setup_with(stub_args: &[&str]) -> Setup {
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let served = jwt(7200, "from-vault");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, stub_args);
-    Setup {
-        out: env.path("bt"),
-        vt: env.path("vt"),
-        kdc,
-        stub,
-        env,
-        served,
-    }
-}
-
-impl Setup {
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd();
-        c.env("KRB5_CONFIG", self.kdc.krb5_config());
-        c
+impl VaultRobot {
+    /// `robot-token VERB` for the robot, with `keytab`, plus `extra`.
+    fn run_line(&self, verb: &str, keytab: &std::path::Path, extra: &[&str]) -> Output {
+        self.line(verb, keytab)
+            .args(["--timeout", "10s", "--deadline", "30s"])
+            .args(extra)
+            .run()
     }
 
     /// `robot-token get` for the robot, with `keytab`, plus `extra`.
     fn get_with(&self, keytab: &std::path::Path, extra: &[&str]) -> Output {
-        run(self
-            .cmd()
-            .args(["get", "--timeout", "10s", "--deadline", "30s", "-o"])
-            .arg(&self.out)
-            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
-            .arg("-k")
-            .arg(keytab)
-            .arg("--vault-token-file")
-            .arg(&self.vt)
-            .args(extra))
+        self.run_line("get", keytab, extra)
     }
 
     fn get(&self, extra: &[&str]) -> Output {
@@ -274,8 +245,9 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
         }))
         .unwrap(),
     );
-    let r = run(s
+    let r = s
         .cmd()
+        .args(line("get", &s.out, &cred))
         .env(
             "KRB5_KTNAME",
             format!("FILE:{}", s.kdc.robot_keytab().display()),
@@ -284,10 +256,7 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
             "KRB5CCNAME",
             format!("FILE:{}", s.env.path("user-ccache").display()),
         )
-        .args(["get", "-o"])
-        .arg(&s.out)
-        .arg("-c")
-        .arg(&cred));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&s.out), format!("{}\n", s.served));
     assert_eq!(s.stub.requests("login"), 1);
@@ -437,18 +406,13 @@ fn vault_options_are_validated() {
 fn missing_gssapi_library_says_what_to_install() {
     let s = setup();
     let old = s.write_old_token();
-    let r = run(s
-        .cmd()
+    let r = s
+        .line("get", &s.kdc.robot_keytab())
         .env(
             "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
             "libgssapi_krb5_absent.so.9",
         )
-        .args(["get", "-o"])
-        .arg(&s.out)
-        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
-        .arg(s.kdc.robot_keytab())
-        .arg("--vault-token-file")
-        .arg(&s.vt));
+        .run();
     s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
     assert_eq!(s.stub.total_requests(), 0);
 }
@@ -474,7 +438,7 @@ fn https_vault_with_a_test_ca() {
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(r.stderr.contains("certificate"), "{}", r.stderr);
     assert_eq!(stub.requests("login"), 0);
-    let r = get(&["--cafile", common::vault::test_ca().to_str().unwrap()]);
+    let r = get(&["--cafile", test_ca().to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&env.path("bt")), format!("{served}\n"));
 }
@@ -528,19 +492,7 @@ fn without_minsecs_one_hour_vault_tokens_work_from_the_first_run() {
     // Vault's tokens live 1 h: the default margin's first guess (1 h, no token on disk
     // yet) is more than it can give, so robot-token takes the one it has; then the token
     // on disk says its lifetime, and the next run is a no-op.
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let served = jwt_issued_now(3600, "one-hour");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, &[]);
-    let s = Setup {
-        out: env.path("bt"),
-        vt: env.path("vt"),
-        kdc,
-        stub,
-        env,
-        served,
-    };
+    let s = VaultRobot::serving(&jwt_issued_now(3600, "one-hour"), &[]);
     let r = s.get(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "quiet");
@@ -556,19 +508,10 @@ fn without_minsecs_one_hour_vault_tokens_work_from_the_first_run() {
     assert_eq!(r.code, 77, "{}", r.stderr);
 }
 
-impl Setup {
+impl VaultRobot {
     /// `robot-token revoke` with the options of the robot's `get` line, plus `extra`.
     fn revoke(&self, extra: &[&str]) -> Output {
-        run(self
-            .cmd()
-            .args(["revoke", "--timeout", "10s", "--deadline", "30s", "-o"])
-            .arg(&self.out)
-            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
-            .arg("-k")
-            .arg(self.kdc.robot_keytab())
-            .arg("--vault-token-file")
-            .arg(&self.vt)
-            .args(extra))
+        self.run_line("revoke", &self.kdc.robot_keytab(), extra)
     }
 }
 
@@ -689,11 +632,11 @@ fn revoke_marks_a_vault_credential_file_and_get_refuses_it() {
         }))
         .unwrap(),
     );
-    let with_cred = |verb: &str| run(s.cmd().args([verb, "-o"]).arg(&s.out).arg("-c").arg(&cred));
+    let with_cred = |verb: &str| s.cmd().args(line(verb, &s.out, &cred)).run();
     assert_eq!(with_cred("get").code, 0);
     let r = with_cred("revoke");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     assert!(c["revoked_at"].is_string(), "{c}");
     assert_eq!(c["vault"]["issuer"], json!("igwn"), "the rest is kept");
     s.stub.reset();
