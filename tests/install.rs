@@ -257,15 +257,9 @@ fn the_readme_crontab_line_for_a_new_user_with_one_hour_tokens() {
     // 29 minutes later (a token of that age): still a no-op; 31 minutes: renewed, once.
     let now = robot_token::token::now();
     let aged = |age: i64| {
-        let v = iss.post(
-            "/__test/sign",
-            json!({"key": "provider", "raw": true, "claims": {"iss": iss.url,
-                   "sub": "robot-user", "iat": now - age, "exp": now - age + 3600}}),
-        );
-        user.write(
-            &user.token_file(),
-            &format!("{}\n", v["jwt"].as_str().unwrap()),
-        );
+        let jwt = iss.sign_raw(json!({"iss": iss.url, "sub": "robot-user",
+                                      "iat": now - age, "exp": now - age + 3600}));
+        user.write(&user.token_file(), &format!("{jwt}\n"));
     };
     aged(29 * 60);
     silent(&cron(None), "29 minutes in");

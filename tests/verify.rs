@@ -15,13 +15,6 @@ fn verify(env: &Env, token: &str, extra: &[&str]) -> Output {
     run(env.cmd().args(["inspect", "--verify"]).args(extra).arg(&f))
 }
 
-fn sign(iss: &Issuer, key: &str, claims: Value) -> String {
-    iss.post("/__test/sign", json!({"key": key, "claims": claims}))["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_good_token_verifies_with_audience_and_scope() {
     let iss = Issuer::start();
@@ -88,7 +81,7 @@ fn a_token_signed_by_another_key_is_77() {
     let iss = Issuer::start();
     let env = Env::new();
     // The CI key, with this issuer's iss: its kid is not in the issuer's JWKS.
-    let t = sign(&iss, "ci", json!({"iss": iss.url, "sub": "x"}));
+    let t = iss.sign("ci", json!({"iss": iss.url, "sub": "x"}));
     let r = verify(&env, &t, &[]);
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("signature check failed"), "{}", r.stderr);
@@ -154,8 +147,7 @@ fn a_wrong_iss_is_77() {
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("iss check failed"), "{}", r.stderr);
     // Signed by the provider, but iss names a path with no discovery document.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": format!("{}/other", iss.url), "sub": "x"}),
     );
@@ -167,8 +159,7 @@ fn a_wrong_iss_is_77() {
         r.stderr
     );
     // A trailing slash is another issuer as far as the discovery document goes.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": format!("{}/", iss.url), "sub": "x"}),
     );
@@ -176,8 +167,7 @@ fn a_wrong_iss_is_77() {
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("names issuer"), "{}", r.stderr);
     // Plain http to a non-loopback host is never fetched.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": "http://iam.example.org", "sub": "x"}),
     );
@@ -185,13 +175,7 @@ fn a_wrong_iss_is_77() {
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("plain http"), "{}", r.stderr);
     // No iss at all.
-    let t = iss.post(
-        "/__test/sign",
-        json!({"key":"provider","raw":true,"claims":{"sub":"x","exp": robot_token::token::now()+600}}),
-    )["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = iss.sign_raw(json!({"sub":"x","exp": robot_token::token::now()+600}));
     let r = verify(&env, &t, &[]);
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("no iss claim"), "{}", r.stderr);
@@ -246,16 +230,12 @@ fn an_expired_token_with_a_good_signature_is_1() {
     assert!(r.stdout.contains("expired "), "{}", r.stdout);
     // A token not yet valid is a failed check, not an expiry.
     let now = robot_token::token::now();
-    let t = sign(
-        &iss,
-        "provider",
-        json!({"nbf": now + 3600, "exp": now + 7200}),
-    );
+    let t = iss.sign("provider", json!({"nbf": now + 3600, "exp": now + 7200}));
     let r = verify(&env, &t, &[]);
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("nbf:"), "{}", r.stderr);
     // Within the leeway, a token just past exp still verifies.
-    let t = sign(&iss, "provider", json!({"iat": now - 100, "exp": now - 5}));
+    let t = iss.sign("provider", json!({"iat": now - 100, "exp": now - 5}));
     let r = verify(&env, &t, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
@@ -286,16 +266,8 @@ fn verify_options_need_verify() {
 
 #[test]
 fn over_https_the_issuer_ca_must_be_trusted() {
-    let keys = manifest_dir().join("tests/peer/keys");
-    let mut iss = Issuer::start_with(&[
-        "--https",
-        "--cert",
-        keys.join("tls.pem").to_str().unwrap(),
-        "--key",
-        keys.join("tls.key.pem").to_str().unwrap(),
-    ]);
-    let ca = keys.join("tls-ca.pem");
-    iss.trust(&std::fs::read_to_string(&ca).unwrap());
+    let iss = Issuer::start_https_test_ca();
+    let ca = test_ca();
     assert!(iss.url.starts_with("https://"), "{}", iss.url);
     let env = Env::new();
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
