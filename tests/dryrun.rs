@@ -288,43 +288,23 @@ fn with_several_failures_the_first_the_renewal_meets_decides() {
     let cred = env.minted_credential(&iss, "robot-basic").0;
     let lost = env.path("no-such-dir/bt");
     let hook: &dyn AsRef<std::ffi::OsStr> = &"no-such-command-xyz";
+    let args = os(&[
+        &"-o",
+        &out,
+        &"-o",
+        &lost,
+        &"-c",
+        &cred,
+        &"--deploy-hook",
+        hook,
+    ]);
     // A token file that cannot be written while another can, and a failing hook: the
     // renewal writes the one, fails with 73 and never runs the hook.
-    same_code(
-        &env,
-        Some(&iss),
-        &os(&[
-            &"-o",
-            &out,
-            &"-o",
-            &lost,
-            &"-c",
-            &cred,
-            &"--deploy-hook",
-            hook,
-        ]),
-        73,
-        &["no-such-dir"],
-    );
+    same_code(&env, Some(&iss), &args, 73, &["no-such-dir"]);
     // The same with an unsafe credential: it stops at the credential (77).
     fs::remove_file(&out).unwrap();
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o640)).unwrap();
-    same_code(
-        &env,
-        Some(&iss),
-        &os(&[
-            &"-o",
-            &out,
-            &"-o",
-            &lost,
-            &"-c",
-            &cred,
-            &"--deploy-hook",
-            hook,
-        ]),
-        77,
-        &["no-such-dir"],
-    );
+    same_code(&env, Some(&iss), &args, 77, &["no-such-dir"]);
     assert!(!out.exists(), "nothing was written");
 }
 
@@ -620,49 +600,35 @@ fn condor_credd_checks_exit_as_the_real_run() {
     };
     let out = env.path("bt");
     let version = |v: &str| format!("$CondorVersion: {v} 2024-10-01 BuildID: 1 $\n");
+    // A new credential each time: the real run spends the refresh token.
+    let credd_args = || {
+        let cred = env.minted_credential(&iss, "robot-basic").0;
+        os(&[
+            &"-o",
+            &out,
+            &"-c",
+            &cred,
+            &"--condor=credd",
+            &"--condor-service",
+            &"robot_s",
+        ])
+    };
 
     // Not installed: 78.
-    let cred = env.minted_credential(&iss, "robot-basic").0;
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    let args = credd_args();
     same_code_with(cmd, Some(&iss), &args, 78, &["condor_version"]);
 
     // Too old for plain tokens: 78.
     fakes.answer("condor_version", &version("23.9.6"), 0);
     fakes.answer("condor_store_cred", "", 0);
-    let cred = env.minted_credential(&iss, "robot-basic").0;
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    let args = credd_args();
     fs::remove_file(&out).ok();
     same_code_with(cmd, Some(&iss), &args, 78, &["23.9.6", "24.7.3"]);
 
     // The credd does not answer: 75.
     fakes.answer("condor_version", &version("24.10.2"), 0);
     fakes.answer("condor_store_cred", "Unable to contact local credd\n", 1);
-    let cred = env.minted_credential(&iss, "robot-basic").0;
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    let args = credd_args();
     fs::remove_file(&out).ok();
     same_code_with(cmd, Some(&iss), &args, 75, &["could not reach the credd"]);
     let calls = read(&fakes.dir.join("condor_store_cred.argv"));
