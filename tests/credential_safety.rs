@@ -179,34 +179,64 @@ fn fill(dir: &Path) -> PathBuf {
     p
 }
 
+/// Root's robot whose credential is alone on a 64 KiB tmpfs (`small/cred.json`).
+struct SmallDisk {
+    // First: unmounted before the directory holding it is removed.
+    _mount: Tmpfs,
+    iss: Issuer,
+    env: Env,
+    fsdir: PathBuf,
+    cred: PathBuf,
+    out: PathBuf,
+}
+
+impl SmallDisk {
+    fn new() -> SmallDisk {
+        let env = Env::new();
+        let iss = Issuer::start();
+        let fsdir = env.path("small");
+        let mount = Tmpfs::mount(&fsdir, 64);
+        let cred = fsdir.join("cred.json");
+        credential_at(&iss, &cred, 0);
+        SmallDisk {
+            _mount: mount,
+            out: env.path("bt"),
+            iss,
+            env,
+            fsdir,
+            cred,
+        }
+    }
+
+    fn get(&self) -> Output {
+        get_as(
+            &self.env,
+            0,
+            self.env.dir.path(),
+            &self.cred,
+            &self.out,
+            &[],
+        )
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn a_full_disk_under_the_credential_sends_nothing() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let fsdir = env.path("small");
-    let _m = Tmpfs::mount(&fsdir, 64);
-    let cred = fsdir.join("cred.json");
-    credential_at(&iss, &cred, 0);
-    let before = read(&cred);
-    let out = env.path("bt");
-    let filler = fill(&fsdir);
-    iss.reset();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    let d = SmallDisk::new();
+    let before = read(&d.cred);
+    let filler = fill(&d.fsdir);
+    d.iss.reset();
+    let r = d.get();
     assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
+    assert_eq!(d.iss.requests("token"), 0, "the refresh token was sent");
     assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&cred), before);
+    assert_eq!(read(&d.cred), before);
     fs::remove_file(filler).unwrap();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    let r = d.get();
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The reservation left nothing behind: the credential and its one sidecar.
-    let mut names: Vec<String> = fs::read_dir(&fsdir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, [".cred.json.lock", "cred.json"]);
+    assert_eq!(names(&d.fsdir), [".cred.json.lock", "cred.json"]);
 }
 
 #[test]
@@ -636,18 +666,12 @@ fn init_proves_both_files_can_be_written_before_the_login() {
 #[test]
 #[ignore = "needs root"]
 fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let fsdir = env.path("small");
-    let _m = Tmpfs::mount(&fsdir, 64);
-    let cred = fsdir.join("cred.json");
-    credential_at(&iss, &cred, 0);
-    let out = env.path("bt");
+    let d = SmallDisk::new();
     // A first renewal creates the credential's sidecar (its lock and record).
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    let r = d.get();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let before = read(&cred);
-    let filler = fill(&fsdir);
+    let before = read(&d.cred);
+    let filler = fill(&d.fsdir);
     let full = fs::metadata(&filler).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -655,15 +679,15 @@ fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
         .unwrap()
         .set_len(full.saturating_sub(8 * 1024))
         .unwrap();
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    fs::write(&d.out, d.iss.mint_expired() + "\n").unwrap();
+    d.iss.reset();
+    let r = d.get();
     assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
+    assert_eq!(d.iss.requests("token"), 0, "the refresh token was sent");
     assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&cred), before);
+    assert_eq!(read(&d.cred), before);
     fs::remove_file(filler).unwrap();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    let r = d.get();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 1);
+    assert_eq!(d.iss.requests("token"), 1);
 }
