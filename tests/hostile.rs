@@ -343,12 +343,13 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
     // Discovery finds $XDG_RUNTIME_DIR/bt_u<uid>; here that directory is shared.
     w.plant(&w.token_path(), &at, 0o644);
-    let r = run_within(
+    let inspect = || {
         w.as_victim()
             .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
+            .env("XDG_RUNTIME_DIR", &w.shared)
+            .run_within(10)
+    };
+    let r = inspect();
     assert_one_line(&r, 77);
     assert!(
         r.stderr
@@ -364,24 +365,14 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
     fs::remove_file(w.token_path()).unwrap();
     let readable = w.victim_file("tok", &at, 0o644);
     symlink(&readable, w.token_path()).unwrap();
-    let r = run_within(
-        w.as_victim()
-            .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
+    let r = inspect();
     assert_one_line(&r, 77);
     assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
     // A FIFO the attacker planted does not hang it.
     fs::remove_file(w.token_path()).unwrap();
     mkfifo(&w.token_path());
     chown(w.token_path(), Some(w.attacker.0), Some(w.attacker.1)).unwrap();
-    let r = run_within(
-        w.as_victim()
-            .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
+    let r = inspect();
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "");
 }

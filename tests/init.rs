@@ -14,6 +14,13 @@ use std::time::Duration;
 use common::*;
 use serde_json::json;
 
+/// An issuer whose device flow asks for a poll every second.
+fn polling_issuer() -> Issuer {
+    let iss = Issuer::start();
+    iss.device(json!({"interval": 1}));
+    iss
+}
+
 /// Approve (or deny) a user code like a browser would, through the provider's pages.
 fn approve(iss: &Issuer, user_code: &str, deny: bool) {
     let mut c = Command::new("node");
@@ -118,8 +125,7 @@ fn start(mut cmd: Command) -> Running {
 
 #[test]
 fn device_flow_end_to_end_then_cron_renews_from_the_credential() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let flow = start(init_cmd(
         &env,
@@ -254,8 +260,7 @@ fn slow_down_adds_five_seconds() {
 
 #[test]
 fn denial_exits_77_and_writes_nothing() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let flow = start(init_cmd(&env, &iss, "robot-basic", &[]));
     approve(&iss, &flow.user_code, true);
@@ -349,8 +354,7 @@ fn get_never_starts_an_interactive_flow() {
 
 #[test]
 fn ctrl_c_while_waiting_leaves_no_file() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let flow = start(init_cmd(&env, &iss, "robot-basic", &[]));
     wait_ms(1500);
@@ -365,8 +369,7 @@ fn ctrl_c_while_waiting_leaves_no_file() {
 
 #[test]
 fn private_key_jwt_client_in_the_device_flow() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let key = env.key_copy("client-ec.key.pem");
     let mut c = init_cmd(&env, &iss, "robot-pkjwt-ec", &["--kid", "robot-pkjwt-ec"]);
@@ -432,8 +435,7 @@ fn openpty() -> (OwnedFd, OwnedFd) {
 
 #[test]
 fn on_a_terminal_it_draws_a_qr_code() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let (ctl, term) = openpty();
     let secret = env.write_private("secret", "robot-basic-secret\n");
@@ -466,8 +468,7 @@ fn on_a_terminal_it_draws_a_qr_code() {
 
 #[test]
 fn a_server_error_while_polling_is_waited_out_and_bad_answers_write_nothing() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     // A 503 redeemed nothing: polling goes on, and the approval still lands.
     iss.fault(json!({"kind": "status", "status": 503}));
@@ -494,8 +495,7 @@ fn a_server_error_while_polling_is_waited_out_and_bad_answers_write_nothing() {
 
 #[test]
 fn ctrl_c_during_the_writes_takes_effect_after_them() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let mut c = init_cmd(&env, &iss, "robot-basic", &[]);
     // test-hooks: each atomic write pauses between its temp file and the rename.
@@ -535,8 +535,7 @@ fn ctrl_c_during_the_writes_takes_effect_after_them() {
 
 #[test]
 fn require_scope_writes_nothing_when_the_issuer_narrows() {
-    let iss = Issuer::start();
-    iss.device(json!({"interval": 1}));
+    let iss = polling_issuer();
     let env = Env::new();
     let flow = start(init_cmd(
         &env,
