@@ -200,6 +200,9 @@ fn file_mode_rewrites_a_reused_file_into_the_form_htcondor_reads() {
 
 // --- credd ------------------------------------------------------------------
 
+/// What condor_store_cred add-oauth prints when it fails, whatever the cause.
+const ADD_OAUTH_FAILED: &str = "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n";
+
 fn store_args(extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = ["add-oauth", "-s", "robotsvc"]
         .iter()
@@ -287,7 +290,7 @@ fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
         // What condor_store_cred prints when no credd answers...
         .set(
             "condor_store_cred.add-oauth.out",
-            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
+            ADD_OAUTH_FAILED,
         )
         // ...and, with -d, why.
         .set(
@@ -592,7 +595,7 @@ fn credd_denied_by_its_policy_is_a_configuration_error() {
         .set("condor_store_cred.exit", "1")
         .set(
             "condor_store_cred.add-oauth.out",
-            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
+            ADD_OAUTH_FAILED,
         )
         // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
         // the user (from a real pool): a denial, then "Unable to contact local credd".

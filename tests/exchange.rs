@@ -8,6 +8,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
@@ -180,14 +181,21 @@ fn exchange_from_the_command_line_with_an_env_subject() {
     assert_no_secrets(&r, &[&subject, &tok, "robot-post-secret"]);
 }
 
-#[test]
-fn exchange_failures_are_one_line_and_keep_the_old_token() {
+/// An issuer, robot-basic's client secret in `secret`, and an expired token in `bt`:
+/// (issuer, env, secret file, token file, old token).
+fn client_with_an_old_token() -> (Issuer, Env, PathBuf, PathBuf, String) {
     let iss = Issuer::start();
     let env = Env::new();
     let secret = env.write_private("secret", "robot-basic-secret");
     let out = env.path("bt");
     let old = iss.mint_expired();
     fs::write(&out, format!("{old}\n")).unwrap();
+    (iss, env, secret, out, old)
+}
+
+#[test]
+fn exchange_failures_are_one_line_and_keep_the_old_token() {
+    let (iss, env, secret, out, old) = client_with_an_old_token();
     let get = |extra: &[&str], envs: &[(&str, &str)]| {
         let mut c = env.get_client(&iss, "robot-basic", &out);
         c.arg("-vv")
@@ -231,12 +239,7 @@ fn exchange_failures_are_one_line_and_keep_the_old_token() {
 #[ignore = "needs root"]
 fn another_users_subject_token_or_private_key_is_refused() {
     require_root();
-    let iss = Issuer::start();
-    let env = Env::new();
-    let secret = env.write_private("secret", "robot-basic-secret");
-    let out = env.path("bt");
-    let old = iss.mint_expired();
-    fs::write(&out, format!("{old}\n")).unwrap();
+    let (iss, env, secret, out, old) = client_with_an_old_token();
     let subject = iss.mint("robot-basic", "openid storage.read:/", None).1;
     let foreign = env.write_private("foreign.jwt", &subject);
     std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();

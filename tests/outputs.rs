@@ -252,6 +252,18 @@ fn root_writes_token_files_for_a_service_user() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
 
+    // Refused, by the trust rule: a person must fix the directories (77), found
+    // before sending; the message names what the service user owns.
+    let refused = |r: &Output, owned: &Path| {
+        assert_eq!(r.code, 77, "{}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("{} is owned by {}", owned.display(), user.name)),
+            "{}",
+            r.stderr
+        );
+    };
+
     // A directory the service user owns, on the way to the file: it could swap the
     // next component for a symlink, so root refuses to write below it.
     let sub = svc_dir.join("sub");
@@ -261,14 +273,7 @@ fn root_writes_token_files_for_a_service_user() {
         .get(format!("{}:owner={}", deep.display(), user.name), &cred)
         .args(["-m", "600"])
         .run();
-    // The trust rule: a person must fix the directories (77), found before sending.
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    refused(&r, &svc_dir);
     assert!(!deep.exists());
 
     // The service user's symlink in place of a directory: refused, nothing written
@@ -279,13 +284,7 @@ fn root_writes_token_files_for_a_service_user() {
     std::os::unix::fs::symlink(&rootonly, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(user.uid), Some(user.gid)).unwrap();
     let r = env.get(link.join("bt"), &cred).args(["-m", "600"]).run();
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    refused(&r, &svc_dir);
     assert!(!rootonly.join("bt").exists());
     // A symlink that root does not own is not followed, wherever it is...
     let userlink = env.path("userlink");
@@ -295,13 +294,7 @@ fn root_writes_token_files_for_a_service_user() {
         .get(userlink.join("bt"), &cred)
         .args(["-m", "600"])
         .run();
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", userlink.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    refused(&r, &userlink);
     assert!(!rootonly.join("bt").exists());
     // ...but root's own symlink is (like /var/run -> /run).
     let rootlink = env.path("rootlink");

@@ -19,6 +19,13 @@ fn setup() -> VaultRobot {
     VaultRobot::start()
 }
 
+/// [`setup`] with an expired token in the token file; returns the file's content.
+fn with_old_token() -> (VaultRobot, String) {
+    let s = setup();
+    let old = s.write_old_token();
+    (s, old)
+}
+
 fn setup_with(stub_args: &[&str]) -> VaultRobot {
     VaultRobot::serving(&jwt(7200, "from-vault"), stub_args)
 }
@@ -208,8 +215,7 @@ fn vault_token_ttl_is_honoured_and_short_leases_are_kept() {
 
 #[test]
 fn wrong_key_keytab_is_77() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let r = s.get_with(&s.kdc.wrongkey_keytab(), &[]);
     s.assert_failed(&r, 77, &old, &["keytab", "kinit -kt"]);
     assert_eq!(s.stub.total_requests(), 0, "no login without a ticket");
@@ -218,8 +224,7 @@ fn wrong_key_keytab_is_77() {
 
 #[test]
 fn unsafe_keytab_mode_is_77_before_any_traffic() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let kt = s.env.path("robot.keytab");
     fs::copy(s.kdc.robot_keytab(), &kt).unwrap();
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o640)).unwrap();
@@ -284,8 +289,7 @@ fn vault_down_is_75_and_keeps_the_token() {
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["Kerberos login", "connection refused"]);
     // 5xx answers are temporary too.
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     s.stub
         .fail(json!({"status": 503, "times": 10, "path": "/v1/auth/"}));
     let r = s.get(&[]);
@@ -294,8 +298,7 @@ fn vault_down_is_75_and_keeps_the_token() {
 
 #[test]
 fn kdc_down_is_75() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     drop(common::output_of(
         Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
             .arg("stop")
@@ -308,8 +311,7 @@ fn kdc_down_is_75() {
 
 #[test]
 fn refused_principal_and_refused_credential_are_77_with_the_bootstrap_hint() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     // A valid Kerberos principal that Vault does not allow: login 403.
     let r = s.get_with(&s.kdc.intruder_keytab(), &["--role", "robot"]);
     s.assert_failed(
@@ -404,8 +406,7 @@ fn vault_options_are_validated() {
 #[cfg(feature = "test-hooks")]
 #[test]
 fn missing_gssapi_library_says_what_to_install() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let r = s
         .line("get", &s.kdc.robot_keytab())
         .env(
@@ -445,8 +446,7 @@ fn https_vault_with_a_test_ca() {
 
 #[test]
 fn vault_token_file_symlink_is_refused_and_its_target_kept() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let victim = s.env.write_private("victim", "precious\n");
     std::os::unix::fs::symlink(&victim, &s.vt).unwrap();
     let r = s.get(&[]);
@@ -459,8 +459,7 @@ fn vault_token_file_symlink_is_refused_and_its_target_kept() {
 fn minsecs_beyond_what_vault_can_give_is_77() {
     // The stub's token lives 2 h; htvault-config answers 400 "token expired" when it
     // cannot satisfy minimum_seconds.
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let r = s.get(&["-m", "3h"]);
     s.assert_failed(
         &r,
