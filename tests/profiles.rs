@@ -24,6 +24,12 @@ fn cred(env: &Env, name: &str, iss: &Issuer, client: &str, rt: Option<&str>) -> 
     env.write_private(name, &v.to_string())
 }
 
+/// [`cred`] for robot-basic with a live refresh token: (credential, refresh token).
+fn minted(env: &Env, name: &str, iss: &Issuer) -> (PathBuf, String) {
+    let rt = iss.refresh_token("robot-basic");
+    (cred(env, name, iss, "robot-basic", Some(&rt)), rt)
+}
+
 fn config(env: &Env, text: &str) -> PathBuf {
     env.write_private("config.toml", text)
 }
@@ -38,8 +44,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     let a = Issuer::start();
     let b = Issuer::start();
     let env = Env::new();
-    let rt = a.refresh_token("robot-basic");
-    let ca = cred(&env, "a.json", &a, "robot-basic", Some(&rt));
+    let (ca, _) = minted(&env, "a.json", &a);
     let cb = cred(&env, "b.json", &b, "robot-post", None);
     let c = config(
         &env,
@@ -79,8 +84,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
 fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
     let iss = Issuer::start();
     let env = Env::new();
-    let rt = iss.refresh_token("robot-basic");
-    let good = cred(&env, "good.json", &iss, "robot-basic", Some(&rt));
+    let (good, _) = minted(&env, "good.json", &iss);
     let revoked = cred(
         &env,
         "revoked.json",
@@ -135,8 +139,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
 fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let rt = iss.refresh_token("robot-basic");
-    let c1 = cred(&env, "one.json", &iss, "robot-basic", Some(&rt));
+    let (c1, _) = minted(&env, "one.json", &iss);
     let c2 = cred(&env, "two.json", &iss, "robot-basic", None);
     let c = config(
         &env,
@@ -220,8 +223,7 @@ fn config_errors_name_file_line_and_key() {
 fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
     let iss = Issuer::start();
     let env = Env::new();
-    let rt = iss.refresh_token("robot-basic");
-    let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
+    let (cr, _) = minted(&env, "c.json", &iss);
     let c = config(
         &env,
         &format!(
@@ -264,8 +266,7 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
 fn profiles_sharing_one_rotating_credential_take_turns() {
     let iss = Issuer::start();
     let env = Env::new();
-    let rt = iss.refresh_token("robot-basic");
-    let cr = cred(&env, "shared.json", &iss, "robot-basic", Some(&rt));
+    let (cr, _) = minted(&env, "shared.json", &iss);
     let mut text = String::new();
     for (i, aud) in [
         "https://a.example.org",
@@ -313,8 +314,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
 fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op() {
     let iss = Issuer::start();
     let env = Env::new();
-    let rt = iss.refresh_token("robot-basic");
-    let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
+    let (cr, rt) = minted(&env, "c.json", &iss);
     let hook = "printf '%s|%s|%s' \"$ROBOT_TOKEN_FILE\" \"$ROBOT_TOKEN_PROFILE\" \"$ROBOT_TOKEN_EXPIRES_AT\" > hook.out; env > hook.env; echo \"$@\" > hook.argv";
     // minsecs below the issuer's 3600 s lifetime, so that the second run is a no-op
     // even when a second ticks between the two.
