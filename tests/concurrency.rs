@@ -53,9 +53,7 @@ fn fifty_simultaneous_runs_send_one_request() {
 fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     // Two cron lines, two token files, one refresh-token credential: the credential's
     // own lock makes the second run read the rotated token, not the spent one.
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let children: Vec<_> = (0..8)
         .map(|i| {
             env.get(env.path(&format!("bt{i}")), &cred)

@@ -266,9 +266,7 @@ fn no_token_file_writable_means_nothing_is_redeemed() {
 #[test]
 #[ignore = "needs root"]
 fn root_checks_the_trust_of_every_token_directory_before_sending() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     {
@@ -431,8 +429,8 @@ fn an_untrusted_certificate_is_a_configuration_error_and_nothing_was_sent() {
 
 #[test]
 fn a_rejected_refresh_token_never_reads_as_a_lost_answer() {
-    let env = Env::new();
     let iss = Issuer::start();
+    let env = Env::new();
     let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let copy = env.write_private("copy.json", &read(&cred));
     let out = env.path("bt");
@@ -512,8 +510,8 @@ fn one_token_file_one_lock_however_its_path_is_spelled() {
 
 #[test]
 fn loopback_requests_never_go_through_a_proxy() {
-    let env = Env::new();
     let iss = Issuer::start();
+    let env = Env::new();
     let (cred, _) = env.minted_credential(&iss, "robot-basic");
     // A listener standing in for a proxy: anything that connects is a leak (it
     // would see the refresh token and the Basic header in clear text).

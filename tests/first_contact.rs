@@ -8,9 +8,7 @@ use serde_json::json;
 
 #[test]
 fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     for (arg, words) in [
@@ -57,9 +55,7 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
 
 #[test]
 fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let c = env.write_private(
         "config.toml",
         &format!(
@@ -141,9 +137,7 @@ fn clap_keeps_its_similar_argument_tip_on_the_one_line() {
 
 #[test]
 fn errors_say_what_to_do_next() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     iss.reset();
 
     // A missing directory for the token file: named, with the fix, before any request.

@@ -401,9 +401,7 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
 fn a_held_token_file_or_credential_lock_blocks_the_renewal() {
     use robot_token::store;
     use std::time::{Duration, Instant};
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let old_cred = read(&cred);
     let out = env.path("bt");
     let old_token = iss.mint_expired() + "\n";
@@ -531,9 +529,7 @@ fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
 /// file system), before anything is sent; it is not mistaken for a name collision.
 #[test]
 fn a_temp_file_that_cannot_be_created_is_a_clear_error_and_nothing_is_sent() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     // 240 bytes: the lock's ".NAME.lock" fits in 255, the temp's ".NAME.tmp.<16 hex>" not.

@@ -235,9 +235,9 @@ fn a_proxy_that_is_down_is_named_and_temporary() {
 fn loopback_issuers_are_never_proxied() {
     // The usual test issuer, https on 127.0.0.1: every proxy variable points at a
     // dead proxy, and the renewal works.
-    let env = Env::new();
     let iss = Issuer::start();
-    let (cred, _rt) = env.minted_credential(&iss, "robot-basic");
+    let env = Env::new();
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let dead = dead_url();
     let mut cmd = env.get("bt", &cred);
     for var in [

@@ -153,12 +153,15 @@ impl Env {
 
 /// The usual robot: an issuer, a private directory, a credential `cred.json` and a
 /// token file `bt` (not written yet), with the counters zeroed. `opts` go on every
-/// [`Robot::get`] (e.g. a short `--timeout`).
+/// [`Robot::get`] (e.g. a short `--timeout`). A test that wants the parts takes them:
+/// `let Robot { iss, env, cred, .. } = Robot::start();`.
 pub struct Robot {
     pub iss: Issuer,
     pub env: Env,
     pub out: PathBuf,
     pub cred: PathBuf,
+    /// The credential's refresh token ("" for a client_credentials robot).
+    pub rt: String,
     pub opts: Vec<String>,
 }
 
@@ -180,6 +183,7 @@ impl Robot {
             iss,
             env,
             cred,
+            rt: rt.unwrap_or_default(),
             opts: Vec::new(),
         }
     }
