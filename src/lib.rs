@@ -12,50 +12,30 @@
 //! The other commands: `init` (device flow), `revoke` (retire a robot), `inspect`
 //! (+ `verify`), `generate`, `version`.
 
-pub mod assertion;
 pub mod cli;
 pub mod clock;
-pub mod condor;
+pub mod commands;
 pub mod config;
-pub mod credential;
-pub mod discovery;
-pub mod dryrun;
 pub mod error;
-pub mod exchange;
-pub mod exec;
-pub mod generate;
-pub mod get;
-pub mod gssapi;
-pub mod hook;
 pub mod http;
-pub mod init;
-pub mod inspect;
-pub mod json_edit;
+pub mod issuer;
 pub mod jws;
-pub mod keytab;
 pub mod logging;
-pub mod monitor;
-pub mod oauth;
 pub mod output;
-pub mod profile;
-pub mod renew;
-pub mod revoke;
 pub mod scope;
 pub mod secret;
 pub mod signals;
 pub mod source;
-pub mod state;
 pub mod store;
 pub mod token;
-pub mod vault;
 pub mod verify;
-pub mod version;
 
 use std::process::ExitCode;
 
 use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use crate::cli::{Cli, Command};
+use crate::commands::{generate, get, init, inspect, monitor, revoke, version};
 use crate::error::{Error, Exit, Result};
 
 /// Parse, run, print the one-line error, return the exit code.

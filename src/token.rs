@@ -91,7 +91,7 @@ pub fn expiry(token: &str) -> Result<i64, NotJwt> {
 
 /// `exp` (decided by [`exp_of`]), and `iat` when the token has a numeric one: the
 /// token's own lifetime (`exp - iat`) sets the default renewal margin
-/// (`renew::default_minsecs`).
+/// (`token::default_minsecs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Times {
     pub exp: i64,
@@ -183,6 +183,26 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The renewal margin when `--minsecs` is not given: one hour, or half the token's own
+/// lifetime (`exp - iat`) when that is shorter. A 1-hour token (INDIGO IAM's default)
+/// is then renewed once per half hour, not on every cron run, and tokens of 2 hours
+/// and more keep the classic hour (igwn-robot-get's `--minsecs 3600`). Without a
+/// usable `iat` the lifetime is unknown: one hour.
+pub fn default_minsecs(exp: i64, iat: Option<i64>) -> i64 {
+    match iat {
+        Some(iat) if iat < exp => DEFAULT_MINSECS.min(exp.saturating_sub(iat) / 2),
+        _ => DEFAULT_MINSECS,
+    }
+}
+
+/// The cap of [`default_minsecs`], and the margin when no token says more.
+pub const DEFAULT_MINSECS: i64 = 3600;
+
+/// The margin for this token: `--minsecs` exactly when given, else the default rule.
+pub fn margin(minsecs: Option<i64>, t: &Times) -> i64 {
+    minsecs.unwrap_or_else(|| default_minsecs(t.exp, t.iat))
 }
 
 #[cfg(test)]

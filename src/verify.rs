@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::http::{check_url, Failure, FailureKind, Http, Retry};
-use crate::oauth::parse_metadata;
+use crate::issuer::parse_metadata;
 use crate::scope;
 use crate::token::{numeric_date, Jwt};
 

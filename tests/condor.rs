@@ -13,7 +13,7 @@ use base64::Engine;
 use common::htcondor::Fakes;
 use common::vault::VaultRobot;
 use common::{read, Env, Issuer, Output, Run};
-use robot_token::condor::{self, Handoff, Tools, VaultStorer};
+use robot_token::output::condor::{self, Handoff, Tools, VaultStorer};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -855,7 +855,7 @@ fn vault_storer_failures_map_to_exit_codes_and_keep_the_token_file() {
 fn vault_robot_with(storer: &str) -> (VaultRobot, Fakes) {
     let v = VaultRobot::start();
     let fakes = Fakes::new(&v.env);
-    let (credkey, role) = robot_token::vault::principal_defaults(&v.kdc.robot_principal());
+    let (credkey, role) = robot_token::source::vault::principal_defaults(&v.kdc.robot_principal());
     fakes
         .tool("condor_config_val")
         .set(

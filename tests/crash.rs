@@ -91,8 +91,9 @@ impl CrashRobot {
 
     fn refresh_token(&self) -> String {
         let text = read(&self.cred);
-        let parsed = robot_token::credential::Credential::parse(text.as_bytes(), &self.cred)
-            .unwrap_or_else(|e| panic!("credential unparsable after a kill: {e}"));
+        let parsed =
+            robot_token::source::credential::Credential::parse(text.as_bytes(), &self.cred)
+                .unwrap_or_else(|e| panic!("credential unparsable after a kill: {e}"));
         parsed
             .refresh_token
             .as_ref()

@@ -571,7 +571,7 @@ fn require_scope_turns_a_missing_scope_into_exit_77() {
 fn the_example_credentials_parse() {
     for name in ["credential.json", "credential-exchange.json"] {
         let p = manifest_dir().join("examples").join(name);
-        let c = robot_token::credential::Credential::parse(read(&p).as_bytes(), &p)
+        let c = robot_token::source::credential::Credential::parse(read(&p).as_bytes(), &p)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!c.client_id.is_empty(), "{name}");
     }

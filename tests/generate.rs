@@ -116,7 +116,7 @@ fn help_has_examples_and_version_has_features_and_gssapi() {
         "{}",
         r.stdout
     );
-    let found = robot_token::version::gssapi_found();
+    let found = robot_token::commands::version::gssapi_found();
     assert_eq!(
         lines[2].contains("libgssapi_krb5.so.2 found"),
         found,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use common::*;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
-use robot_token::assertion::SigningKey;
+use robot_token::source::oauth::assertion::SigningKey;
 use serde_json::{json, Value};
 
 /// Run a Node script with `input` on stdin; its stdout is JSON.

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use robot_token::{credential::Credential, oauth, token};
+use robot_token::source::{credential::Credential, oauth};
+use robot_token::token;
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -128,7 +129,7 @@ proptest! {
 
     #[test]
     fn discovery_parsing_never_panics(b in json_bytes()) {
-        let _ = oauth::parse_metadata(&b);
+        let _ = robot_token::issuer::parse_metadata(&b);
     }
 
     #[test]
@@ -150,7 +151,7 @@ proptest! {
 
     #[test]
     fn durations_parse_bounded_and_never_panic(s in "[0-9]{0,30}[smhdw ]{0,3}[0-9]{0,6}") {
-        if let Ok(d) = robot_token::config::parse_duration(&s) {
+        if let Ok(d) = robot_token::clock::parse_duration(&s) {
             prop_assert!(d <= robot_token::clock::MAX_DURATION);
         }
     }

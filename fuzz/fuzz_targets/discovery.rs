@@ -2,5 +2,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = robot_token::oauth::parse_metadata(data);
+    let _ = robot_token::issuer::parse_metadata(data);
 });

@@ -6,7 +6,7 @@ fuzz_target!(|data: &[u8]| {
         let t = robot_token::token::trim(s);
         let _ = robot_token::token::expiry(t);
         if let Ok(jwt) = robot_token::token::decode(t) {
-            let _ = (jwt.exp(), jwt.audiences(), jwt.scopes());
+            let _ = (jwt.expiry(), jwt.iat(), jwt.audiences(), jwt.scopes());
         }
     }
 });

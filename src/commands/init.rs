@@ -11,17 +11,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::assertion::SigningKey;
 use crate::cli::InitArgs;
 use crate::clock;
-use crate::config::{parse_duration, trust_options};
-use crate::credential::{self, ClientAuth};
-use crate::discovery;
+use crate::clock::human_secs;
+use crate::clock::parse_duration;
+use crate::commands::renew;
+use crate::config::trust_options;
 use crate::error::{Error, Result};
 use crate::http::{self, check_url, Http};
-use crate::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
-use crate::renew::{self, human_secs};
+use crate::output::discovery;
 use crate::secret::Secret;
+use crate::source::credential;
+use crate::source::oauth::assertion::SigningKey;
+use crate::source::oauth::ClientAuth;
+use crate::source::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
 use crate::store::{self, FileError, WriteMode};
 use crate::token;
 
@@ -136,7 +139,7 @@ pub fn run(a: &InitArgs) -> Result<()> {
         timeout,
         clock::from_now(Duration::from_secs(MAX_EXPIRES_IN)),
     );
-    let meta = oauth::discover(&http, &a.issuer)?;
+    let meta = crate::issuer::discover(&http, &a.issuer)?;
     let token_endpoint = meta.token_endpoint.clone().ok_or_else(|| {
         Error::config(format!(
             "the discovery document of {} names no token_endpoint",

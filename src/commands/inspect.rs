@@ -7,11 +7,11 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::InspectArgs;
 use crate::clock;
+use crate::clock::human_secs;
 use crate::config::VerifyConfig;
-use crate::discovery::{self, Found};
 use crate::error::{io_reason, Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::renew::human_secs;
+use crate::output::discovery::{self, Found};
 use crate::store::{self, FileError};
 use crate::token::{self, numeric_date, MAX_TOKEN_LEN};
 use crate::verify;

@@ -7,13 +7,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::clock::human_secs;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::output::{self, Target};
+use crate::output::target::Target;
 use crate::source;
 use crate::store::{self, FileError};
-use crate::token;
+use crate::token::{self, default_minsecs, margin, DEFAULT_MINSECS};
 
 /// Space reserved for each token file's replacement before a renewal sends
 /// anything: WLCG tokens are 1-4 KiB; a larger one is still written if it fits.
@@ -81,26 +82,6 @@ pub fn current_by(path: &Path, also: Option<u32>) -> Result<Current> {
     })
 }
 
-/// The renewal margin when `--minsecs` is not given: one hour, or half the token's own
-/// lifetime (`exp - iat`) when that is shorter. A 1-hour token (INDIGO IAM's default)
-/// is then renewed once per half hour, not on every cron run, and tokens of 2 hours
-/// and more keep the classic hour (igwn-robot-get's `--minsecs 3600`). Without a
-/// usable `iat` the lifetime is unknown: one hour.
-pub fn default_minsecs(exp: i64, iat: Option<i64>) -> i64 {
-    match iat {
-        Some(iat) if iat < exp => DEFAULT_MINSECS.min(exp.saturating_sub(iat) / 2),
-        _ => DEFAULT_MINSECS,
-    }
-}
-
-/// The cap of [`default_minsecs`], and the margin when no token says more.
-pub const DEFAULT_MINSECS: i64 = 3600;
-
-/// The margin for this token: `--minsecs` exactly when given, else the default rule.
-pub fn margin(minsecs: Option<i64>, t: &token::Times) -> i64 {
-    minsecs.unwrap_or_else(|| default_minsecs(t.exp, t.iat))
-}
-
 /// A token's lifetime as issued, `exp - iat`, when it has a usable `iat`.
 fn lifetime(t: &token::Times) -> Option<i64> {
     t.iat
@@ -165,25 +146,6 @@ fn margin_text(minsecs: Option<i64>, t: &token::Times) -> String {
         ),
         (None, _) => format!("{} (the default)", human_secs(DEFAULT_MINSECS)),
     }
-}
-
-/// Human form of a number of seconds: 1h 2m 3s.
-pub fn human_secs(s: i64) -> String {
-    // unsigned_abs: -i64::MIN does not fit in an i64.
-    let (sign, s) = (if s < 0 { "-" } else { "" }, s.unsigned_abs());
-    let (d, h, m, sec) = (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60);
-    let mut out = String::from(sign);
-    if d > 0 {
-        out.push_str(&format!("{d}d "));
-    }
-    if d > 0 || h > 0 {
-        out.push_str(&format!("{h}h "));
-    }
-    if d > 0 || h > 0 || m > 0 {
-        out.push_str(&format!("{m}m "));
-    }
-    out.push_str(&format!("{sec}s"));
-    out
 }
 
 /// The outcome of a successful `get`.
@@ -314,7 +276,7 @@ pub fn combine(mut failures: Vec<(PathBuf, Error)>, total: usize) -> Option<Erro
 /// hand-offs that follow.
 pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     let started = Instant::now();
-    let targets = output::targets(cfg)?;
+    let targets = cfg.targets()?;
     let margin = Margin::of(cfg);
     let states = match settled(&targets, survey(&targets, margin), margin, false) {
         Ok(outcome) => return outcome,
@@ -326,7 +288,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         }
     }
     // A missing credential fails here, before anything is created or slept.
-    source::precheck(cfg)?;
+    source::precheck(&cfg.source)?;
     spread_load(cfg.random_delay, deadline);
     http::check_trust(&cfg.trust)?;
 
@@ -406,7 +368,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
 
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
     let issued = source::obtain(
-        cfg,
+        &cfg.source,
         &source::Context {
             http: &http,
             token_locks: &lock_paths,
@@ -434,7 +396,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         )));
     }
     // With --condor=credd, condor::EarlyRenewal says it, naming SEC_CREDENTIAL_REFRESH.
-    if !matches!(cfg.condor, Some(crate::condor::Mode::Credd { .. })) {
+    if !matches!(cfg.condor, Some(crate::output::condor::Mode::Credd { .. })) {
         warn_short_lifetime(cfg.minsecs, &new, left, &old);
     }
     let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
@@ -674,8 +636,9 @@ mod tests {
                 let left = tok.exp - now;
                 min_left = min_left.min(left);
                 if now > start + 900 {
-                    let (warn, _) =
-                        crate::monitor::default_thresholds(default_minsecs(tok.exp, tok.iat));
+                    let (warn, _) = crate::commands::monitor::default_thresholds(default_minsecs(
+                        tok.exp, tok.iat,
+                    ));
                     assert!(
                         left >= warn,
                         "lifetime {lifetime}: WARNING at {now}: {left} left"

@@ -22,20 +22,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::condor;
-use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, Credential};
+use crate::clock::human_secs;
+use crate::commands::renew::{self, Current};
+use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
-use crate::exchange;
-use crate::hook;
 use crate::http::{self, Http, Retry};
-use crate::oauth;
-use crate::output;
-use crate::renew::{self, human_secs, Current};
+use crate::output::condor;
+use crate::output::hook;
+use crate::source::credential::{self, Credential};
+use crate::source::oauth::exchange;
+use crate::source::vault;
+use crate::source::vault::VaultOptions;
+use crate::source::Source;
 use crate::source::{self, Context};
 use crate::store::{self, FileError};
 use crate::token;
-use crate::vault;
 
 /// Clock skew beyond this is worth a warning: token `exp`/`nbf` checks break.
 const MAX_SKEW_SECS: i64 = 60;
@@ -188,7 +189,7 @@ fn check(cfg: &GetConfig) -> Checks {
     c.pass("configuration", &describe_source(cfg));
 
     // Token files: as the renewal looks at them first.
-    let Some(targets) = c.check("token files", output::targets(cfg), |t| {
+    let Some(targets) = c.check("token files", cfg.targets(), |t| {
         format!("{} token file(s)", t.len())
     }) else {
         return c;
@@ -236,11 +237,11 @@ fn check(cfg: &GetConfig) -> Checks {
 
     // A credential file that does not exist: the renewal stops here, creating nothing.
     let mut source_ok = true;
-    if let Source::File(path) = &cfg.source {
+    if let Source::File(path) = &cfg.source.kind {
         source_ok = c
             .check(
                 &format!("credential {}", path.display()),
-                source::precheck(cfg),
+                source::precheck(&cfg.source),
                 |_| "exists".into(),
             )
             .is_some();
@@ -337,7 +338,9 @@ fn check(cfg: &GetConfig) -> Checks {
 
     // After the renewal: the HTCondor hand-off and the deploy hook.
     if let Some(mode) = &cfg.condor {
-        for (what, r) in condor::preflight(cfg, mode) {
+        for (what, r) in condor::preflight(mode, &cfg.outfile, cfg.timeout, &|login| {
+            crate::commands::get::vault_storer(cfg, login)
+        }) {
             c.check(&what, r, |d| d.clone());
         }
     }
@@ -367,7 +370,7 @@ fn credential_file_checks(
 
 /// The credential (or client, or Vault) checks.
 fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -> Option<()> {
-    match &cfg.source {
+    match &cfg.source.kind {
         Source::File(path) => {
             let what = format!("credential {}", path.display());
             let (real, data) = credential_file_checks(path, c)?;
@@ -403,7 +406,7 @@ fn source_checks(cfg: &GetConfig, ctx: &Context, online: bool, c: &mut Checks) -
             }
             let s = c.check(
                 "Vault settings",
-                vault::Settings::resolve(cfg).and_then(|s| {
+                vault::Settings::resolve(&cfg.source.kind).and_then(|s| {
                     s.ok_or_else(|| Error::usage("no Vault settings: give --vault-server"))
                 }),
                 describe_vault,
@@ -426,7 +429,7 @@ fn vault_checks(s: &vault::Settings, ctx: &Context, online: bool, c: &mut Checks
     c.plan.push(format!("reads the token from {}", s.server));
 }
 
-fn exec_check(exec: &crate::exec::ExecSettings, c: &mut Checks) {
+fn exec_check(exec: &crate::source::exec::ExecSettings, c: &mut Checks) {
     let program = exec.program();
     let path = exec
         .env
@@ -470,7 +473,7 @@ fn oauth_checks(
 ) -> Option<()> {
     // The renewal prepares the credential's rewrite before it sends its refresh token.
     let rewrite = cred.clone();
-    let p = c.check("client", source::preview(cfg, cred), |p| {
+    let p = c.check("client", source::preview(&cfg.source, cred), |p| {
         format!("{} authenticates by {}", p.client_id, p.client_auth)
     })?;
     let rewrite = rewrite.filter(|_| p.grant == "refresh_token");
@@ -501,7 +504,7 @@ fn oauth_checks(
             );
             match c.check(
                 &format!("discovery {url}"),
-                oauth::discover_with_date(http, issuer),
+                crate::issuer::discover_with_date(http, issuer),
                 |_| "fetched".into(),
             ) {
                 Some((meta, date)) => {
@@ -659,7 +662,7 @@ fn describe_current(cur: &Current, m: renew::Margin) -> (String, Option<(i64, i6
 }
 
 fn describe_source(cfg: &GetConfig) -> String {
-    let what = match &cfg.source {
+    let what = match &cfg.source.kind {
         Source::File(p) => format!("credential file {}", p.display()),
         Source::Client { client_id, .. } => format!("client {client_id} from the options"),
         Source::Exec(e) => format!("exec command {}", e.program()),

@@ -560,11 +560,11 @@ fn to_argv(
         if let Some(k) = t
             .keys()
             .map(|k| k.get_ref().as_ref())
-            .find(|k| !crate::output::TABLE_KEYS.contains(k))
+            .find(|k| !crate::output::target::TABLE_KEYS.contains(k))
         {
             return Err(format!(
                 "{} in a token file table",
-                crate::output::unknown_key(k, &crate::output::TABLE_KEYS)
+                crate::output::target::unknown_key(k, &crate::output::target::TABLE_KEYS)
             ));
         }
     }
@@ -623,7 +623,7 @@ mod tests {
         let all: Vec<&Profile> = c.profiles.iter().collect();
         let cfgs = c.resolve_all(&all, None).unwrap();
         assert_eq!(cfgs[0].minsecs, Some(7200));
-        assert_eq!(cfgs[0].scope, vec!["x", "y"]);
+        assert_eq!(cfgs[0].source.scope, vec!["x", "y"]);
         assert_eq!(cfgs[0].deploy_hook.as_deref(), Some("-dash"));
         assert_eq!(cfgs[0].profile.as_deref(), Some("a"));
         assert_eq!(cfgs[1].minsecs, Some(3600));

@@ -17,7 +17,7 @@ pub const GSSAPI_LIBRARY: &str = "libgssapi_krb5.so.2";
 /// Can the system's GSSAPI library be loaded, with every entry point Kerberos logins
 /// use? (`gssapi::available`, which opens it and closes it again.)
 pub fn gssapi_found() -> bool {
-    crate::gssapi::available()
+    crate::source::vault::gssapi::available()
 }
 
 pub fn text() -> String {

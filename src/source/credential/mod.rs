@@ -4,6 +4,8 @@
 //! rewriting: a rotation changes the `refresh_token` value and nothing else, so
 //! unknown fields, number spellings, escapes and layout survive (see `json_edit`).
 
+pub mod json_edit;
+
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,9 +15,11 @@ use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use crate::error::{io_reason, Error, Result};
-use crate::exec::ExecSettings;
-use crate::json_edit::{self, Edit};
 use crate::secret::Secret;
+use crate::source::credential::json_edit::Edit;
+use crate::source::exec::ExecSettings;
+use crate::source::oauth::exchange::Subject;
+use crate::source::oauth::ClientAuth;
 use crate::store::{self, FileError, WriteMode};
 
 /// A credential file larger than this is not a credential file.
@@ -70,31 +74,6 @@ fn check_field_names(raw: &Map<String, Value>, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// How the client proves its identity at the token endpoint (RFC 6749 2.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic with client_id and client_secret.
-    Basic,
-    /// client_id and client_secret in the form body.
-    Post,
-    /// A public client: client_id only.
-    None,
-    /// A JWT signed with the client's private key (RFC 7523 client assertion).
-    PrivateKeyJwt,
-}
-
-impl ClientAuth {
-    pub fn parse(s: &str) -> Option<ClientAuth> {
-        match s {
-            "basic" | "client_secret_basic" => Some(ClientAuth::Basic),
-            "post" | "client_secret_post" => Some(ClientAuth::Post),
-            "none" => Some(ClientAuth::None),
-            "private_key_jwt" => Some(ClientAuth::PrivateKeyJwt),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct Credential {
     /// Where it was read from, symlinks resolved, so a rewrite replaces the real file.
@@ -132,17 +111,6 @@ pub enum CredGrant {
     RefreshToken,
     ClientCredentials,
     TokenExchange,
-}
-
-/// Where the subject token of a token exchange comes from. The token itself is read
-/// only when it is needed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Subject {
-    File(PathBuf),
-    /// The name of an environment variable (GitLab CI `id_tokens:`, a CI secret).
-    Env(String),
-    /// GitHub Actions' OIDC token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`).
-    GitHub,
 }
 
 impl std::fmt::Debug for Credential {

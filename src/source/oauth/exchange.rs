@@ -5,11 +5,10 @@
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::credential::Subject;
 use crate::error::{io_reason, Error, Result};
 use crate::http::{check_url, Http, Retry};
 use crate::secret::Secret;
@@ -219,4 +218,25 @@ fn github(http: &Http, audience: Option<&str>) -> Result<Secret> {
             "{shown} answered the OIDC token request without a \"value\""
         ))),
     }
+}
+
+/// Token-exchange settings from the command line (they override the credential's).
+#[derive(Debug, Clone, Default)]
+pub struct ExchangeOptions {
+    pub subject: Option<Subject>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    /// Audience of the GitHub Actions identity token [default: the issuer URL].
+    pub ci_audience: Option<String>,
+}
+
+/// Where the subject token of a token exchange comes from. The token itself is read
+/// only when it is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    File(PathBuf),
+    /// The name of an environment variable (GitLab CI `id_tokens:`, a CI secret).
+    Env(String),
+    /// GitHub Actions' OIDC token endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL`).
+    GitHub,
 }

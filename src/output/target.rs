@@ -9,12 +9,11 @@
 //! path that itself ends in `:key=value` text is written with a trailing `:`.
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::GetConfig;
 use crate::error::{Error, Result};
 use crate::store::{self, euid};
 
@@ -314,13 +313,13 @@ fn in_group(gid: u32) -> bool {
 
 /// The token files of this run, resolved: `-o`, else the credential file's
 /// `outputs`, else the WLCG discovery default. A path named twice is refused.
-pub fn targets(cfg: &GetConfig) -> Result<Vec<Target>> {
+pub fn targets(outputs: &[OutputSpec], outfile: &Path) -> Result<Vec<Target>> {
     // Only what the command line (or a profile) names: the fresh path must decide
     // without reading the credential.
-    let specs = if cfg.outputs.is_empty() {
-        vec![OutputSpec::plain(cfg.outfile.clone())]
+    let specs = if outputs.is_empty() {
+        vec![OutputSpec::plain(outfile.to_path_buf())]
     } else {
-        cfg.outputs.clone()
+        outputs.to_vec()
     };
     let mut seen = std::collections::HashSet::new();
     for s in &specs {

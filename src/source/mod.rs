@@ -6,62 +6,34 @@
 //! (a rotated refresh token) is safely on disk before `obtain` returns, so the
 //! caller may then write the access token.
 
+pub mod credential;
+pub mod exec;
+pub mod interface;
+pub mod oauth;
+pub mod vault;
+
+pub use interface::{Context, Issued, Settings, Source};
+
 use std::path::{Path, PathBuf};
 
-use crate::assertion::SigningKey;
-use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, ClientAuth, CredGrant, Credential, Subject};
 use crate::error::{Error, Result, Tag};
-use crate::exchange;
-use crate::exec::{self, ExecContext, ExecSettings, Printed};
-use crate::http::Http;
-use crate::oauth::{self, Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
 use crate::secret::Secret;
+use crate::source::credential::{CredGrant, Credential};
+use crate::source::exec::{ExecContext, ExecSettings, Printed};
+use crate::source::oauth::assertion::SigningKey;
+use crate::source::oauth::exchange;
+use crate::source::oauth::exchange::Subject;
+use crate::source::oauth::ClientAuth;
+use crate::source::oauth::{Client, Grant, TokenRequest, TOKEN_TYPE_JWT};
+use crate::source::vault::VaultOptions;
 use crate::store::{self, FileError};
 use crate::token;
-use crate::vault;
-
-/// A token a source obtained, not yet checked or installed.
-#[derive(Debug)]
-pub struct Issued {
-    pub access_token: Secret,
-    /// What the issuer says it granted, when it says (`scope` of the response).
-    pub granted_scope: Option<String>,
-    /// What was asked for, for the narrowing check.
-    pub requested_scope: Vec<String>,
-    /// Where it came from, for messages (a token endpoint or Vault URL).
-    pub from: String,
-}
-
-/// What a source needs from the run besides its configuration.
-pub struct Context<'a> {
-    pub http: &'a Http,
-    /// Locks already held for the token files: a credential with one of these lock
-    /// paths must not be locked twice.
-    pub token_locks: &'a [PathBuf],
-    /// The first token file (for an exec command's context).
-    pub outfile: &'a Path,
-    pub deadline: std::time::Instant,
-    /// Seconds the new token must have left, for sources that decide that themselves
-    /// (Vault's `minimum_seconds`, an exec command): `--minsecs`, else the default rule.
-    pub minsecs: i64,
-    /// `minsecs` is the default rule's (no `--minsecs`): a source that cannot give that
-    /// much may give less rather than fail.
-    pub minsecs_is_default: bool,
-}
-
-impl Context<'_> {
-    /// Does this run already hold the lock at `path`?
-    pub fn holds(&self, path: &Path) -> bool {
-        self.token_locks.iter().any(|l| l == path)
-    }
-}
 
 /// What can be known about the source without reading a secret or taking a lock:
 /// the credential file exists. Checked before a renewal creates its locks, so a
 /// mistyped path leaves no file behind.
-pub fn precheck(cfg: &GetConfig) -> Result<()> {
-    if let Source::File(file) = &cfg.source {
+pub fn precheck(cfg: &Settings) -> Result<()> {
+    if let Source::File(file) = &cfg.kind {
         if let Err(e) = std::fs::symlink_metadata(file) {
             if e.kind() == std::io::ErrorKind::NotFound {
                 return Err(Error::config(format!(
@@ -77,8 +49,8 @@ pub fn precheck(cfg: &GetConfig) -> Result<()> {
 }
 
 /// Get a new access token from the configured source.
-pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
-    match &cfg.source {
+pub fn obtain(cfg: &Settings, ctx: &Context) -> Result<Issued> {
+    match &cfg.kind {
         Source::File(file) => {
             // A credential file is read only under its own lock: a refresh token may be
             // redeemed once, and two token files can share one credential.
@@ -106,7 +78,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
                 let (real, data) = credential::read_file(file)?;
                 credential::refuse_revoked(&data, &real)?;
             }
-            match vault::Settings::resolve(cfg)? {
+            match vault::Settings::resolve(&cfg.kind)? {
                 Some(s) => vault::obtain(&s, ctx.minsecs, ctx),
                 None => Err(Error::usage("no Vault settings: give --vault-server")),
             }
@@ -123,7 +95,7 @@ pub fn obtain(cfg: &GetConfig, ctx: &Context) -> Result<Issued> {
 /// credential's issuer. The command owns the long-lived credential, so a refresh
 /// token the issuer rotates is not stored anywhere by robot-token.
 fn from_exec(
-    cfg: &GetConfig,
+    cfg: &Settings,
     ctx: &Context,
     settings: &ExecSettings,
     cred: Option<Credential>,
@@ -234,7 +206,7 @@ fn load_key(file: Option<&Path>, kid: Option<String>) -> Result<Option<SigningKe
 }
 
 /// A token exchange from the command line's settings, else the credential's.
-fn exchange_want(cfg: &GetConfig, cred: Option<&Credential>) -> Option<Want> {
+fn exchange_want(cfg: &Settings, cred: Option<&Credential>) -> Option<Want> {
     let x = &cfg.exchange;
     let subject = x
         .subject
@@ -258,7 +230,7 @@ fn exchange_want(cfg: &GetConfig, cred: Option<&Credential>) -> Option<Want> {
 /// The plan for a client given on the command line: client_credentials, or a token
 /// exchange when a subject token is named.
 fn plan_from_options(
-    cfg: &GetConfig,
+    cfg: &Settings,
     issuer: &Option<String>,
     client_id: &str,
     secret_file: &Option<PathBuf>,
@@ -287,7 +259,7 @@ fn plan_from_options(
 
 /// The client of a credential file, with the command line's overrides
 /// (`--client-auth`, `--private-key-file`, `--kid`); the private key is loaded here.
-pub fn client_of(cfg: &GetConfig, cred: &Credential) -> Result<Client> {
+pub fn client_of(cfg: &Settings, cred: &Credential) -> Result<Client> {
     let key_file = cfg
         .private_key_file
         .clone()
@@ -307,7 +279,7 @@ pub fn client_of(cfg: &GetConfig, cred: &Credential) -> Result<Client> {
     })
 }
 
-fn plan_from_credential(cfg: &GetConfig, cred: Credential) -> Result<Plan> {
+fn plan_from_credential(cfg: &Settings, cred: Credential) -> Result<Plan> {
     let pick = |cli: &Vec<String>, file: &Vec<String>| {
         if cli.is_empty() {
             file.clone()
@@ -381,8 +353,8 @@ pub struct Preview {
 /// The plan of an OAuth2 source: from `cred` (a parsed credential file), else from the
 /// command line's client. Loads the private key and reads a client secret file, as the
 /// renewal does; sends nothing.
-pub fn preview(cfg: &GetConfig, cred: Option<Credential>) -> Result<Preview> {
-    let plan = match (cred, &cfg.source) {
+pub fn preview(cfg: &Settings, cred: Option<Credential>) -> Result<Preview> {
+    let plan = match (cred, &cfg.kind) {
         (Some(c), _) => plan_from_credential(cfg, c)?,
         (
             None,

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::cli::{CheckArgs, Selection, StatusArgs};
-use crate::config::parse_duration;
-use crate::discovery;
+use crate::clock::human_secs;
+use crate::clock::parse_duration;
+use crate::commands::get;
+use crate::config::profile::{ConfigFile, Profile};
 use crate::error::{Error, Exit, Result};
-use crate::get;
-use crate::profile::{ConfigFile, Profile};
-use crate::renew::{self, human_secs};
+use crate::output::discovery;
+use crate::output::state::{self, LastRun};
 use crate::secret::{untrusted_text, untrusted_text_max};
-use crate::state::{self, LastRun};
 use crate::store;
 use crate::token;
 
@@ -42,7 +42,7 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
     let path = match (config, sel.profile.is_some() || sel.all) {
         (Some(p), _) => Some(p.clone()),
         (None, true) => Some(get::config_path(None)?),
-        (None, false) => crate::profile::default_path(),
+        (None, false) => crate::config::profile::default_path(),
     };
     let Some(path) = path else {
         return Ok(vec![Target {
@@ -349,7 +349,7 @@ fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
 }
 
 /// WARNING and CRITICAL thresholds for one token: as given, or relative to the margin
-/// `get` renews it at (the profile's minsecs, else `renew::default_minsecs` of the
+/// `get` renews it at (the profile's minsecs, else `token::default_minsecs` of the
 /// token's own lifetime): a healthy robot renews at that margin, so a quarter of it left
 /// means renewals have been failing for a while, an eighth that the token is about to
 /// run out. With a 1-hour token renewed by cron every 15 minutes (plus up to 5 minutes
@@ -358,8 +358,8 @@ fn threshold(name: &str, v: &str) -> std::result::Result<i64, String> {
 fn thresholds(r: &Row, warn: Option<i64>, crit: Option<i64>) -> (i64, i64) {
     let margin = match (&r.target.minsecs, &r.held) {
         (Some(m), _) => *m,
-        (None, Held::Token { claims, exp }) => renew::default_minsecs(*exp, claims.iat()),
-        (None, _) => renew::DEFAULT_MINSECS,
+        (None, Held::Token { claims, exp }) => token::default_minsecs(*exp, claims.iat()),
+        (None, _) => token::DEFAULT_MINSECS,
     };
     let (w, c) = default_thresholds(margin);
     match (warn, crit) {

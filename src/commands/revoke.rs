@@ -24,18 +24,19 @@ use std::path::{Path, PathBuf};
 use clap::ArgMatches;
 
 use crate::cli::RevokeCmd;
-use crate::condor;
-use crate::config::{GetConfig, Source, VaultOptions};
-use crate::credential::{self, Credential};
+use crate::commands::get::config_path;
+use crate::config::profile::ConfigFile;
+use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
-use crate::get::config_path;
 use crate::http::{self, Http};
-use crate::oauth;
-use crate::output;
-use crate::profile::ConfigFile;
+use crate::output::condor;
+use crate::source::credential::{self, Credential};
+use crate::source::oauth;
+use crate::source::vault;
+use crate::source::vault::VaultOptions;
+use crate::source::Source;
 use crate::source::{self, Context};
 use crate::store::{self, FileError};
-use crate::vault;
 
 pub fn run(
     config: Option<&PathBuf>,
@@ -78,14 +79,15 @@ fn now_rfc3339() -> String {
 
 /// Retire the robot of `cfg`; one line per thing done.
 pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
-    let targets = output::targets(cfg)?;
+    let targets = cfg.targets()?;
     let deadline = crate::clock::from_now(cfg.deadline);
     let mut lines = Vec::new();
 
     // No renewal may run meanwhile: hold the token files' locks, in get's order.
     let mut lock_paths = Vec::new();
     for t in &targets {
-        lock_paths.push(store::lock_path(&t.path).map_err(crate::renew::token_file_error)?);
+        lock_paths
+            .push(store::lock_path(&t.path).map_err(crate::commands::renew::token_file_error)?);
     }
     lock_paths.sort();
     lock_paths.dedup();
@@ -93,7 +95,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     for p in &lock_paths {
         locks.push(store::lock(p, deadline).map_err(|e| match e {
             FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => crate::renew::token_file_error(e),
+            e => crate::commands::renew::token_file_error(e),
         })?);
     }
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
@@ -107,7 +109,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
         outfile: &first,
         deadline,
         // Revocation asks no source for a token.
-        minsecs: crate::renew::DEFAULT_MINSECS,
+        minsecs: crate::token::DEFAULT_MINSECS,
         minsecs_is_default: cfg.minsecs.is_none(),
     };
 
@@ -115,7 +117,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     // its lock, held to the end.
     let mut credential_file = None;
     let mut _cred_lock = None;
-    match &cfg.source {
+    match &cfg.source.kind {
         Source::File(path) => {
             let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
             _cred_lock = source::lock_credential(&real, &ctx)?;
@@ -158,7 +160,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
                 Some((real, at)) => lines.push(already(real, &at)),
                 None => {
                     http::check_trust(&cfg.trust)?;
-                    let s = vault::Settings::resolve(cfg)?
+                    let s = vault::Settings::resolve(&cfg.source.kind)?
                         .ok_or_else(|| Error::usage("no Vault settings: give --vault-server"))?;
                     lines.extend(vault::revoke(&s, force, &ctx)?);
                     if let Some((real, data)) = &marked {
@@ -268,7 +270,7 @@ fn at_issuer(cfg: &GetConfig, cred: &Credential, http: &Http) -> Result<String> 
     };
     http::check_trust(&cfg.trust)?;
     let (endpoint, aud) = revocation_endpoint(http, cfg, cred)?;
-    let client = source::client_of(cfg, cred)?;
+    let client = source::client_of(&cfg.source, cred)?;
     oauth::revoke_refresh_token(http, &endpoint, &client, &aud, rt)?;
     Ok(format!("revoked the refresh token {rt} at {endpoint}"))
 }
@@ -281,6 +283,7 @@ fn revocation_endpoint(
     cred: &Credential,
 ) -> Result<(String, String)> {
     let token_endpoint = cfg
+        .source
         .token_endpoint
         .clone()
         .or_else(|| cred.token_endpoint.clone());
@@ -297,7 +300,7 @@ fn revocation_endpoint(
             cred.path.display()
         )));
     };
-    let meta = oauth::discover(http, issuer)?;
+    let meta = crate::issuer::discover(http, issuer)?;
     let Some(ep) = meta.revocation_endpoint else {
         return Err(Error::config(format!(
             "the discovery document of {issuer} names no revocation_endpoint: this issuer does \

@@ -1,100 +1,43 @@
 //! The one place that turns what was typed (`cli`) into what the program runs with,
 //! with every check that needs no I/O. Nothing deeper looks at raw flags.
 
+pub mod profile;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{GetArgs, InspectArgs};
-use crate::clock;
-use crate::condor;
-use crate::credential::{ClientAuth, Subject};
-use crate::discovery;
+use crate::clock::{self, parse_duration};
 use crate::error::{Error, Result};
-use crate::exchange::{self, Ci};
 use crate::http::TrustOptions;
-use crate::output::OutputSpec;
+use crate::output::condor;
+use crate::output::discovery;
+use crate::output::target::{self, OutputSpec, Target};
+use crate::source::oauth::exchange::{self, Ci, ExchangeOptions, Subject};
+use crate::source::oauth::ClientAuth;
+use crate::source::vault::VaultOptions;
+use crate::source::{self, Source};
 
-/// Where the long-lived credential comes from.
-#[derive(Debug, Clone)]
-pub enum Source {
-    /// A version-1 credential file.
-    File(PathBuf),
-    /// A client given by options: issuer, client id and a secret file or private
-    /// key; client_credentials, or a token exchange when a subject token is given.
-    Client {
-        issuer: Option<String>,
-        client_id: String,
-        secret_file: Option<PathBuf>,
-    },
-    /// A command obtains the token (profiles; a credential file says `"grant": "exec"`).
-    Exec(Box<crate::exec::ExecSettings>),
-    /// An htvault-config (Vault) server, logged in to with a Kerberos keytab
-    /// (see `vault`). The settings typed; a credential file (`vault` section) may
-    /// add the rest when the run needs it.
-    Vault(VaultOptions),
-}
-
-/// The Vault settings as given on the command line (or the environment). Every field
-/// is optional here: `vault::Settings::resolve` merges them over the credential
-/// file's `vault` section and applies the defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VaultOptions {
-    pub server: Option<String>,
-    pub issuer_name: Option<String>,
-    pub role: Option<String>,
-    pub credkey: Option<String>,
-    pub keytab: Option<PathBuf>,
-    pub principal: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub token_minttl: Option<Duration>,
-    pub token_ttl: Option<Duration>,
-    pub kerberos_path: Option<String>,
-    pub secret_path: Option<String>,
-    /// A credential file whose `vault` section holds settings not typed.
-    pub credential: Option<PathBuf>,
-}
-
-impl VaultOptions {
-    fn from_args(a: &GetArgs) -> Result<VaultOptions> {
-        let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
-            v.as_deref().map(|v| duration_opt(name, v)).transpose()
-        };
-        let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-        Ok(VaultOptions {
-            server: nonempty(&a.vault_server),
-            issuer_name: nonempty(&a.issuer_name),
-            role: nonempty(&a.role),
-            credkey: nonempty(&a.credkey),
-            keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
-            principal: nonempty(&a.principal),
-            token_file: a.vault_token_file.clone(),
-            token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
-            token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
-            kerberos_path: nonempty(&a.kerberos_path),
-            secret_path: nonempty(&a.secret_path),
-            credential: a.credential.clone(),
-        })
-    }
-
-    /// Was any Vault option given (other than the credential file)?
-    fn any(&self) -> bool {
-        let VaultOptions { credential, .. } = self;
-        *self
-            != VaultOptions {
-                credential: credential.clone(),
-                ..VaultOptions::default()
-            }
-    }
-}
-
-/// Token-exchange settings from the command line (they override the credential's).
-#[derive(Debug, Clone, Default)]
-pub struct ExchangeOptions {
-    pub subject: Option<Subject>,
-    pub subject_token_type: Option<String>,
-    pub requested_token_type: Option<String>,
-    /// Audience of the GitHub Actions identity token [default: the issuer URL].
-    pub ci_audience: Option<String>,
+/// The Vault options typed (`vault::VaultOptions`).
+fn vault_options(a: &GetArgs) -> Result<VaultOptions> {
+    let dur = |name: &str, v: &Option<String>| -> Result<Option<Duration>> {
+        v.as_deref().map(|v| duration_opt(name, v)).transpose()
+    };
+    let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    Ok(VaultOptions {
+        server: nonempty(&a.vault_server),
+        issuer_name: nonempty(&a.issuer_name),
+        role: nonempty(&a.role),
+        credkey: nonempty(&a.credkey),
+        keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
+        principal: nonempty(&a.principal),
+        token_file: a.vault_token_file.clone(),
+        token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
+        token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
+        kerberos_path: nonempty(&a.kerberos_path),
+        secret_path: nonempty(&a.secret_path),
+        credential: a.credential.clone(),
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -104,15 +47,12 @@ pub struct GetConfig {
     pub outputs: Vec<OutputSpec>,
     /// The first token file: the first `-o`, else the WLCG discovery default.
     pub outfile: PathBuf,
-    /// `--minsecs` as given; `None`: the default rule, `renew::default_minsecs`.
+    /// `--minsecs` as given; `None`: the default rule, `token::default_minsecs`.
     pub minsecs: Option<i64>,
     /// Seconds added to the margin (`--condor=credd`: SEC_CREDENTIAL_REFRESH); 0 here.
     pub minsecs_extra: i64,
-    pub source: Source,
-    pub token_endpoint: Option<String>,
-    pub client_auth: Option<ClientAuth>,
-    pub scope: Vec<String>,
-    pub audience: Vec<String>,
+    /// Where the token comes from, and what is asked for.
+    pub source: source::Settings,
     pub trust: TrustOptions,
     pub timeout: Duration,
     pub deadline: Duration,
@@ -123,9 +63,6 @@ pub struct GetConfig {
     pub random_delay: Duration,
     /// `--condor`: what to hand HTCondor after a successful run.
     pub condor: Option<condor::Mode>,
-    pub private_key_file: Option<PathBuf>,
-    pub kid: Option<String>,
-    pub exchange: ExchangeOptions,
     /// Scopes that must be granted, or the run fails with exit 77.
     pub require_scope: Vec<String>,
 }
@@ -134,7 +71,7 @@ impl GetConfig {
     /// The long-lived secret this configuration reads (shown by `status`); the token
     /// file when there is none (exec).
     pub fn credential_path(&self) -> &std::path::Path {
-        match &self.source {
+        match &self.source.kind {
             Source::File(p) => p,
             Source::Client {
                 secret_file: Some(s),
@@ -142,7 +79,11 @@ impl GetConfig {
             } => s,
             Source::Client {
                 secret_file: None, ..
-            } => self.private_key_file.as_deref().unwrap_or(&self.outfile),
+            } => self
+                .source
+                .private_key_file
+                .as_deref()
+                .unwrap_or(&self.outfile),
             Source::Exec(_) => &self.outfile,
             Source::Vault(v) => v
                 .credential
@@ -152,9 +93,14 @@ impl GetConfig {
         }
     }
 
+    /// The token files of this run, resolved (`target::targets`).
+    pub fn targets(&self) -> Result<Vec<Target>> {
+        target::targets(&self.outputs, &self.outfile)
+    }
+
     /// The credential file whose rewrite means a rotated refresh token.
     pub fn rotating_credential(&self) -> Option<&std::path::Path> {
-        match &self.source {
+        match &self.source.kind {
             Source::File(p) => Some(p),
             _ => None,
         }
@@ -200,50 +146,6 @@ fn subject_from_args(a: &GetArgs) -> Result<Option<Subject>> {
             )),
         },
     }
-}
-
-/// Seconds, or a duration such as `90s`, `30m`, `1h`, `1h 30m`, `7d`; at most 10 years
-/// ([`clock::MAX_DURATION`]): longer is refused, never wrapped around.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let secs = match s.parse::<u64>() {
-        Ok(n) => Some(n as f64),
-        // Digits past u64::MAX: a number, only too large.
-        Err(_) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Some(f64::INFINITY),
-        Err(_) => s.parse::<jiff::Span>().ok().and_then(|span| {
-            span.total((
-                jiff::Unit::Second,
-                jiff::SpanRelativeTo::days_are_24_hours(),
-            ))
-            .ok()
-        }),
-    };
-    match secs {
-        // Compared as f64 first: Duration::from_secs_f64 panics past u64::MAX seconds.
-        Some(t) if t > clock::MAX_DURATION.as_secs_f64() => Err(format!(
-            "{s:?} is more than 10 years ({}d)",
-            clock::MAX_DURATION.as_secs() / 86_400
-        )),
-        Some(t) if t >= 0.0 && t.is_finite() => Ok(match s.parse::<u64>() {
-            Ok(n) => Duration::from_secs(n),
-            Err(_) => Duration::from_secs_f64(t),
-        }),
-        _ => Err(format!(
-            "{s:?} is not a duration (use seconds, or e.g. 90s, 30m, 1h, 7d)"
-        )),
-    }
-}
-
-/// A whole number of seconds from a file (JSON), bounded like [`parse_duration`].
-pub fn duration_secs(n: u64) -> std::result::Result<Duration, String> {
-    let d = Duration::from_secs(n);
-    if d > clock::MAX_DURATION {
-        return Err(format!(
-            "{n} s is more than 10 years ({}d)",
-            clock::MAX_DURATION.as_secs() / 86_400
-        ));
-    }
-    Ok(d)
 }
 
 fn duration_opt(name: &str, v: &str) -> Result<Duration> {
@@ -314,7 +216,7 @@ impl VerifyConfig {
 impl GetConfig {
     pub fn from_args(a: &GetArgs) -> Result<GetConfig> {
         let subject = subject_from_args(a)?;
-        let vault = VaultOptions::from_args(a)?;
+        let vault = vault_options(a)?;
         let source = if vault.any() {
             if a.client_id.is_some() || a.client_secret_file.is_some() || a.issuer.is_some() {
                 return Err(Error::usage(
@@ -330,12 +232,14 @@ impl GetConfig {
             // so that a fresh run (which reads nothing) also reports it.
             if vault.credential.is_none() {
                 if let Some(server) = &vault.server {
-                    crate::vault::normalize_server(server)?;
+                    crate::source::vault::normalize_server(server)?;
                 }
                 let minttl = vault
                     .token_minttl
-                    .unwrap_or(crate::vault::DEFAULT_TOKEN_MINTTL);
-                let ttl = vault.token_ttl.unwrap_or(crate::vault::DEFAULT_TOKEN_TTL);
+                    .unwrap_or(crate::source::vault::DEFAULT_TOKEN_MINTTL);
+                let ttl = vault
+                    .token_ttl
+                    .unwrap_or(crate::source::vault::DEFAULT_TOKEN_TTL);
                 if minttl >= ttl {
                     return Err(Error::usage(format!(
                         "--vault-token-minttl ({}s) must be less than --vault-token-ttl ({}s)",
@@ -447,11 +351,21 @@ impl GetConfig {
             outfile,
             minsecs,
             minsecs_extra: 0,
-            source,
-            token_endpoint: a.token_endpoint.clone(),
-            client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
-            scope: words(&a.scope),
-            audience: words(&a.audience),
+            source: source::Settings {
+                kind: source,
+                token_endpoint: a.token_endpoint.clone(),
+                client_auth: a.client_auth.as_deref().and_then(ClientAuth::parse),
+                scope: words(&a.scope),
+                audience: words(&a.audience),
+                private_key_file: a.private_key_file.clone(),
+                kid: a.kid.clone(),
+                exchange: ExchangeOptions {
+                    subject,
+                    subject_token_type: a.subject_token_type.clone(),
+                    requested_token_type: a.requested_token_type.clone(),
+                    ci_audience: a.ci_audience.clone(),
+                },
+            },
             trust: trust_options(&a.capath, &a.cafile),
             timeout,
             deadline,
@@ -460,14 +374,6 @@ impl GetConfig {
             hook_timeout,
             random_delay,
             condor,
-            private_key_file: a.private_key_file.clone(),
-            kid: a.kid.clone(),
-            exchange: ExchangeOptions {
-                subject,
-                subject_token_type: a.subject_token_type.clone(),
-                requested_token_type: a.requested_token_type.clone(),
-                ci_audience: a.ci_audience.clone(),
-            },
             require_scope: words(&a.require_scope),
         })
     }
@@ -527,34 +433,4 @@ fn condor_mode(a: &GetArgs, source: &Source, files: &[&Path]) -> Result<Option<c
         }
         _ => condor::Mode::File,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3600"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
-        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("-5").is_err());
-        assert_eq!(parse_duration("3653d"), Ok(clock::MAX_DURATION));
-        for huge in [
-            "3654d",
-            "9223372036854775808",
-            "18446744073709551615",
-            "99999999999999999999999",
-            "7000000d",
-        ] {
-            let e = parse_duration(huge).unwrap_err();
-            assert!(e.contains("10 years"), "{huge}: {e}");
-        }
-        assert!(duration_secs(u64::MAX).is_err());
-        assert_eq!(duration_secs(60), Ok(Duration::from_secs(60)));
-    }
 }

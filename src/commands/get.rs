@@ -15,13 +15,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use clap::ArgMatches;
 
 use crate::cli::GetCmd;
-use crate::condor;
+use crate::commands::renew::{self, Outcome};
+use crate::config::profile::{self, ConfigFile, Profile};
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
-use crate::hook;
-use crate::profile::{self, ConfigFile, Profile};
-use crate::renew::{self, Outcome};
-use crate::state;
+use crate::output::condor;
+use crate::output::hook;
+use crate::output::state;
+use crate::source::vault;
 
 /// The configuration file to read: `--config`, else the first default that exists.
 pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
@@ -68,7 +69,9 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
 /// `--dry-run`: the same configurations, resolved the same way, checked instead of run.
 fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>) -> Result<Exit> {
     if cmd.profile.is_none() && !cmd.all {
-        return Ok(crate::dryrun::run(&[GetConfig::from_args(&cmd.args)?]));
+        return Ok(crate::commands::dryrun::run(&[GetConfig::from_args(
+            &cmd.args,
+        )?]));
     }
     let file = ConfigFile::load(&config_path(config)?)?;
     let which: Vec<&Profile> = match &cmd.profile {
@@ -81,7 +84,9 @@ fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
             file.path.display()
         )));
     }
-    Ok(crate::dryrun::run(&file.resolve_all(&which, matches)?))
+    Ok(crate::commands::dryrun::run(
+        &file.resolve_all(&which, matches)?,
+    ))
 }
 
 /// One renewal: `renew::run`, the hand-off, the deploy hook, the note in the state.
@@ -92,7 +97,11 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
     let left = || deadline.saturating_duration_since(Instant::now());
     // --condor=credd: renew earlier by HTCondor's SEC_CREDENTIAL_REFRESH, so that a
     // running job never holds an expired token.
-    let early = condor::early_renewal(cfg, cfg.timeout.min(left()).max(Duration::from_millis(100)));
+    let early = condor::early_renewal(
+        cfg.condor.as_ref(),
+        cfg.minsecs,
+        cfg.timeout.min(left()).max(Duration::from_millis(100)),
+    );
     let renewal = early.map(|e| {
         let mut c = cfg.clone();
         c.minsecs_extra = e.extra();
@@ -108,12 +117,16 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
             // After a renewal or a reuse: the token file is fresh, and stays so
             // whatever the hand-off does. The first token file is the one handed off.
             if let Some(mode) = &cfg.condor {
-                let mut cfg = cfg.clone();
-                if let Some(first) = o.files.first() {
-                    cfg.outfile = first.clone();
-                }
-                cfg.timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
-                condor::run(&cfg, mode)?;
+                let outfile = o.files.first().unwrap_or(&cfg.outfile);
+                // The file may belong to the user root keeps it for (`-o PATH:owner=USER`).
+                let target = cfg.targets()?.into_iter().find(|t| &t.path == outfile);
+                let file = condor::TokenFile {
+                    path: outfile,
+                    also: target.as_ref().and_then(|t| t.other_owner()),
+                    write: target.map(|t| t.write_mode()).unwrap_or_default(),
+                };
+                let timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
+                condor::run(mode, &file, timeout, &|login| vault_storer(cfg, login))?;
             }
             Ok(o)
         })
@@ -226,4 +239,25 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         .map(|(_, e)| *e)
         .max_by_key(|e| e.severity())
         .unwrap_or(Exit::Ok)
+}
+
+/// What `--condor=vault-storer` needs from the Vault source; `login`: make sure the
+/// cache the storer's htgettoken reads holds a valid ticket. On the fresh path no
+/// login happened, so one may be needed (a still-valid ticket is reused).
+pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::VaultStorer>> {
+    let Some(s) = vault::settings(&cfg.source.kind)? else {
+        return Ok(None);
+    };
+    let ccache = if login {
+        vault::kerberos_ticket(&s)?
+    } else {
+        std::path::PathBuf::new()
+    };
+    Ok(Some(condor::VaultStorer {
+        vault_server: s.server,
+        issuer: s.issuer,
+        role: s.role,
+        credkey: s.credkey,
+        ccache,
+    }))
 }

@@ -70,13 +70,13 @@ fn de_timeout<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Dur
     use serde::de::Error as _;
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => crate::config::parse_duration(&s)
+        Some(Value::String(s)) => crate::clock::parse_duration(&s)
             .map(Some)
             .map_err(D::Error::custom),
         Some(Value::Number(n)) => n
             .as_u64()
             .ok_or_else(|| D::Error::custom("timeout must be a whole number of seconds"))
-            .and_then(|s| crate::config::duration_secs(s).map_err(D::Error::custom))
+            .and_then(|s| crate::clock::duration_secs(s).map_err(D::Error::custom))
             .map(Some),
         Some(_) => Err(D::Error::custom(
             "timeout must be a duration such as \"30s\"",
@@ -365,7 +365,7 @@ pub fn parse_output(out: &[u8]) -> std::result::Result<Printed, String> {
         return Err("nothing".into());
     }
     if text.starts_with('{') {
-        let resp = crate::oauth::parse_token_response(text.as_bytes())
+        let resp = crate::source::oauth::parse_token_response(text.as_bytes())
             .map_err(|e| format!("JSON that is unusable ({e})"))?;
         return match (resp.access_token, resp.refresh_token) {
             (Some(token), _) => Ok(Printed::Access {

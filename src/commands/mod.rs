@@ -1,0 +1,15 @@
+//! The commands: each turns its settings into a run and an exit code. `get` (with
+//! `renew`, the renewal's steps, and `dryrun`, the same steps as checks), `init`
+//! (device flow), `revoke`, `status`/`check` (`monitor`),
+//! `generate` and `version`. Commands may use every other folder; nothing else uses
+//! them.
+
+pub mod dryrun;
+pub mod generate;
+pub mod get;
+pub mod init;
+pub mod inspect;
+pub mod monitor;
+pub mod renew;
+pub mod revoke;
+pub mod version;
