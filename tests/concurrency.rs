@@ -4,7 +4,6 @@
 mod common;
 
 use std::fs;
-use std::process::Stdio;
 
 use common::*;
 
@@ -19,18 +18,10 @@ fn fifty_simultaneous_runs_send_one_request() {
     // -m below the issuer's 3600 s lifetime: with -m 3600 a run that starts a second
     // after the renewal sees 3599 s left and renews again (a flake under load).
     let children: Vec<_> = (0..50)
-        .map(|_| {
-            env.get(&out, &cred)
-                .args(["-m", "600"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| env.get(&out, &cred).args(["-m", "600"]).start())
         .collect();
     for c in children {
-        let o = wait_output(c, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = wait_success(c);
         assert!(
             o.stderr.is_empty(),
             "{}",
@@ -55,16 +46,10 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     // own lock makes the second run read the rotated token, not the spent one.
     let Robot { iss, env, cred, .. } = Robot::start();
     let children: Vec<_> = (0..8)
-        .map(|i| {
-            env.get(env.path(&format!("bt{i}")), &cred)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| env.get(env.path(&format!("bt{i}")), &cred).start())
         .collect();
     for c in children {
-        let o = wait_output(c, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        wait_success(c);
     }
     assert_eq!(iss.requests("token"), 8);
     // Each token file holds its own fresh token from this issuer: eight renewals,

@@ -228,19 +228,12 @@ fn two_concurrent_runs_send_exactly_one_request() {
     iss.fault(json!({"kind": "slow", "delay_ms": 700}));
     // -m below the issuer's 1 h lifetime: the second run's re-check under the lock
     // must find the first run's token fresh even when a second ticks in between.
-    let spawn = || {
-        env.get(&out, &cred)
-            .args(["-m", "600"])
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || env.get(&out, &cred).args(["-m", "600"]).start();
     let a = spawn();
     wait_ms(150);
     let b = spawn();
-    let (a, b) = (wait_output(a, CHILD_TIMEOUT), wait_output(b, CHILD_TIMEOUT));
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    wait_success(a);
+    wait_success(b);
     assert_eq!(iss.requests("token"), 1);
     assert!(lifetime(&read(&out)) > 3000);
 }

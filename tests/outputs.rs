@@ -177,16 +177,11 @@ fn overlapping_sets_of_token_files_never_deadlock() {
     let children: Vec<_> = (0..12)
         .map(|i| {
             let set = sets[i % 3];
-            get(&env, &cred, &set)
-                .args(["--deadline", "60s"])
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            get(&env, &cred, &set).args(["--deadline", "60s"]).start()
         })
         .collect();
     for ch in children {
-        let o = wait_output(ch, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        wait_success(ch);
     }
     // At most one renewal per distinct set of files; every file holds a valid token.
     assert!(iss.requests("token") <= 3, "{}", iss.requests("token"));
@@ -214,9 +209,7 @@ fn root_writes_token_files_for_a_service_user() {
         .get(&spec, &cred)
         .args(["-m", "600"])
         .env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     let mut seen = None;
     for _ in 0..500 {
         if let Some(e) = fs::read_dir(&svc_dir)
@@ -233,8 +226,7 @@ fn root_writes_token_files_for_a_service_user() {
         }
         wait_ms(5);
     }
-    let o = wait_output(child, CHILD_TIMEOUT);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_success(child);
     assert_eq!(
         seen,
         Some((user.uid, user.gid, 0o640)),

@@ -32,10 +32,12 @@ pub fn line(verb: &str, out: impl AsRef<OsStr>, cred: impl AsRef<OsStr>) -> [OsS
 }
 
 /// [`run`] and [`run_within`] as methods, so that a command reads left to right:
-/// `env.get(&out, &cred).args(["-m", "60"]).run()`.
+/// `env.get(&out, &cred).args(["-m", "60"]).run()`; `start` for runs that overlap.
 pub trait Run {
     fn run(&mut self) -> Output;
     fn run_within(&mut self, secs: u64) -> Output;
+    /// Spawned with stdout and stderr piped, for [`wait_success`] or [`wait_output`].
+    fn start(&mut self) -> Child;
 }
 
 impl Run for Command {
@@ -45,6 +47,20 @@ impl Run for Command {
     fn run_within(&mut self, secs: u64) -> Output {
         run_within(self, secs)
     }
+    fn start(&mut self) -> Child {
+        self.stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", self.get_program()))
+    }
+}
+
+/// A child's output after it exited 0 (its stderr in the panic when not), at most
+/// [`CHILD_TIMEOUT`].
+pub fn wait_success(child: Child) -> std::process::Output {
+    let o = wait_output(child, CHILD_TIMEOUT);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    o
 }
 
 /// Start a test peer that prints one JSON ready line on stdout and exits when its
