@@ -69,6 +69,17 @@ impl Robot {
             .run()
     }
 
+    /// HTCondor `version` whose condor_store_cred fails: add-oauth prints what it
+    /// prints whatever the cause, and query-oauth -d says why on stderr: `why`.
+    fn failing_credd(&self, version: &str, why: &str) {
+        self.fakes
+            .version(version)
+            .tool("condor_store_cred")
+            .set("condor_store_cred.exit", "1")
+            .set("condor_store_cred.add-oauth.out", ADD_OAUTH_FAILED)
+            .set("condor_store_cred.query-oauth.err", why);
+    }
+
     fn assert_token_intact(&self) {
         assert_eq!(read(&self.token_file), self.token, "token file changed");
     }
@@ -283,20 +294,10 @@ fn credd_argv_for_each_version_band() {
 #[test]
 fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
     let r = Robot::fresh();
-    r.fakes
-        .version("24.10.2")
-        .tool("condor_store_cred")
-        .set("condor_store_cred.exit", "1")
-        // What condor_store_cred prints when no credd answers...
-        .set(
-            "condor_store_cred.add-oauth.out",
-            ADD_OAUTH_FAILED,
-        )
-        // ...and, with -d, why.
-        .set(
-            "condor_store_cred.query-oauth.err",
-            "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
-        );
+    r.failing_credd(
+        "24.10.2",
+        "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
+    );
     let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
     assert_eq!(out.code, 75, "{}", out.stderr);
     assert!(
@@ -589,19 +590,11 @@ fn credd_v_prints_the_sha256sum_of_the_token_file() {
 #[test]
 fn credd_denied_by_its_policy_is_a_configuration_error() {
     let r = Robot::fresh();
-    r.fakes
-        .version("25.14.1")
-        .tool("condor_store_cred")
-        .set("condor_store_cred.exit", "1")
-        .set(
-            "condor_store_cred.add-oauth.out",
-            ADD_OAUTH_FAILED,
-        )
-        // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
-        // the user (from a real pool): a denial, then "Unable to contact local credd".
-        .set(
-            "condor_store_cred.query-oauth.err",
-            "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
+    // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
+    // the user (from a real pool): a denial, then "Unable to contact local credd".
+    r.failing_credd(
+        "25.14.1",
+        "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
              12/06/26 20:46:25 SECMAN: FAILED: Received \"DENIED\" from server for user robot@localhost using method FS.\n\
              12/06/26 20:46:25 ERROR: SECMAN:2010:Received \"DENIED\" from server for user robot@localhost using method FS.\n\
              12/06/26 20:46:25 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",

@@ -44,6 +44,18 @@ impl VaultRobot {
         self.run_line("get", keytab, extra)
     }
 
+    /// A credential file `robot.json` whose "vault" section names this Vault, issuer
+    /// igwn and the Vault token file, and `key` = `value`.
+    fn vault_credential(&self, key: &str, value: serde_json::Value) -> PathBuf {
+        let mut vault =
+            json!({"server": self.stub.server(), "issuer": "igwn", "token_file": self.vt});
+        vault[key] = value;
+        self.env.write_private(
+            "robot.json",
+            &serde_json::to_string(&json!({"version": 1, "vault": vault})).unwrap(),
+        )
+    }
+
     fn get(&self, extra: &[&str]) -> Output {
         self.get_with(&self.kdc.robot_keytab(), extra)
     }
@@ -237,19 +249,7 @@ fn unsafe_keytab_mode_is_77_before_any_traffic() {
 #[test]
 fn keytab_from_krb5_ktname_and_credential_file_section() {
     let s = setup();
-    let cred = s.env.write_private(
-        "robot.json",
-        &serde_json::to_string(&json!({
-            "version": 1,
-            "vault": {
-                "server": s.stub.server(),
-                "issuer": "igwn",
-                "token_file": s.vt,
-                "token_minttl": "1h"
-            }
-        }))
-        .unwrap(),
-    );
+    let cred = s.vault_credential("token_minttl", json!("1h"));
     let r = s
         .cmd()
         .args(line("get", &s.out, &cred))
@@ -622,15 +622,7 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
 #[test]
 fn revoke_marks_a_vault_credential_file_and_get_refuses_it() {
     let s = setup();
-    let cred = s.env.write_private(
-        "robot.json",
-        &serde_json::to_string(&json!({
-            "version": 1,
-            "vault": {"server": s.stub.server(), "issuer": "igwn", "token_file": s.vt,
-                      "keytab": s.kdc.robot_keytab()}
-        }))
-        .unwrap(),
-    );
+    let cred = s.vault_credential("keytab", json!(s.kdc.robot_keytab()));
     let with_cred = |verb: &str| s.cmd().args(line(verb, &s.out, &cred)).run();
     assert_eq!(with_cred("get").code, 0);
     let r = with_cred("revoke");
