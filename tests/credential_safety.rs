@@ -218,6 +218,20 @@ impl SmallDisk {
             &[],
         )
     }
+
+    /// With the disk as the test left it, a run sends nothing (73, free space) and the
+    /// credential stays `before`; once `filler` is gone, a run works.
+    fn refused_until(&self, filler: PathBuf, before: &str) {
+        self.iss.reset();
+        let r = self.get();
+        assert_eq!(r.code, 73, "{}", r.stderr);
+        assert_eq!(self.iss.requests("token"), 0, "the refresh token was sent");
+        assert!(r.stderr.contains("free space"), "{}", r.stderr);
+        assert_eq!(read(&self.cred), before);
+        fs::remove_file(filler).unwrap();
+        let r = self.get();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
 }
 
 #[test]
@@ -226,15 +240,7 @@ fn a_full_disk_under_the_credential_sends_nothing() {
     let d = SmallDisk::new();
     let before = read(&d.cred);
     let filler = fill(&d.fsdir);
-    d.iss.reset();
-    let r = d.get();
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(d.iss.requests("token"), 0, "the refresh token was sent");
-    assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&d.cred), before);
-    fs::remove_file(filler).unwrap();
-    let r = d.get();
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.refused_until(filler, &before);
     // The reservation left nothing behind: the credential and its one sidecar.
     assert_eq!(names(&d.fsdir), [".cred.json.lock", "cred.json"]);
 }
@@ -678,14 +684,6 @@ fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
         .set_len(full.saturating_sub(8 * 1024))
         .unwrap();
     fs::write(&d.out, d.iss.mint_expired() + "\n").unwrap();
-    d.iss.reset();
-    let r = d.get();
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(d.iss.requests("token"), 0, "the refresh token was sent");
-    assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&d.cred), before);
-    fs::remove_file(filler).unwrap();
-    let r = d.get();
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    d.refused_until(filler, &before);
     assert_eq!(d.iss.requests("token"), 1);
 }

@@ -93,6 +93,14 @@ impl World {
         )
     }
 
+    /// A world, an issuer, and the victim's client_credentials credential for it.
+    fn with_credential() -> (World, Issuer, PathBuf) {
+        let w = World::new();
+        let iss = Issuer::start();
+        let cred = w.credential(&iss);
+        (w, iss, cred)
+    }
+
     /// The binary as the victim, with the victim's HOME and nothing else set.
     fn as_victim(&self) -> Command {
         let mut c = Command::new(&self.bin);
@@ -118,9 +126,7 @@ impl World {
 #[test]
 #[ignore = "needs root"]
 fn planted_symlink_is_refused_and_the_target_untouched() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, iss, cred) = World::with_credential();
     let precious = w.victim_file("precious", "do not clobber", 0o600);
     symlink(&precious, w.token_path()).unwrap();
     let r = w.get(&cred, &[]);
@@ -133,9 +139,7 @@ fn planted_symlink_is_refused_and_the_target_untouched() {
 #[test]
 #[ignore = "needs root"]
 fn token_file_precreated_by_another_user_is_refused() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     w.plant(&w.token_path(), "attacker's token", 0o644);
     let r = w.get(&cred, &[]);
     assert_one_line(&r, 73);
@@ -153,9 +157,7 @@ fn token_file_precreated_by_another_user_is_refused() {
 #[test]
 #[ignore = "needs root"]
 fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     let name = format!("bt_u{}", w.victim.0);
     // A lock beside the token would be the attacker's to hold: it is not used.
     let lock = w.shared.join(format!(".{name}.lock"));
@@ -195,9 +197,7 @@ fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
 #[test]
 #[ignore = "needs root"]
 fn unsafe_or_foreign_credential_files_are_refused() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, iss, cred) = World::with_credential();
     for mode in [0o640, 0o604, 0o644] {
         fs::set_permissions(&cred, fs::Permissions::from_mode(mode)).unwrap();
         let r = w.get(&cred, &[]);
@@ -229,9 +229,7 @@ fn unsafe_or_foreign_credential_files_are_refused() {
 #[test]
 #[ignore = "needs root"]
 fn huge_and_garbage_token_files_are_replaced_with_bounded_reads() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     // 1 GB, sparse: a read that is not capped would show in time and memory.
     let f = fs::File::create(w.token_path()).unwrap();
     f.set_len(1 << 30).unwrap();
