@@ -435,10 +435,7 @@ fn profiles_all_reports_each_failure_and_the_worst_code() {
         ),
     );
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "--all", "--config"])
-        .arg(&config));
+    let r = env.profiles("get", &config).arg("--dry-run").run();
     assert_eq!(r.code, 77, "the most severe: {}", r.stderr);
     assert!(
         r.stderr.contains("profile open: dry run: credential"),
@@ -457,10 +454,7 @@ fn profiles_all_reports_each_failure_and_the_worst_code() {
         r.stderr
     );
     assert_eq!(iss.requests("token"), 0);
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "--profile", "good", "--config"])
-        .arg(&config));
+    let r = env.profile("get", "good", &config).arg("--dry-run").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("profile good: the next run renews"),

@@ -64,7 +64,7 @@ fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
         ),
     );
     iss.reset();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     // A configuration file's mistake is a configuration error (78) with file and line.
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);

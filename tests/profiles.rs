@@ -55,7 +55,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     );
     a.reset();
     b.reset();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "silent on success");
     assert_eq!(iss_of(&env.path("alpha.token")), a.url);
@@ -68,7 +68,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     // Second run: everything fresh, no request, a log line per profile at -v.
     a.reset();
     b.reset();
-    let r = run(env.cmd().args(["get", "--all", "-v", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).arg("-v").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(a.requests("token") + b.requests("token"), 0);
     assert_eq!(a.requests("discovery") + b.requests("discovery"), 0);
@@ -102,10 +102,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
              [profile.revoked]\ncredential = {revoked:?}\noutfile = \"revoked.token\"\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--jobs", "2", "--config"])
-        .arg(&c));
+    let r = env.profiles("get", &c).args(["--jobs", "2"]).run();
     assert_eq!(
         r.code, 77,
         "a person must act outranks a temporary failure: {}",
@@ -149,7 +146,7 @@ fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     );
     iss.reset();
     let before = read(&c1);
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert!(
         r.stderr
@@ -188,7 +185,7 @@ fn config_errors_name_file_line_and_key() {
         ),
     ] {
         let c = config(&env, text);
-        let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+        let r = env.profiles("get", &c).run();
         assert_eq!(r.code, 78, "{text}: {}", r.stderr);
         let line = r.stderr.trim_end();
         assert!(
@@ -202,10 +199,7 @@ fn config_errors_name_file_line_and_key() {
     }
     // A profile that is not there, and a config file others may write.
     let c = config(&env, "[profile.a]\ncredential = \"c.json\"\n");
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "b", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "b", &c).run();
     assert_eq!(r.code, 78);
     assert!(
         r.stderr.contains("no profile \"b\" (profiles: a)"),
@@ -214,7 +208,7 @@ fn config_errors_name_file_line_and_key() {
     );
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&c, fs::Permissions::from_mode(0o666)).unwrap();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert!(r.stderr.contains("writable by others"), "{}", r.stderr);
 }
@@ -231,27 +225,20 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
         ),
     );
     // One ROBOT_TOKEN_OUTFILE for every profile would be a collision: it is ignored.
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--config"])
-        .arg(&c)
+    let r = env
+        .profiles("get", &c)
         .env("ROBOT_TOKEN_OUTFILE", env.path("env.token"))
-        .env("ROBOT_TOKEN_MINSECS", "999d"));
+        .env("ROBOT_TOKEN_MINSECS", "999d")
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(env.path("a.token").exists() && env.path("b.token").exists());
     assert!(!env.path("env.token").exists());
 
     // Fresh for profile a's minsecs (60 s), not for the 2 h typed on the command line.
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "a", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "a", &c).run();
     assert_eq!((r.code, iss.requests("token")), (0, 0), "{}", r.stderr);
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "a", "--minsecs", "2h", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "a", &c).args(["--minsecs", "2h"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1, "the command line's --minsecs won");
     // The config file also comes from ROBOT_TOKEN_CONFIG.
@@ -282,10 +269,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
     }
     let c = config(&env, &text);
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--jobs", "3", "--config"])
-        .arg(&c));
+    let r = env.profiles("get", &c).args(["--jobs", "3"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 3);
     for (i, aud) in [
@@ -324,10 +308,7 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
             "[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\nminsecs = 60\ndeploy_hook = {hook:?}\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "web", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "web", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let token = read(&env.path("web.token"));
     let exp = robot_token::token::expiry(robot_token::token::trim(&token)).unwrap();
@@ -354,10 +335,7 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
 
     // A no-op run does not run the hook.
     fs::remove_file(env.path("hook.out")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "web", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "web", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!env.path("hook.out").exists(), "hook ran after a no-op");
 

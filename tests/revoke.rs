@@ -271,10 +271,7 @@ fn revoke_a_profile_removes_its_outputs() {
              [profile.other]\ncredential = \"/nonexistent.json\"\noutfile = \"c.token\"\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "storage", "--config"])
-        .arg(&config));
+    let r = env.profile("get", "storage", &config).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(env.path("a.token").exists() && env.path("b.token").exists());
     let rt = read_json(&cred)["refresh_token"]
@@ -283,20 +280,14 @@ fn revoke_a_profile_removes_its_outputs() {
         .unwrap_or(rt);
     fs::write(env.path("c.token"), "another robot's\n").unwrap();
 
-    let r = run(env
-        .cmd()
-        .args(["revoke", "--profile", "storage", "--config"])
-        .arg(&config));
+    let r = env.profile("revoke", "storage", &config).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!env.path("a.token").exists() && !env.path("b.token").exists());
     assert_eq!(read(&env.path("c.token")), "another robot's\n");
     let (status, _) = iss.refresh_status("robot-basic", &secret_of("robot-basic"), &rt);
     assert_eq!(status, 400);
 
-    let r = run(env
-        .cmd()
-        .args(["revoke", "--profile", "nope", "--config"])
-        .arg(&config));
+    let r = env.profile("revoke", "nope", &config).run();
     assert_eq!(r.code, 78, "{}", r.stderr);
 }
 

@@ -92,18 +92,10 @@ fn profile(env: &Env, cred: &Path) -> PathBuf {
 fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code: i32) -> String {
     let config = profile(env, cred);
     let old_cred = read(cred);
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "-vvv",
-            "--deadline",
-            "20s",
-            "--profile",
-            "p",
-            "--config",
-        ])
-        .arg(&config));
+    let r = env
+        .profile("get", "p", &config)
+        .args(["-vvv", "--deadline", "20s"])
+        .run();
     assert_eq!(r.code, code, "{}", r.stderr);
     assert_clean("stderr at -vvv", &r.stderr, secrets);
     let error = r

@@ -78,6 +78,20 @@ impl Env {
         self.client_line("get", iss, client, out)
     }
 
+    /// `robot-token VERB --all --config CONFIG`: every profile of a configuration file.
+    pub fn profiles(&self, verb: &str, config: &Path) -> Command {
+        let mut c = self.cmd();
+        c.args([verb, "--all", "--config"]).arg(config);
+        c
+    }
+
+    /// `robot-token VERB --profile NAME --config CONFIG`: one profile.
+    pub fn profile(&self, verb: &str, name: &str, config: &Path) -> Command {
+        let mut c = self.cmd();
+        c.args([verb, "--profile", name, "--config"]).arg(config);
+        c
+    }
+
     /// `robot-token init --no-tty` for `client` at `iss`, writing `cred.json` and `bt`
     /// here; `robot-basic` (a confidential client) reads its secret from `secret`.
     pub fn init(&self, iss: &Issuer, client: &str) -> Command {
