@@ -109,13 +109,8 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
              outputs = [{a:?}, {{ path = {b:?}, mode = \"0640\" }}]\n"
         ),
     );
-    let profile = || {
-        let mut c = env.cmd();
-        c.args(["get", "--profile", "robot", "--config"])
-            .arg(&config);
-        c
-    };
-    let r = run(&mut profile());
+    let profile = || env.profile("get", "robot", &config).run();
+    let r = profile();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&a), read(&b));
     assert_eq!(fs::metadata(&b).unwrap().mode() & 0o777, 0o640);
@@ -123,7 +118,7 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
     let saved = read(&cred);
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o000)).unwrap();
     fs::write(&cred, "{ not json").unwrap();
-    let r = run(&mut profile());
+    let r = profile();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
     fs::write(&cred, saved).unwrap();
