@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine;
 use common::htcondor::Fakes;
 use common::vault::VaultRobot;
-use common::{read, Env, Issuer, Output, Run};
+use common::{assert_exit, read, Env, Issuer, Output, Run};
 use robot_token::output::condor::{self, Handoff, Tools, VaultStorer};
 
 fn b64(s: &str) -> String {
@@ -136,8 +136,7 @@ fn file_mode_refuses_a_token_file_in_tokens_d() {
     std::fs::create_dir_all(&dir).unwrap();
     let target = dir.join("robot.token");
     let out = r.line(&target).arg("--condor").run();
-    assert_eq!(out.code, 64, "{}", out.stderr);
-    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    assert_exit(&out, 64, "IDTOKENS");
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 
@@ -147,8 +146,7 @@ fn file_mode_refuses_a_token_file_in_tokens_d() {
         .args(["--condor", "-o"])
         .arg(&target)
         .run();
-    assert_eq!(out.code, 64, "{}", out.stderr);
-    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    assert_exit(&out, 64, "IDTOKENS");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     r.assert_token_intact();
 }
@@ -299,12 +297,7 @@ fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
         "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
     );
     let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("could not reach the credd"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 75, "could not reach the credd");
     assert!(out.stderr.contains("is up to date"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     let calls = r.fakes.calls("condor_store_cred");
@@ -365,12 +358,7 @@ fn credd_stuck_is_killed_after_the_timeout_and_exits_75() {
         "--timeout",
         "1s",
     ]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("no answer within 1 s"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 75, "no answer within 1 s");
     // Not a timing assertion: a bound that only a hang would exceed.
     assert!(started.elapsed() < Duration::from_secs(50));
     r.assert_token_intact();
@@ -385,12 +373,7 @@ fn credd_without_htcondor_is_a_configuration_error() {
         .args(["-m", "60"])
         .args(["--condor=credd", "--condor-service", "robotsvc"])
         .run();
-    assert_eq!(out.code, 78, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("condor_version is not on PATH"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 78, "condor_version is not on PATH");
     r.assert_token_intact();
 }
 
@@ -407,13 +390,7 @@ fn credd_with_v_shows_condor_output_without_the_token() {
             &format!("Operation succeeded.\nstored {tok}\n"),
         );
     let out = r.get(&["--condor=credd", "--condor-service", "robotsvc", "-vv"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("condor_store_cred: Operation succeeded."),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 0, "condor_store_cred: Operation succeeded.");
     assert!(!out.stderr.contains(&tok), "{}", out.stderr);
     assert!(!out.stdout.contains(&tok));
     // Without -v the tool's output is not shown.
@@ -934,12 +911,7 @@ fn vault_storer_failures_through_the_binary_say_what_failed() {
         "condor_credential_storer: Failed to store condor credentials for igwn\n",
     );
     let out = get(&[]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("run with -v to see its output"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 75, "run with -v to see its output");
     let out = get(&["-v"]);
     assert_eq!(out.code, 75, "{}", out.stderr);
     assert!(!out.stderr.contains("run with -v"), "{}", out.stderr);

@@ -382,12 +382,10 @@ fn tls_chain_is_checked_with_cafile() {
         .arg("--cafile")
         .arg(test_ca())
         .run();
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("dry run: ok: TLS: the certificate of https://127.0.0.1"),
-        "{}",
-        r.stderr
+    assert_exit(
+        &r,
+        0,
+        "dry run: ok: TLS: the certificate of https://127.0.0.1",
     );
     assert_eq!(iss.requests("token"), 0);
 }

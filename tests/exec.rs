@@ -160,8 +160,7 @@ fn json_with_only_a_refresh_token_is_redeemed_at_the_issuer() {
     let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("only a refresh token"), "{}", r.stderr);
+    assert_exit(&r, 78, "only a refresh token");
     assert_eq!(read(&out), old);
 }
 
@@ -182,13 +181,7 @@ fn a_hang_is_killed_with_its_children_and_is_75() {
     let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({"timeout": "1s"}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("did not finish within 1 s and was killed"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 75, "did not finish within 1 s and was killed");
     assert!(r.stderr.contains("waiting for the SSO"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
     assert_eq!(read(&out), old, "old token kept");
@@ -287,12 +280,7 @@ fn garbage_and_failures_keep_the_old_token() {
     let cred = exec_cred(&env, &["/nonexistent/site-token"], json!({}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("cannot start the exec command"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 78, "cannot start the exec command");
     assert_eq!(read(&out), old);
     // A malformed exec credential: 65, naming the field.
     let cred = env.write_private(
@@ -300,8 +288,7 @@ fn garbage_and_failures_keep_the_old_token() {
         r#"{"version":1,"grant":"exec","command":"site-token"}"#,
     );
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 65, "{}", r.stderr);
-    assert!(r.stderr.contains("exec grant"), "{}", r.stderr);
+    assert_exit(&r, 65, "exec grant");
 }
 
 #[test]
@@ -322,8 +309,7 @@ fn stderr_is_shown_only_with_v_and_redacted() {
 
     let (out, _) = expired_out(&env, &iss);
     let r = run(get(&env, &out, &cred).arg("-v"));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("chatty: got [sha256:"), "{}", r.stderr);
+    assert_exit(&r, 0, "chatty: got [sha256:");
     assert!(r.stderr.contains("chatty: token [sha256:"), "{}", r.stderr);
     assert!(!r.stderr.contains(&rt), "{}", r.stderr);
     assert!(!r.stderr.contains(&at), "{}", r.stderr);

@@ -198,8 +198,7 @@ fn unreachable_issuer_is_temporary() {
     );
     let before = read(&cred);
     let r = env.get("bt", &cred).args(["--deadline", "3s"]).run();
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
+    assert_exit(&r, 75, "connection refused");
     assert_eq!(read(&cred), before);
     assert!(!env.path("bt").exists());
 }
@@ -213,24 +212,21 @@ fn configuration_errors() {
         &json!({"version":1,"issuer": format!("{}/nope", iss.url),"client_id":"robot-basic","client_secret":"robot-basic-secret"}).to_string(),
     );
     let r = env.get("bt", &wrong_path).run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("no discovery document"), "{}", r.stderr);
+    assert_exit(&r, 78, "no discovery document");
 
     let plain = env.write_private(
         "plain.json",
         r#"{"version":1,"issuer":"http://iam.example.org/","client_id":"x"}"#,
     );
     let r = env.get("bt", &plain).run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("only https"), "{}", r.stderr);
+    assert_exit(&r, 78, "only https");
 
     let good = env.credential(&iss, "robot-basic", None);
     let r = env
         .get("bt", &good)
         .args(["--capath", "/nonexistent/certs"])
         .run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("--capath"), "{}", r.stderr);
+    assert_exit(&r, 78, "--capath");
     assert!(!env.path("bt").exists());
 }
 
@@ -247,8 +243,7 @@ fn malformed_credential_is_bad_data() {
     ] {
         let cred = env.write_private("cred.json", content);
         let r = env.get("bt", &cred).run();
-        assert_eq!(r.code, 65, "{}", r.stderr);
-        assert!(r.stderr.contains(words), "{}", r.stderr);
+        assert_exit(&r, 65, words);
         assert_eq!(read(&cred), content);
     }
 }

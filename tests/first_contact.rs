@@ -142,25 +142,19 @@ fn errors_say_what_to_do_next() {
 
     // A missing directory for the token file: named, with the fix, before any request.
     let r = env.get("no/such/dir/bt", &cred).run();
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "the directory no/such/dir does not exist: create it (mkdir -p -m 700 no/such/dir)"
-        ),
-        "{}",
-        r.stderr
+    assert_exit(
+        &r,
+        73,
+        "the directory no/such/dir does not exist: create it (mkdir -p -m 700 no/such/dir)",
     );
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
 
     // A missing credential file: how to make one.
     let r = env.get("bt", "robot.json").run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "create it with `robot-token init --issuer URL --client-id ID -c robot.json`"
-        ),
-        "{}",
-        r.stderr
+    assert_exit(
+        &r,
+        78,
+        "create it with `robot-token init --issuer URL --client-id ID -c robot.json`",
     );
 
     // A missing client secret file.
@@ -168,12 +162,7 @@ fn errors_say_what_to_do_next() {
         .get_client(&iss, "robot-basic", "bt")
         .args(["--client-secret-file", "robot.secret"])
         .run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("put the client secret there"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 78, "put the client secret there");
 
     // Nothing listens at the issuer's port: check the URL and port, or a proxy.
     let down = env.write_private(
@@ -209,8 +198,7 @@ fn errors_say_what_to_do_next() {
 
     // inspect: a missing file is 78 (documented), with where to look.
     let r = run(env.cmd().args(["inspect", "nothere"]));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("check the name"), "{}", r.stderr);
+    assert_exit(&r, 78, "check the name");
     let r = run(env
         .cmd()
         .arg("inspect")

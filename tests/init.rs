@@ -249,8 +249,7 @@ fn slow_down_adds_five_seconds() {
     wait_ms(2500);
     approve(&iss, &flow.user_code, false);
     let r = flow.finish();
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("polling every 6 s"), "{}", r.stderr);
+    assert_exit(&r, 0, "polling every 6 s");
     assert_eq!(
         iss.grants("device_code"),
         2,
@@ -305,8 +304,7 @@ fn refuses_without_a_terminal_and_refuses_to_overwrite() {
     let mut c = env.cmd();
     base(&mut c);
     let r = run(&mut c);
-    assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--no-tty"), "{}", r.stderr);
+    assert_exit(&r, 64, "--no-tty");
     assert_eq!(r.stderr.lines().count(), 1);
 
     // An existing credential is kept byte for byte without --force.
@@ -315,8 +313,7 @@ fn refuses_without_a_terminal_and_refuses_to_overwrite() {
     base(&mut c);
     c.arg("--no-tty");
     let r = run(&mut c);
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("--force"), "{}", r.stderr);
+    assert_exit(&r, 73, "--force");
     assert_eq!(read(&old), "{\"version\":1}\n");
     assert_eq!(
         iss.requests("device") + iss.requests("token"),

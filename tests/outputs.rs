@@ -89,8 +89,7 @@ fn a_failing_token_file_does_not_undo_the_others() {
     // good is fresh now; the broken ones alone do not make every run renew, but are
     // still reported.
     let r = run(&mut get(&env, &cred, &[&good, &link]));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_exit(&r, 73, "symbolic link");
     assert_eq!(iss.requests("token"), 1);
 
     // Naming one file twice is a usage error.
@@ -242,12 +241,10 @@ fn root_writes_token_files_for_a_service_user() {
     // Refused, by the trust rule: a person must fix the directories (77), found
     // before sending; the message names what the service user owns.
     let refused = |r: &Output, owned: &Path| {
-        assert_eq!(r.code, 77, "{}", r.stderr);
-        assert!(
-            r.stderr
-                .contains(&format!("{} is owned by {}", owned.display(), user.name)),
-            "{}",
-            r.stderr
+        assert_exit(
+            &r,
+            77,
+            &format!("{} is owned by {}", owned.display(), user.name),
         );
     };
 

@@ -147,12 +147,10 @@ fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     iss.reset();
     let before = read(&c1);
     let r = env.profiles("get", &c).run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("config.toml:5: profiles one (line 1) and two both write the token file"),
-        "{}",
-        r.stderr
+    assert_exit(
+        &r,
+        78,
+        "config.toml:5: profiles one (line 1) and two both write the token file",
     );
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
     assert!(!env.path("bt").exists());
@@ -209,8 +207,7 @@ fn config_errors_name_file_line_and_key() {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&c, fs::Permissions::from_mode(0o666)).unwrap();
     let r = env.profiles("get", &c).run();
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("writable by others"), "{}", r.stderr);
+    assert_exit(&r, 77, "writable by others");
 }
 
 #[test]
@@ -372,8 +369,7 @@ fn failing_or_hanging_hook_is_reported_and_the_new_token_stays() {
             .get(&out, &cr)
             .args(["--deploy-hook", hook, "--hook-timeout", timeout])
             .run();
-        assert_eq!(r.code, 75, "{}", r.stderr);
-        assert!(r.stderr.contains(want), "{}", r.stderr);
+        assert_exit(&r, 75, want);
         assert!(r.stderr.contains("the token was renewed"), "{}", r.stderr);
         assert!(lifetime(&read(&out)) > 3000, "the new token stays");
     }
@@ -390,14 +386,12 @@ fn random_delay_never_delays_the_fresh_path() {
         .get(&out, &cr)
         .args(["-vv", "--random-delay", "300ms"])
         .run();
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("random delay: sleeping"), "{}", r.stderr);
+    assert_exit(&r, 0, "random delay: sleeping");
     // Fresh: an hour of allowed delay, and none taken.
     let r = env
         .get(&out, &cr)
         .args(["-vv", "-m", "60", "--random-delay", "1h"])
         .run();
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
+    assert_exit(&r, 0, "nothing to do");
     assert!(!r.stderr.contains("random delay"), "{}", r.stderr);
 }

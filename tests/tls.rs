@@ -125,12 +125,7 @@ fn a_cafile_without_certificates_is_a_configuration_error() {
         r#"{"version":1,"issuer":"https://127.0.0.1:9","client_id":"x"}"#,
     );
     let r = env.get("bt", &cred).arg("--cafile").arg(&bogus).run();
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("holds no PEM certificate"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 78, "holds no PEM certificate");
 }
 
 #[test]

@@ -100,8 +100,7 @@ fn fresh_token_is_a_no_op_without_vault_or_kdc_traffic() {
     fs::write(&s.out, &fresh).unwrap();
     let kdc_before = s.kdc.requests();
     let r = s.get(&["-m", "3600", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
+    assert_exit(&r, 0, "nothing to do");
     assert_eq!(read(&s.out), fresh);
     assert_eq!(s.stub.total_requests(), 0, "no request to Vault");
     assert_eq!(s.kdc.requests(), kdc_before, "no request to the KDC");
@@ -164,12 +163,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     fs::remove_file(&s.out).unwrap();
     s.stub.reset();
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("reusing the cached Vault token"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 0, "reusing the cached Vault token");
     let st = s.stub.stats();
     assert_eq!(st["requests"]["lookup_self"], 1);
     assert_eq!(st["requests"]["login"], 0);
@@ -182,12 +176,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.reset();
     s.stub.expire_tokens(Some(3600));
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("less than --vault-token-minttl"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 0, "less than --vault-token-minttl");
     assert_eq!(s.stub.requests("login"), 1);
     let vt2 = read(&s.vt).trim().to_string();
     assert_ne!(vt2, vt, "a new Vault token was stored");
@@ -199,8 +188,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.reset();
     s.stub.expire_tokens(None);
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("no longer valid"), "{}", r.stderr);
+    assert_exit(&r, 0, "no longer valid");
     let st = s.stub.stats();
     assert_eq!(st["requests"]["lookup_self"], 1);
     assert_eq!(st["requests"]["login"], 1);
@@ -374,8 +362,7 @@ fn vault_options_are_validated() {
     let r = run(env
         .cmd()
         .args(["get", "-o", "bt", "--credkey", "x", "--role", "robot"]));
-    assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--vault-server"), "{}", r.stderr);
+    assert_exit(&r, 64, "--vault-server");
     let r = run(env.cmd().args([
         "get",
         "-o",
@@ -436,8 +423,7 @@ fn https_vault_with_a_test_ca() {
     };
     // Without the CA the certificate is not trusted: configuration, nothing sent.
     let r = get(&[]);
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    assert_exit(&r, 78, "certificate");
     assert_eq!(stub.requests("login"), 0);
     let r = get(&["--cafile", test_ca().to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -576,8 +562,7 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
                         "errors": ["permission denied"]}),
     );
     let r = s.revoke(&["--force"]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("refused to delete"), "{}", r.stderr);
+    assert_exit(&r, 77, "refused to delete");
     assert_eq!(read(&s.out), out_before);
     assert!(s.vt.exists(), "the Vault token file is kept");
     assert_eq!(s.stub.lookup(&vault_token).0, 200, "not revoked");
@@ -599,8 +584,7 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
 
     // The keytab still logs in, but Vault holds no refresh token for the robot now.
     let r = s.get(&[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("holds no credential"), "{}", r.stderr);
+    assert_exit(&r, 77, "holds no credential");
     fs::remove_file(&s.vt).unwrap();
 
     // Without a cached Vault token, --force logs in with the keytab to delete.
@@ -632,8 +616,7 @@ fn revoke_marks_a_vault_credential_file_and_get_refuses_it() {
     assert_eq!(c["vault"]["issuer"], json!("igwn"), "the rest is kept");
     s.stub.reset();
     let r = with_cred("get");
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("was revoked at"), "{}", r.stderr);
+    assert_exit(&r, 77, "was revoked at");
     assert_eq!(s.stub.total_requests(), 0);
     let r = with_cred("revoke");
     assert_eq!((r.code, s.stub.total_requests()), (0, 0), "{}", r.stderr);

@@ -71,7 +71,15 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The documented exit code, and stderr says `words`.
+#[track_caller]
+pub fn assert_exit(r: &Output, code: i32, words: &str) {
+    assert_eq!(r.code, code, "{}", r.stderr);
+    assert!(r.stderr.contains(words), "{}", r.stderr);
+}
+
 /// The documented exit code and exactly one line on stderr.
+#[track_caller]
 pub fn assert_one_line(r: &Output, code: i32) {
     assert_eq!(r.code, code, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
