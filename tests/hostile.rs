@@ -101,6 +101,17 @@ impl World {
         (w, iss, cred)
     }
 
+    /// Refused (77, one line) as a file the attacker owns.
+    fn refused_as_the_attackers(&self, r: &Output) {
+        assert_one_line(r, 77);
+        assert!(
+            r.stderr
+                .contains(&format!("owned by {}", self.attacker_name())),
+            "{}",
+            r.stderr
+        );
+    }
+
     /// The binary as the victim, with the victim's HOME and nothing else set.
     fn as_victim(&self) -> Command {
         let mut c = Command::new(&self.bin);
@@ -207,13 +218,7 @@ fn unsafe_or_foreign_credential_files_are_refused() {
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o644)).unwrap();
     chown(&cred, Some(w.attacker.0), Some(w.attacker.1)).unwrap();
     let r = w.get(&cred, &[]);
-    assert_one_line(&r, 77);
-    assert!(
-        r.stderr
-            .contains(&format!("owned by {}", w.attacker_name())),
-        "{}",
-        r.stderr
-    );
+    w.refused_as_the_attackers(&r);
     // The credential's fix, not the token file's.
     assert!(!r.stderr.contains("BEARER_TOKEN_FILE"), "{}", r.stderr);
     assert!(
@@ -348,13 +353,7 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
             .run_within(10)
     };
     let r = inspect();
-    assert_one_line(&r, 77);
-    assert!(
-        r.stderr
-            .contains(&format!("owned by {}", w.attacker_name())),
-        "{}",
-        r.stderr
-    );
+    w.refused_as_the_attackers(&r);
     assert_eq!(
         r.stdout, "",
         "the planted token is not shown as the victim's"
