@@ -855,7 +855,7 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
     let get = || get_vault_storer(&v, &fakes, &[]);
     let out = get();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(read(&out_file).trim(), served.trim());
+    assert_eq!(read(out_file).trim(), served.trim());
     assert_eq!(fakes.calls("condor_vault_storer"), vec![vec!["-v", "igwn"]]);
     let storer_env = fakes.recorded("condor_vault_storer.env");
     let cc = storer_env
@@ -867,7 +867,7 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
         "{cc}"
     );
     assert!(Path::new(cc).is_file(), "the keytab login's cache exists");
-    fakes.assert_no_token_outside_stdin(&served);
+    fakes.assert_no_token_outside_stdin(served);
 
     // Reuse: the token is fresh, the storer runs again, with a ticket in the cache.
     let out = get();
@@ -900,7 +900,7 @@ fn vault_storer_failures_through_the_binary_say_what_failed() {
         out.stderr
     );
     assert_eq!(
-        read(&out_file).trim(),
+        read(out_file).trim(),
         served.trim(),
         "the token file is written"
     );

@@ -242,7 +242,7 @@ fn root_writes_token_files_for_a_service_user() {
     // before sending; the message names what the service user owns.
     let refused = |r: &Output, owned: &Path| {
         assert_exit(
-            &r,
+            r,
             77,
             &format!("{} is owned by {}", owned.display(), user.name),
         );
