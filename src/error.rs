@@ -52,6 +52,14 @@ impl Exit {
         self as u8
     }
 
+    /// The most severe of several results (`--all`), `Ok` when there are none.
+    pub fn worst(exits: impl IntoIterator<Item = Exit>) -> Exit {
+        exits
+            .into_iter()
+            .max_by_key(|e| e.severity())
+            .unwrap_or(Exit::Ok)
+    }
+
     /// Rank for "most severe wins" when several results are combined. A person
     /// must act (77) outranks configuration (78), which outranks everything else.
     pub fn severity(self) -> u8 {

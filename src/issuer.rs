@@ -104,3 +104,14 @@ pub fn describe_body(body: &[u8]) -> String {
         format!("{} bytes of non-JSON", body.len())
     }
 }
+
+/// An issuer that is busy or failing (HTTP 429 or 5xx): what it answered, and when
+/// to try again.
+pub fn busy_answer(reply: &Reply, endpoint: &str) -> String {
+    format!(
+        "{endpoint} answered HTTP {} with {}{}",
+        reply.status,
+        describe_body(&reply.body),
+        retry_hint(reply)
+    )
+}

@@ -22,7 +22,6 @@ use crate::error::{Error, Exit, Result};
 use crate::output::condor;
 use crate::output::hook;
 use crate::output::state;
-use crate::source::vault;
 
 /// The configuration file to read: `--config`, else the first default that exists.
 pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {
@@ -126,7 +125,9 @@ pub fn run_one(cfg: &GetConfig) -> Result<Outcome> {
                     write: target.map(|t| t.write_mode()).unwrap_or_default(),
                 };
                 let timeout = cfg.timeout.min(left()).max(Duration::from_millis(100));
-                condor::run(mode, &file, timeout, &|login| vault_storer(cfg, login))?;
+                condor::run(mode, &file, timeout, &|login| {
+                    renew::vault_storer(cfg, login)
+                })?;
             }
             Ok(o)
         })
@@ -225,39 +226,10 @@ pub fn run_all(cfgs: &[GetConfig], jobs: usize) -> Exit {
         );
         return Exit::Ok;
     }
-    let list: Vec<String> = failed
-        .iter()
-        .map(|(name, exit)| format!("{name} ({})", exit.code()))
-        .collect();
     crate::logging::error_line(&format!(
         "{} of {n} profiles failed: {}",
         failed.len(),
-        list.join(", ")
+        super::failed_list(&failed)
     ));
-    failed
-        .iter()
-        .map(|(_, e)| *e)
-        .max_by_key(|e| e.severity())
-        .unwrap_or(Exit::Ok)
-}
-
-/// What `--condor=vault-storer` needs from the Vault source; `login`: make sure the
-/// cache the storer's htgettoken reads holds a valid ticket. On the fresh path no
-/// login happened, so one may be needed (a still-valid ticket is reused).
-pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::VaultStorer>> {
-    let Some(s) = vault::settings(&cfg.source.kind)? else {
-        return Ok(None);
-    };
-    let ccache = if login {
-        vault::kerberos_ticket(&s)?
-    } else {
-        std::path::PathBuf::new()
-    };
-    Ok(Some(condor::VaultStorer {
-        vault_server: s.server,
-        issuer: s.issuer,
-        role: s.role,
-        credkey: s.credkey,
-        ccache,
-    }))
+    Exit::worst(failed.iter().map(|(_, e)| *e))
 }

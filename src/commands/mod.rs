@@ -13,3 +13,14 @@ pub mod monitor;
 pub mod renew;
 pub mod revoke;
 pub mod version;
+
+use crate::error::Exit;
+
+/// `name (code), …` of the profiles that failed, for the summary line of `--all`.
+pub fn failed_list(failed: &[(String, Exit)]) -> String {
+    let list: Vec<String> = failed
+        .iter()
+        .map(|(name, exit)| format!("{name} ({})", exit.code()))
+        .collect();
+    list.join(", ")
+}

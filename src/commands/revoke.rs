@@ -25,6 +25,7 @@ use clap::ArgMatches;
 
 use crate::cli::RevokeCmd;
 use crate::commands::get::config_path;
+use crate::commands::renew;
 use crate::config::profile::ConfigFile;
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
@@ -87,7 +88,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     let mut lock_paths = Vec::new();
     for t in &targets {
         lock_paths
-            .push(store::lock_path(&t.path).map_err(crate::commands::renew::token_file_error)?);
+            .push(store::lock_path(&t.path).map_err(renew::token_file_error)?);
     }
     lock_paths.sort();
     lock_paths.dedup();
@@ -95,22 +96,15 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     for p in &lock_paths {
         locks.push(store::lock(p, deadline).map_err(|e| match e {
             FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => crate::commands::renew::token_file_error(e),
+            e => renew::token_file_error(e),
         })?);
     }
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
-    let first = targets
-        .first()
-        .map(|t| t.path.clone())
-        .unwrap_or_else(|| cfg.outfile.clone());
+    let first = renew::first_file(cfg, &targets);
+    // Revocation asks no source for a token: the default margin.
     let ctx = Context {
-        http: &http,
-        token_locks: &lock_paths,
-        outfile: &first,
-        deadline,
-        // Revocation asks no source for a token.
-        minsecs: crate::token::DEFAULT_MINSECS,
         minsecs_is_default: cfg.minsecs.is_none(),
+        ..Context::new(&http, &lock_paths, &first, deadline)
     };
 
     // The credential file, when there is one: its real path (for its own files), and

@@ -73,7 +73,24 @@ pub struct Context<'a> {
     pub minsecs_is_default: bool,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// A context with the default margin; callers set `minsecs` when they know more.
+    pub fn new(
+        http: &'a Http,
+        token_locks: &'a [PathBuf],
+        outfile: &'a Path,
+        deadline: std::time::Instant,
+    ) -> Context<'a> {
+        Context {
+            http,
+            token_locks,
+            outfile,
+            deadline,
+            minsecs: crate::token::DEFAULT_MINSECS,
+            minsecs_is_default: true,
+        }
+    }
+
     /// Does this run already hold the lock at `path`?
     pub fn holds(&self, path: &Path) -> bool {
         self.token_locks.iter().any(|l| l == path)

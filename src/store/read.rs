@@ -47,16 +47,7 @@ pub fn read_own_by(
         });
     }
     let mut data = Vec::with_capacity(meta.len() as usize);
-    // Bounded even if the file grows between fstat and read.
-    file.take(max as u64 + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| FileError::io(path, "read", e))?;
-    if data.len() > max {
-        return Err(FileError::TooLarge {
-            path: path.to_path_buf(),
-            max,
-        });
-    }
+    read_at_most(path, file, max, &mut data)?;
     Ok(Some(data))
 }
 
@@ -131,8 +122,15 @@ pub fn read_capped(
     let mut data = zeroize::Zeroizing::new(Vec::with_capacity(
         usize::try_from(meta.len()).unwrap_or(max).min(max) + 1,
     ));
+    read_at_most(path, file, max, &mut data)?;
+    Ok(data)
+}
+
+/// Read `file` into `data`: at most `max` bytes, bounded even if the file grew after
+/// fstat; more is an error.
+fn read_at_most(path: &Path, file: File, max: usize, data: &mut Vec<u8>) -> Result<(), FileError> {
     file.take(max as u64 + 1)
-        .read_to_end(&mut data)
+        .read_to_end(data)
         .map_err(|e| FileError::io(path, "read", e))?;
     if data.len() > max {
         return Err(FileError::TooLarge {
@@ -140,7 +138,7 @@ pub fn read_capped(
             max,
         });
     }
-    Ok(data)
+    Ok(())
 }
 
 /// Check that a write may replace `path`: absent, or a regular file we own.
