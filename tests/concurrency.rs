@@ -3,22 +3,17 @@
 
 mod common;
 
-use std::fs;
 
 use common::*;
 
 #[test]
 fn fifty_simultaneous_runs_send_one_request() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
-    let out = env.path("bt");
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
+    let s = Robot::start();
+    s.expire();
     // -m below the issuer's 3600 s lifetime: with -m 3600 a run that starts a second
     // after the renewal sees 3599 s left and renews again (a flake under load).
     let children: Vec<_> = (0..50)
-        .map(|_| env.get(&out, &cred).args(["-m", "600"]).start())
+        .map(|_| s.cmd().args(["-m", "600"]).start())
         .collect();
     for c in children {
         let o = wait_success(c);
@@ -28,16 +23,16 @@ fn fifty_simultaneous_runs_send_one_request() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    assert_eq!(iss.requests("token"), 1, "exactly one token request");
-    assert_eq!(iss.requests("discovery"), 1);
-    let tok = read(&out);
+    assert_eq!(s.iss.requests("token"), 1, "exactly one token request");
+    assert_eq!(s.iss.requests("discovery"), 1);
+    let tok = read(&s.out);
     assert!(lifetime(&tok) > 3000);
     // Every later reader sees that same token; the credential holds the rotated one.
-    let c = read_json(&cred);
-    assert_ne!(c["refresh_token"].as_str().unwrap(), rt);
-    let r = env.get(&out, &cred).args(["-m", "600"]).run();
+    let c = read_json(&s.cred);
+    assert_ne!(c["refresh_token"].as_str().unwrap(), s.rt);
+    let r = s.get(&["-m", "600"]);
     assert_eq!(r.code, 0);
-    assert_eq!(read(&out), tok);
+    assert_eq!(read(&s.out), tok);
 }
 
 #[test]

@@ -37,29 +37,27 @@ fn fresh_token_is_a_no_op_without_network_or_credential() {
 
 #[test]
 fn renews_an_expired_token_and_persists_the_rotated_refresh_token() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
-    let out = env.path("bt");
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
+    let s = Robot::start();
+    s.expire();
 
-    let r = env.get(&out, &cred).args(["-m", "60"]).run();
+    let r = s.get(&["-m", "60"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 1);
-    let tok = read(&out);
+    assert_eq!(s.iss.requests("token"), 1);
+    let tok = read(&s.out);
     assert!(tok.ends_with('\n') && !tok.ends_with("\r\n") && tok.matches('\n').count() == 1);
     assert!(lifetime(&tok) > 60);
-    assert_eq!(fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&s.out).unwrap().mode() & 0o777, 0o600);
 
     // Rotation: a new refresh token on disk, unknown fields kept, mode still 0600.
-    let c = read_json(&cred);
+    let c = read_json(&s.cred);
     let new_rt = c["refresh_token"].as_str().unwrap();
-    assert_ne!(new_rt, rt);
+    assert_ne!(new_rt, s.rt);
     assert_eq!(c["x-unknown-field"], json!({"kept": true}));
-    assert_eq!(fs::metadata(&cred).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&s.cred).unwrap().mode() & 0o777, 0o600);
     // The old refresh token is dead at the issuer.
-    let (status, body) = iss.refresh_status("robot-basic", "robot-basic-secret", &rt);
+    let (status, body) = s
+        .iss
+        .refresh_status("robot-basic", "robot-basic-secret", &s.rt);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 }

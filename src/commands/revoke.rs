@@ -87,8 +87,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     // No renewal may run meanwhile: hold the token files' locks, in get's order.
     let mut lock_paths = Vec::new();
     for t in &targets {
-        lock_paths
-            .push(store::lock_path(&t.path).map_err(renew::token_file_error)?);
+        lock_paths.push(store::lock_path(&t.path).map_err(renew::token_file_error)?);
     }
     lock_paths.sort();
     lock_paths.dedup();
