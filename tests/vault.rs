@@ -8,7 +8,6 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 
 use common::vault::{jwt, Kdc, VaultRobot, VaultStub};
 use common::*;
@@ -287,12 +286,7 @@ fn vault_down_is_75_and_keeps_the_token() {
 #[test]
 fn kdc_down_is_75() {
     let (s, old) = with_old_token();
-    drop(common::output_of(
-        Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
-            .arg("stop")
-            .arg(s.kdc.dir.path().join("kdc"))
-            .stdin(std::process::Stdio::null()),
-    ));
+    s.kdc.stop();
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["KDC"]);
 }

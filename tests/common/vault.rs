@@ -87,13 +87,20 @@ impl Kdc {
     }
 }
 
-impl Drop for Kdc {
-    fn drop(&mut self) {
+impl Kdc {
+    /// Stop the KDC now (the KDC down); it is stopped on drop too.
+    pub fn stop(&self) {
         let _ = Command::new(vault_dir().join("kdc.sh"))
             .arg("stop")
             .arg(self.dir.path().join("kdc"))
             .stdin(Stdio::null())
             .output();
+    }
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
