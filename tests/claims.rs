@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -174,9 +173,7 @@ fn an_exec_command_token_with_an_absurd_exp_is_not_installed() {
     for (exp, why) in ABSURD {
         fs::write(&out, &old).unwrap();
         let tok = jwt(&payload(*exp));
-        let script = env.path("site-token");
-        fs::write(&script, format!("#!/bin/sh\necho '{tok}'\n")).unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).unwrap();
+        let script = env.script("site-token", &format!("echo '{tok}'"));
         let cred = env.write_private(
             "cred.json",
             &json!({"version": 1, "grant": "exec", "command": [script]}).to_string(),

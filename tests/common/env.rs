@@ -128,6 +128,14 @@ impl Env {
         p
     }
 
+    /// An executable shell script (mode 0700) running `body`.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        p
+    }
+
     /// A private copy of a key of tests/peer/keys, under its own name.
     pub fn key_copy(&self, name: &str) -> PathBuf {
         self.write_private(name, &read(&test_keys().join(name)))
