@@ -1,16 +1,23 @@
 //! robot-token: keep a robot's OAuth2 bearer token fresh from cron.
 //!
-//! The data path of `get`, one module per step:
-//! `cli` → `config` (+ `profile` for `--profile`/`--all`) → `get` → `renew`:
-//! `output` + `discovery` (which token files) → `token` (fresh? stop: no network, no
-//! credential read) → `store` (locks) → `source` (`credential` → `oauth` over `http`,
-//! with `assertion` and `exchange`; or `vault` with `keytab` and `gssapi`; or `exec`) →
-//! `scope` (granted as asked?) → `store` (atomic replace) → `condor` (`--condor`) →
-//! `hook` (`--deploy-hook`) → `state` (for `status`/`check` in `monitor`).
-//! `get --dry-run` runs the same steps as checks (`dryrun`), sending nothing that
-//! redeems and writing nothing.
-//! The other commands: `init` (device flow), `revoke` (retire a robot), `inspect`
-//! (+ `verify`), `generate`, `version`.
+//! The folders are the roles of the data path (`get`: what was typed → settings → is
+//! the token fresh? → a source → the token files → HTCondor and the hook):
+//!
+//! - `cli/`: what can be typed (clap); `config/`: what a run runs with, built in one
+//!   place from options, environment and profiles (`config::profile`);
+//! - `commands/`: one module per command; `renew` holds the renewal's steps, `dryrun`
+//!   the same steps as checks;
+//! - `source/`: where a token comes from, behind `source::obtain`: `credential` (the
+//!   file), `oauth` (grants, client authentication, exchange, device flow,
+//!   revocation), `vault` (htvault-config with a keytab), `exec` (a site's command);
+//! - `output/`: where it goes: token files (`target`, `discovery`), `condor`, `hook`,
+//!   and `state` for `status`;
+//! - shared, at the top: `store/` (every file read or written safely, and locks),
+//!   `token`, `scope`, `secret`, `error`, `http`, `issuer`, `verify`, `jws`, `clock`,
+//!   `signals`, `logging`.
+//!
+//! Imports point one way: commands → config → cli, sources, outputs → shared; a
+//! source or output never reads the whole configuration (tests/layout.rs checks it).
 
 pub mod cli;
 pub mod clock;

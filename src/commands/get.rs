@@ -16,7 +16,7 @@ use clap::ArgMatches;
 
 use crate::cli::GetCmd;
 use crate::commands::renew::{self, Outcome};
-use crate::config::profile::{self, ConfigFile, Profile};
+use crate::config::profile::{self, ConfigFile};
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::output::condor;
@@ -54,14 +54,7 @@ pub fn run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
             .map(|_| Exit::Ok)
             .map_err(|e| e.context(format!("profile {name}")));
     }
-    let all: Vec<&Profile> = file.profiles.iter().collect();
-    if all.is_empty() {
-        return Err(Error::config(format!(
-            "{}: no [profile.NAME] tables",
-            file.path.display()
-        )));
-    }
-    let cfgs = file.resolve_all(&all, matches)?;
+    let cfgs = file.resolve_all(&file.select(None)?, matches)?;
     Ok(run_all(&cfgs, cmd.jobs as usize))
 }
 
@@ -73,16 +66,7 @@ fn dry_run(config: Option<&PathBuf>, cmd: &GetCmd, matches: Option<&ArgMatches>)
         )?]));
     }
     let file = ConfigFile::load(&config_path(config)?)?;
-    let which: Vec<&Profile> = match &cmd.profile {
-        Some(name) => vec![file.profile(name)?],
-        None => file.profiles.iter().collect(),
-    };
-    if which.is_empty() {
-        return Err(Error::config(format!(
-            "{}: no [profile.NAME] tables",
-            file.path.display()
-        )));
-    }
+    let which = file.select(cmd.profile.as_deref())?;
     Ok(crate::commands::dryrun::run(
         &file.resolve_all(&which, matches)?,
     ))

@@ -11,7 +11,7 @@ use crate::cli::{CheckArgs, Selection, StatusArgs};
 use crate::clock::human_secs;
 use crate::clock::parse_duration;
 use crate::commands::get;
-use crate::config::profile::{ConfigFile, Profile};
+use crate::config::profile::ConfigFile;
 use crate::error::{Error, Exit, Result};
 use crate::output::discovery;
 use crate::output::state::{self, LastRun};
@@ -53,24 +53,10 @@ fn targets(config: Option<&PathBuf>, sel: &Selection) -> Result<Vec<Target>> {
         }]);
     };
     let file = ConfigFile::load(&path)?;
-    let which: Vec<&Profile> = match &sel.profile {
-        Some(name) => vec![file.profile(name)?],
-        None => file.profiles.iter().collect(),
-    };
-    if which.is_empty() {
-        return Err(Error::config(format!(
-            "{}: no [profile.NAME] tables",
-            path.display()
-        )));
-    }
+    let which = file.select(sel.profile.as_deref())?;
     let mut out = Vec::new();
     for c in file.resolve_all(&which, None)? {
-        let files: Vec<PathBuf> = if c.outputs.is_empty() {
-            vec![c.outfile.clone()]
-        } else {
-            c.outputs.iter().map(|o| o.path.clone()).collect()
-        };
-        for f in files {
+        for f in c.token_files() {
             out.push(Target {
                 credential: Some(c.credential_path().to_path_buf()),
                 profile: c.profile.clone(),

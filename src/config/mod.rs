@@ -93,6 +93,15 @@ impl GetConfig {
         }
     }
 
+    /// The token files' paths: `-o` (or a profile's), else the WLCG default.
+    pub fn token_files(&self) -> Vec<PathBuf> {
+        if self.outputs.is_empty() {
+            vec![self.outfile.clone()]
+        } else {
+            self.outputs.iter().map(|o| o.path.clone()).collect()
+        }
+    }
+
     /// The token files of this run, resolved (`target::targets`).
     pub fn targets(&self) -> Result<Vec<Target>> {
         target::targets(&self.outputs, &self.outfile)

@@ -138,6 +138,21 @@ impl ConfigFile {
         Error::config(format!("{}: {what}", self.at(span)))
     }
 
+    /// The profile `name`, or every profile (`--all`); a file without any is an error.
+    pub fn select(&self, name: Option<&str>) -> Result<Vec<&Profile>> {
+        let which: Vec<&Profile> = match name {
+            Some(name) => vec![self.profile(name)?],
+            None => self.profiles.iter().collect(),
+        };
+        if which.is_empty() {
+            return Err(Error::config(format!(
+                "{}: no [profile.NAME] tables",
+                self.path.display()
+            )));
+        }
+        Ok(which)
+    }
+
     pub fn profile(&self, name: &str) -> Result<&Profile> {
         self.profiles
             .iter()
@@ -391,12 +406,7 @@ impl ConfigFile {
         let mut seen: HashMap<PathBuf, usize> = HashMap::with_capacity(which.len());
         for (i, p) in which.iter().enumerate() {
             let cfg = self.resolve(p, &typed, &mut parser, &opts)?;
-            let files: Vec<PathBuf> = if cfg.outputs.is_empty() {
-                vec![cfg.outfile.clone()]
-            } else {
-                cfg.outputs.iter().map(|o| o.path.clone()).collect()
-            };
-            for file in files {
+            for file in cfg.token_files() {
                 let key = same_file_key(&file, &mut dirs);
                 match seen.get(&key) {
                     Some(&j) if j != i => {

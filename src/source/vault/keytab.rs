@@ -174,21 +174,20 @@ impl Reader<'_> {
     fn skip(&mut self, n: usize) -> Option<()> {
         self.take(n).map(|_| ())
     }
+    /// The next `N` bytes, in big-endian order (a version 0x0501 keytab is in the
+    /// host's order: reversed here on a little-endian host).
+    fn int<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let mut b: [u8; N] = self.take(N)?.try_into().ok()?;
+        if !self.big_endian && cfg!(target_endian = "little") {
+            b.reverse();
+        }
+        Some(b)
+    }
     fn u16(&mut self) -> Option<u16> {
-        let b: [u8; 2] = self.take(2)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u16::from_be_bytes(b)
-        } else {
-            u16::from_ne_bytes(b)
-        })
+        self.int().map(u16::from_be_bytes)
     }
     fn u32(&mut self) -> Option<u32> {
-        let b: [u8; 4] = self.take(4)?.try_into().ok()?;
-        Some(if self.big_endian {
-            u32::from_be_bytes(b)
-        } else {
-            u32::from_ne_bytes(b)
-        })
+        self.int().map(u32::from_be_bytes)
     }
     fn string(&mut self) -> Option<String> {
         let n = self.u16()? as usize;
@@ -219,6 +218,27 @@ mod tests {
         let mut out = (e.len() as u32).to_be_bytes().to_vec();
         out.extend(e);
         out
+    }
+
+    /// Version 0x0501 is in the host's byte order and counts the realm as a component.
+    #[test]
+    fn version_1_in_host_order() {
+        let mut e = Vec::new();
+        e.extend_from_slice(&3u16.to_ne_bytes());
+        for s in ["ROBOT.TEST", "robot", "ci.example.org"] {
+            e.extend_from_slice(&(s.len() as u16).to_ne_bytes());
+            e.extend_from_slice(s.as_bytes());
+        }
+        e.extend_from_slice(&[0; 12]);
+        let mut kt = vec![5, 1];
+        kt.extend_from_slice(&(-4i32).to_ne_bytes());
+        kt.extend_from_slice(&[0; 4]);
+        kt.extend_from_slice(&(e.len() as u32).to_ne_bytes());
+        kt.extend(e);
+        assert_eq!(
+            first_principal(&kt).unwrap(),
+            "robot/ci.example.org@ROBOT.TEST"
+        );
     }
 
     #[test]

@@ -78,6 +78,26 @@ pub(super) fn json_of(r: &Reply, what: &str, url: &str) -> Result<Value> {
 
 /// A Vault request that failed in transport or with 5xx/429: temporary (75), except
 /// TLS and configuration problems.
+/// The non-empty string at `v[a][b]` of a Vault answer, as a secret.
+pub(super) fn secret_at(v: &Value, a: &str, b: &str) -> Option<Secret> {
+    v[a][b].as_str().filter(|t| !t.is_empty()).map(Secret::new)
+}
+
+/// A Vault API call with `token`; a failure names `what` was done at `url`.
+pub(super) fn call(
+    ctx: &Context,
+    what: &str,
+    url: &str,
+    token: &Secret,
+    body: Body<'_>,
+    retry: Retry,
+) -> Result<Reply> {
+    let r = ctx
+        .http
+        .request(url, &[("X-Vault-Token", token.expose())], body, retry);
+    unavailable(what, url, r)
+}
+
 pub(super) fn unavailable(
     what: &str,
     url: &str,
@@ -182,13 +202,14 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
     if force {
         let url = creds_url(s);
         let delete = |t: &Secret| {
-            let r = ctx.http.request(
+            call(
+                ctx,
+                "deleting the refresh token at",
                 &url,
-                &[("X-Vault-Token", t.expose())],
+                t,
                 Body::Delete,
                 Retry::Idempotent,
-            );
-            unavailable("deleting the refresh token at", &url, r)
+            )
         };
         let mut answer = token.as_ref().map(delete).transpose()?;
         // No cached token, or Vault no longer takes it: the keytab can log in.
@@ -227,13 +248,8 @@ pub fn revoke(s: &Settings, force: bool, ctx: &Context) -> Result<Vec<String>> {
         Some(t) => {
             let url = s.url("auth/token/revoke-self");
             // Idempotent: a repeat after a lost answer finds the token already dead (403).
-            let r = ctx.http.request(
-                &url,
-                &[("X-Vault-Token", t.expose())],
-                Body::Empty,
-                Retry::Idempotent,
-            );
-            let r = unavailable("revoking the Vault token at", &url, r)?;
+            let what = "revoking the Vault token at";
+            let r = call(ctx, what, &url, t, Body::Empty, Retry::Idempotent)?;
             match r.status {
                 200 | 204 => done.push(format!("revoked the Vault token {t} at {url}")),
                 401 | 403 => done.push(format!(
@@ -414,15 +430,11 @@ fn issued_from(s: &Settings, r: Reply, minsecs: i64) -> Result<Issued> {
         }
     }
     let v = json_of(&r, "reading the token from", &path_url)?;
-    let access_token = v["data"]["access_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| {
-            Error::data(format!(
-                "{path_url} answered without data.access_token; the old token is kept"
-            ))
-        })?;
+    let access_token = secret_at(&v, "data", "access_token").ok_or_else(|| {
+        Error::data(format!(
+            "{path_url} answered without data.access_token; the old token is kept"
+        ))
+    })?;
     Ok(Issued {
         access_token,
         granted_scope: None,

@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use super::kerberos::spnego;
 use super::settings::{Settings, MAX_VAULT_TOKEN_LEN};
-use super::{bootstrap_hint, json_of, unavailable, vault_errors};
+use super::{bootstrap_hint, call, json_of, secret_at, unavailable, vault_errors};
 
 /// The Vault token file's lock, unless this run already holds it (through a token
 /// file that shares the lock).
@@ -81,13 +81,8 @@ pub(super) fn cached_token(s: &Settings, ctx: &Context) -> Result<Option<Secret>
         return Ok(None);
     }
     let url = s.url("auth/token/lookup-self");
-    let r = ctx.http.request(
-        &url,
-        &[("X-Vault-Token", token.expose())],
-        Body::Get,
-        Retry::Idempotent,
-    );
-    let r = unavailable("looking up the Vault token at", &url, r)?;
+    let what = "looking up the Vault token at";
+    let r = call(ctx, what, &url, &token, Body::Get, Retry::Idempotent)?;
     if r.status != 200 {
         tracing::info!(
             "the cached Vault token {token} is no longer valid ({}): logging in again",
@@ -155,15 +150,11 @@ pub(super) fn login(s: &Settings, ctx: &Context) -> Result<Secret> {
         }
     }
     let v = json_of(&r, "Kerberos login at", &url)?;
-    let token = v["auth"]["client_token"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(Secret::new)
-        .ok_or_else(|| {
-            Error::data(format!(
-                "Kerberos login at {url}: no auth.client_token in the answer"
-            ))
-        })?;
+    let token = secret_at(&v, "auth", "client_token").ok_or_else(|| {
+        Error::data(format!(
+            "Kerberos login at {url}: no auth.client_token in the answer"
+        ))
+    })?;
     let lease = v["auth"]["lease_duration"].as_u64().unwrap_or(0);
     tracing::info!(
         "logged in to Vault as {who}: Vault token {token}, lease {}",
@@ -201,13 +192,15 @@ fn shorter_token(s: &Settings, parent: Secret, ctx: &Context) -> Result<Secret> 
     })
     .to_string();
     // Not retried once it may have arrived: each success creates a token.
-    let r = ctx.http.request(
+    let what = "creating a shorter Vault token at";
+    let r = call(
+        ctx,
+        what,
         &url,
-        &[("X-Vault-Token", parent.expose())],
+        &parent,
         Body::Json(&body),
         Retry::AtMostOnce,
-    );
-    let r = unavailable("creating a shorter Vault token at", &url, r)?;
+    )?;
     let child = (r.status == 200)
         .then(|| json_of(&r, "creating a shorter Vault token at", &url).ok())
         .flatten()
