@@ -25,11 +25,11 @@ fn fresh_token_is_a_no_op_without_network_or_credential() {
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
     assert_eq!(read(&out), format!("{at}\n"));
     // The same with the token file found by WLCG discovery, the crontab's usual form.
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-c"])
-        .arg(&cred)
-        .env("BEARER_TOKEN_FILE", &out));
+    let r = env
+        .get_discovered(&cred)
+        .args(["-m", "60"])
+        .env("BEARER_TOKEN_FILE", &out)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "");
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
@@ -189,11 +189,10 @@ fn default_location_follows_wlcg_discovery() {
     let runtime = env.path("run");
     fs::create_dir(&runtime).unwrap();
     fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(&cred)
-        .env("XDG_RUNTIME_DIR", &runtime));
+    let r = env
+        .get_discovered(&cred)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let uid = robot_token::store::euid();
     let default = runtime.join(format!("bt_u{uid}"));
@@ -202,12 +201,11 @@ fn default_location_follows_wlcg_discovery() {
     // BEARER_TOKEN_FILE wins over XDG_RUNTIME_DIR: a new token there, none written
     // to the default file.
     let before = read(&default);
-    let r = run(env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(&cred)
+    let r = env
+        .get_discovered(&cred)
         .env("XDG_RUNTIME_DIR", &runtime)
-        .env("BEARER_TOKEN_FILE", env.path("explicit")));
+        .env("BEARER_TOKEN_FILE", env.path("explicit"))
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let second = assert_issued_token(&env.path("explicit"), &iss, "robot-basic");
     assert_ne!(first.str_claim("jti"), second.str_claim("jti"));

@@ -14,8 +14,8 @@ use common::*;
 use serde_json::json;
 
 fn get(env: &Env, cred: &Path, outs: &[&Path]) -> Command {
-    let mut c = env.cmd();
-    c.args(["get", "-m", "600", "-c"]).arg(cred);
+    let mut c = env.get_discovered(cred);
+    c.args(["-m", "600"]);
     for o in outs {
         c.arg("-o").arg(o);
     }
@@ -129,11 +129,11 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
     v["outputs"] = json!([env.path("never")]);
     fs::write(&cred, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let c = env.path("c");
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .env("BEARER_TOKEN_FILE", &c));
+    let r = env
+        .get_discovered(&cred)
+        .args(["-m", "600"])
+        .env("BEARER_TOKEN_FILE", &c)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(c.exists());
     assert!(!env.path("never").exists());

@@ -50,6 +50,14 @@ impl Env {
         c
     }
 
+    /// `robot-token get -c CRED`: the token file found by WLCG discovery
+    /// (`BEARER_TOKEN_FILE`, `XDG_RUNTIME_DIR`), as the README's crontab line has it.
+    pub fn get_discovered(&self, cred: impl AsRef<OsStr>) -> Command {
+        let mut c = self.cmd();
+        c.args(["get", "-c"]).arg(cred);
+        c
+    }
+
     /// `robot-token revoke -o OUT -c CRED`: the same robot, retired.
     pub fn revoke(&self, out: impl AsRef<OsStr>, cred: impl AsRef<OsStr>) -> Command {
         let mut c = self.cmd();
