@@ -27,13 +27,13 @@ if [ "${1:-}" = --list ]; then
   shift
 fi
 
-# group ; file ; functions (a regex over mutant names) ; test targets
+# group ; files (space-separated) ; functions (a regex over mutant names) ; test targets
 groups=(
-  "store;src/store.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|atomic_create|sync_dir|create_temp|lock|lock_path|Lock::set_record|read_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety --test outputs"
-  "credential;src/credential.rs;\\b(render_with_refresh_token|prepare_rewrite|store_refresh_token)\\b;--lib --test get --test crash --test credential_safety"
-  "source;src/source.rs;\\b(redeem|earlier_send|set_marker|lock_credential)\\b;--test get --test crash --test failures --test credential_safety"
-  "renew;src/renew.rs;\\b(fresh|survey|settled|run)\\b;--lib --test get --test crash --test concurrency --test outputs"
-  "token;src/token.rs;\\b(expiry|numeric_date|Jwt::exp)\\b;--lib --test get --test inspect"
+  "store;src/store/atomic.rs src/store/lock.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|atomic_create|sync_dir|create_temp|lock|lock_path|Lock::set_record|read_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety --test outputs"
+  "credential;src/source/credential/mod.rs;\\b(render_with_refresh_token|prepare_rewrite|store_refresh_token)\\b;--lib --test get --test crash --test credential_safety"
+  "source;src/source/mod.rs src/source/interface.rs;\\b(redeem|earlier_send|set_marker|lock_credential|Context::lock)\\b;--test get --test crash --test failures --test credential_safety"
+  "renew;src/commands/renew/mod.rs;\\b(fresh|survey|settled|run|lock_in_order)\\b;--lib --test get --test crash --test concurrency --test outputs"
+  "token;src/token.rs;\\b(expiry|exp_of|numeric_date|Jwt::expiry)\\b;--lib --test get --test inspect"
 )
 # Open flags (`O_NOFOLLOW | O_CLOEXEC` as `&` or `^`) are left out: their effects
 # (symlinks, descriptors leaking into hooks) are tested elsewhere, not on this path.
@@ -48,7 +48,8 @@ run_group() {
   local name=$1 file=$2 re=$3 tests=$4
   echo "== mutants: $name ($file; tests: $tests)"
   mkdir -p "target/mutants/$name"
-  local test_args=()
+  local test_args=() file_args=()
+  for f in $file; do file_args+=(--file "$f"); done
   # --cargo-arg, not --cargo-test-arg: the build phase (`cargo test --no-run`) must
   # build only these targets too, not all two dozen test binaries per mutant.
   for a in $tests; do test_args+=(--cargo-arg "$a"); done
@@ -57,7 +58,7 @@ run_group() {
   # machine's times under load: a mutant that makes a run hang (a lock never taken,
   # a loop) is a timeout, not a pass.
   cargo mutants $list --no-shuffle --features test-hooks \
-    --file "$file" --re "$re" --exclude-re "$exclude" \
+    "${file_args[@]}" --re "$re" --exclude-re "$exclude" \
     --timeout 240 --build-timeout 600 \
     --output "target/mutants/$name" \
     "${test_args[@]}" -- -- "${ignored[@]}" || true

@@ -16,6 +16,8 @@ cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev
   || { echo "test.sh: fuzz/Cargo.lock is out of date" >&2; exit 1; }
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
+# The shipped build has no test hooks: it must be as clean.
+cargo clippy --locked -- -D warnings
 # The layout's import rules (README, Development) first: seconds, and a clear failure.
 cargo test --locked --features test-hooks --test layout -- --nocapture
 # Tests that need root are `#[ignore = "needs root"]`: as root (CI is) they all run;

@@ -37,7 +37,7 @@ use crate::source::vault;
 use crate::source::vault::VaultOptions;
 use crate::source::Source;
 use crate::source::{self, Context};
-use crate::store::{self, FileError};
+use crate::store;
 
 pub fn run(
     config: Option<&PathBuf>,
@@ -89,15 +89,7 @@ pub fn revoke(cfg: &GetConfig, force: bool) -> Result<Vec<String>> {
     for t in &targets {
         lock_paths.push(store::lock_path(&t.path).map_err(renew::token_file_error)?);
     }
-    lock_paths.sort();
-    lock_paths.dedup();
-    let mut locks = Vec::with_capacity(lock_paths.len());
-    for p in &lock_paths {
-        locks.push(store::lock(p, deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => renew::token_file_error(e),
-        })?);
-    }
+    let locks = renew::lock_in_order(&mut lock_paths, deadline)?;
     let http = Http::new(cfg.trust.clone(), cfg.timeout, deadline);
     let first = renew::first_file(cfg, &targets);
     // Revocation asks no source for a token: the default margin.

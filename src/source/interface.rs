@@ -4,12 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::Secret;
 use crate::source::exec::ExecSettings;
 use crate::source::oauth::exchange::ExchangeOptions;
 use crate::source::oauth::ClientAuth;
 use crate::source::vault::options::VaultOptions;
+use crate::store::{self, FileError};
 
 /// Where the long-lived credential comes from.
 #[derive(Debug, Clone)]
@@ -89,6 +91,21 @@ impl<'a> Context<'a> {
             minsecs: crate::token::DEFAULT_MINSECS,
             minsecs_is_default: true,
         }
+    }
+
+    /// The lock of `file` (`what` names it in errors), unless this run already holds
+    /// it through a token file that shares it.
+    pub fn lock(&self, file: &Path, what: &str) -> Result<Option<store::Lock>> {
+        let path = store::lock_path(file).map_err(|e| Error::write(format!("{what}: {e}")))?;
+        if self.holds(&path) {
+            return Ok(None);
+        }
+        store::lock(&path, self.deadline)
+            .map(Some)
+            .map_err(|e| match e {
+                FileError::LockTimeout(_) => Error::temp(e.to_string()),
+                e => Error::write(format!("{what}: {e}")),
+            })
     }
 
     /// Does this run already hold the lock at `path`?

@@ -153,17 +153,7 @@ fn from_exec(
 
 /// Take the credential's lock, unless it is the token file's lock we already hold.
 pub fn lock_credential(real: &Path, ctx: &Context) -> Result<Option<store::Lock>> {
-    let cred_lock_path =
-        store::lock_path(real).map_err(|e| Error::write(format!("credential lock: {e}")))?;
-    if ctx.holds(&cred_lock_path) {
-        return Ok(None);
-    }
-    store::lock(&cred_lock_path, ctx.deadline)
-        .map(Some)
-        .map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("credential lock: {e}")),
-        })
+    ctx.lock(real, "credential lock")
 }
 
 /// Everything needed to ask an OAuth2 token endpoint for a token.

@@ -317,16 +317,7 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
         return Err(combine(unlockable, targets.len())
             .unwrap_or_else(|| Error::write("no token file can be written")));
     }
-    lock_paths.sort();
-    lock_paths.dedup();
-    let mut _locks = Vec::with_capacity(lock_paths.len());
-    for p in &lock_paths {
-        _locks.push(store::lock(p, deadline).map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => token_file_error(e),
-        })?);
-        tracing::debug!("holding lock {}", p.display());
-    }
+    let _locks = lock_in_order(&mut lock_paths, deadline)?;
     let states = match settled(&targets, survey(&targets, margin), margin, true) {
         Ok(outcome) => return outcome,
         Err(states) => states,
@@ -606,4 +597,20 @@ pub fn first_file(cfg: &GetConfig, targets: &[Target]) -> PathBuf {
         .first()
         .map(|t| t.path.clone())
         .unwrap_or_else(|| cfg.outfile.clone())
+}
+
+/// Take the token files' locks in one global order (sorted paths, each once), so that
+/// runs sharing files never wait on each other in a circle.
+pub fn lock_in_order(lock_paths: &mut Vec<PathBuf>, deadline: Instant) -> Result<Vec<store::Lock>> {
+    lock_paths.sort();
+    lock_paths.dedup();
+    let mut locks = Vec::with_capacity(lock_paths.len());
+    for p in lock_paths.iter() {
+        locks.push(store::lock(p, deadline).map_err(|e| match e {
+            FileError::LockTimeout(_) => Error::temp(e.to_string()),
+            e => token_file_error(e),
+        })?);
+        tracing::debug!("holding lock {}", p.display());
+    }
+    Ok(locks)
 }

@@ -16,17 +16,7 @@ use super::{bootstrap_hint, call, json_of, secret_at, unavailable, vault_errors}
 /// The Vault token file's lock, unless this run already holds it (through a token
 /// file that shares the lock).
 pub(super) fn lock_token_file(s: &Settings, ctx: &Context) -> Result<Option<store::Lock>> {
-    let lock_path = store::lock_path(&s.token_file)
-        .map_err(|e| Error::write(format!("Vault token file lock: {e}")))?;
-    if ctx.holds(&lock_path) {
-        return Ok(None);
-    }
-    store::lock(&lock_path, ctx.deadline)
-        .map(Some)
-        .map_err(|e| match e {
-            FileError::LockTimeout(_) => Error::temp(e.to_string()),
-            e => Error::write(format!("Vault token file lock: {e}")),
-        })
+    ctx.lock(&s.token_file, "Vault token file lock")
 }
 
 /// The Vault token in the token file, if there is one (no request).
