@@ -8,7 +8,12 @@
 //! - `storage.modify` is a superset of `storage.create` (the profile says so).
 //! - A path with `..` never matches, so a token cannot be stretched upwards.
 //!
-//! One function for every caller: `get --require-scope` and `inspect --verify`.
+//! One function for every caller: `get --require-scope` and `inspect --verify`. Also
+//! what an issuer granted after a renewal or `init`: narrowed (a warning) or short of
+//! `--require-scope` (an error).
+
+use crate::error::{Error, Result};
+use crate::token;
 
 /// Does the granted scope `granted` allow the required scope `required`?
 pub fn allows(granted: &str, required: &str) -> bool {
@@ -68,6 +73,60 @@ fn path_covers(granted: &str, required: &str) -> bool {
         return false;
     };
     g.len() <= r.len() && g.iter().zip(&r).all(|(a, b)| a == b)
+}
+
+/// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
+pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<String>> {
+    match response_scope {
+        Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        None => token::decode(access).ok().map(|jwt| jwt.scopes()),
+    }
+}
+
+/// Warn, without failing, when the issuer granted fewer scopes than asked for.
+pub fn warn_narrowed(requested: &[String], granted: Option<&[String]>) {
+    let Some(granted) = granted else { return };
+    let missing: Vec<&str> = requested
+        .iter()
+        .filter(|s| !granted.contains(s))
+        // Protocol scopes are not repeated in access tokens.
+        .filter(|s| {
+            !matches!(
+                s.as_str(),
+                "openid" | "offline_access" | "profile" | "email" | "wlcg"
+            )
+        })
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        tracing::warn!(
+            "the issuer narrowed the scope: not granted: {}",
+            missing.join(" ")
+        );
+    }
+}
+
+/// `--require-scope`: a scope the issuer did not grant is an error a person must
+/// look at (exit 77); the new token is not installed.
+pub fn check_required(required: &[String], granted: Option<&[String]>, from: &str) -> Result<()> {
+    if required.is_empty() {
+        return Ok(());
+    }
+    let granted = granted.unwrap_or(&[]);
+    // WLCG matching: `storage.read:/` grants `storage.read:/data`.
+    let missing = crate::scope::missing(granted, required);
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::perm(format!(
+        "{from} did not grant the required scope {} (granted: {}); the old token is kept: ask the issuer's admins for it, or drop --require-scope",
+        missing.join(" "),
+        if granted.is_empty() {
+            "nothing".to_string()
+        } else {
+            granted.join(" ")
+        }
+    )))
 }
 
 #[cfg(test)]

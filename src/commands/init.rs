@@ -20,6 +20,7 @@ use crate::config::trust_options;
 use crate::error::{Error, Result};
 use crate::http::{self, check_url, Http};
 use crate::output::discovery;
+use crate::scope;
 use crate::secret::Secret;
 use crate::source::credential;
 use crate::source::oauth::assertion::SigningKey;
@@ -175,8 +176,8 @@ pub fn run(a: &InitArgs) -> Result<()> {
             a.issuer, a.client_id
         )));
     };
-    let granted = renew::granted_scopes(resp.scope.as_deref(), access.expose());
-    renew::warn_narrowed(&scope, granted.as_deref());
+    let granted = scope::granted_scopes(resp.scope.as_deref(), access.expose());
+    scope::warn_narrowed(&scope, granted.as_deref());
     let required = words(&a.require_scope);
     let missing = crate::scope::missing(granted.as_deref().unwrap_or(&[]), &required);
     if !missing.is_empty() {

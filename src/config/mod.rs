@@ -25,17 +25,17 @@ fn vault_options(a: &GetArgs) -> Result<VaultOptions> {
     };
     let nonempty = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
     Ok(VaultOptions {
-        server: nonempty(&a.vault_server),
-        issuer_name: nonempty(&a.issuer_name),
-        role: nonempty(&a.role),
-        credkey: nonempty(&a.credkey),
-        keytab: a.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
-        principal: nonempty(&a.principal),
-        token_file: a.vault_token_file.clone(),
-        token_minttl: dur("vault-token-minttl", &a.vault_token_minttl)?,
-        token_ttl: dur("vault-token-ttl", &a.vault_token_ttl)?,
-        kerberos_path: nonempty(&a.kerberos_path),
-        secret_path: nonempty(&a.secret_path),
+        server: nonempty(&a.vault.vault_server),
+        issuer_name: nonempty(&a.vault.issuer_name),
+        role: nonempty(&a.vault.role),
+        credkey: nonempty(&a.vault.credkey),
+        keytab: a.vault.keytab.clone().filter(|p| !p.as_os_str().is_empty()),
+        principal: nonempty(&a.vault.principal),
+        token_file: a.vault.vault_token_file.clone(),
+        token_minttl: dur("vault-token-minttl", &a.vault.vault_token_minttl)?,
+        token_ttl: dur("vault-token-ttl", &a.vault.vault_token_ttl)?,
+        kerberos_path: nonempty(&a.vault.kerberos_path),
+        secret_path: nonempty(&a.vault.secret_path),
         credential: a.credential.clone(),
     })
 }

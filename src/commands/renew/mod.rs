@@ -13,6 +13,7 @@ use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::condor;
 use crate::output::target::Target;
+use crate::scope;
 use crate::source::{self, vault};
 use crate::store::{self, FileError};
 use crate::token::{self, default_minsecs, margin, DEFAULT_MINSECS};
@@ -388,9 +389,9 @@ pub fn run(cfg: &GetConfig, deadline: Instant) -> Result<Outcome> {
     if !matches!(cfg.condor, Some(crate::output::condor::Mode::Credd { .. })) {
         warn_short_lifetime(cfg.minsecs, &new, left, &old);
     }
-    let granted = granted_scopes(issued.granted_scope.as_deref(), access.expose());
-    warn_narrowed(&issued.requested_scope, granted.as_deref());
-    check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
+    let granted = scope::granted_scopes(issued.granted_scope.as_deref(), access.expose());
+    scope::warn_narrowed(&issued.requested_scope, granted.as_deref());
+    scope::check_required(&cfg.require_scope, granted.as_deref(), endpoint)?;
 
     // Every token file gets the new token, fresh ones too: after a renewal they all
     // hold the same token and expire together.
@@ -477,14 +478,6 @@ fn warn_short_lifetime(minsecs: Option<i64>, new: &token::Times, left: i64, old:
     );
 }
 
-/// What the issuer granted: the response's `scope`, else the JWT's `scope`/`scp`.
-pub fn granted_scopes(response_scope: Option<&str>, access: &str) -> Option<Vec<String>> {
-    match response_scope {
-        Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
-        None => token::decode(access).ok().map(|jwt| jwt.scopes()),
-    }
-}
-
 /// `--random-delay`: sleep a random time up to `max`, only on the way to the network,
 /// so that many hosts whose cron fires at the same minute do not all hit the issuer at
 /// once. The fresh path never gets here. One delay per process: with `--all`, the
@@ -510,52 +503,6 @@ fn spread_load(max: std::time::Duration, deadline: Instant) {
     );
     std::thread::sleep(pause);
     *done = true;
-}
-
-/// Warn, without failing, when the issuer granted fewer scopes than asked for.
-pub fn warn_narrowed(requested: &[String], granted: Option<&[String]>) {
-    let Some(granted) = granted else { return };
-    let missing: Vec<&str> = requested
-        .iter()
-        .filter(|s| !granted.contains(s))
-        // Protocol scopes are not repeated in access tokens.
-        .filter(|s| {
-            !matches!(
-                s.as_str(),
-                "openid" | "offline_access" | "profile" | "email" | "wlcg"
-            )
-        })
-        .map(String::as_str)
-        .collect();
-    if !missing.is_empty() {
-        tracing::warn!(
-            "the issuer narrowed the scope: not granted: {}",
-            missing.join(" ")
-        );
-    }
-}
-
-/// `--require-scope`: a scope the issuer did not grant is an error a person must
-/// look at (exit 77); the new token is not installed.
-pub fn check_required(required: &[String], granted: Option<&[String]>, from: &str) -> Result<()> {
-    if required.is_empty() {
-        return Ok(());
-    }
-    let granted = granted.unwrap_or(&[]);
-    // WLCG matching: `storage.read:/` grants `storage.read:/data`.
-    let missing = crate::scope::missing(granted, required);
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(Error::perm(format!(
-        "{from} did not grant the required scope {} (granted: {}); the old token is kept: ask the issuer's admins for it, or drop --require-scope",
-        missing.join(" "),
-        if granted.is_empty() {
-            "nothing".to_string()
-        } else {
-            granted.join(" ")
-        }
-    )))
 }
 
 /// The exit code of a finished `get`.
@@ -587,9 +534,6 @@ pub fn vault_storer(cfg: &GetConfig, login: bool) -> Result<Option<condor::Vault
     }))
 }
 
-#[cfg(test)]
-mod tests;
-
 /// The first token file, which an exec command is told about: the first of
 /// `targets`, else the configured one.
 pub fn first_file(cfg: &GetConfig, targets: &[Target]) -> PathBuf {
@@ -614,3 +558,6 @@ pub fn lock_in_order(lock_paths: &mut Vec<PathBuf>, deadline: Instant) -> Result
     }
     Ok(locks)
 }
+
+#[cfg(test)]
+mod tests;
