@@ -9,7 +9,7 @@ use common::*;
 
 /// A due token file and a working credential whose issuer is `issuer`.
 fn setup(env: &Env, iss: &Issuer, issuer: &str) -> std::path::PathBuf {
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let cred = env.write_private(
         "cred.json",
         &serde_json::json!({
@@ -20,11 +20,6 @@ fn setup(env: &Env, iss: &Issuer, issuer: &str) -> std::path::PathBuf {
     );
     iss.reset();
     cred
-}
-
-fn one_line(r: &Output, code: i32) {
-    assert_eq!(r.code, code, "{}", r.stderr);
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
 
 #[test]
@@ -42,14 +37,7 @@ fn an_issuer_url_with_a_control_character_is_a_configuration_error() {
     ] {
         let cred = setup(&env, &iss, &bad);
         let t = std::time::Instant::now();
-        let r = run_within(
-            env.cmd()
-                .args(["get", "-v", "-o"])
-                .arg(env.path("bt"))
-                .arg("-c")
-                .arg(&cred),
-            30,
-        );
+        let r = env.get(env.path("bt"), &cred).arg("-v").run_within(30);
         assert_eq!(r.code, 78, "{bad:?}: {}", r.stderr);
         assert!(
             r.stderr.contains("control character"),
@@ -67,15 +55,12 @@ fn an_issuer_url_with_a_control_character_is_a_configuration_error() {
     }
     // The same for a token endpoint given on the command line.
     let cred = setup(&env, &iss, &iss.url);
-    let r = run(env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(env.path("bt"))
-        .arg("-c")
-        .arg(&cred)
+    let r = env
+        .get(env.path("bt"), &cred)
         .arg("--token-endpoint")
-        .arg(format!("{}/token\r", iss.url)));
-    one_line(&r, 78);
+        .arg(format!("{}/token\r", iss.url))
+        .run();
+    assert_one_line(&r, 78);
     assert_eq!(iss.requests("token"), 0);
 }
 
@@ -87,12 +72,8 @@ fn an_empty_outfile_is_a_usage_error() {
     // Without the check, "" meant the default location: this directory's bt_u<uid>.
     let runtime = env.path("run");
     fs::create_dir(&runtime).unwrap();
-    let r = run(env
-        .cmd()
-        .env("XDG_RUNTIME_DIR", &runtime)
-        .args(["get", "-o", "", "-c"])
-        .arg(&cred));
-    one_line(&r, 64);
+    let r = env.get("", &cred).env("XDG_RUNTIME_DIR", &runtime).run();
+    assert_one_line(&r, 64);
     assert!(r.stderr.contains("-o"), "{}", r.stderr);
     assert_eq!(
         fs::read_dir(&runtime).unwrap().count(),
@@ -105,7 +86,7 @@ fn an_empty_outfile_is_a_usage_error() {
         .cmd()
         .args(["get", "-o", "good", "-o", "", "-c"])
         .arg(&cred));
-    one_line(&r, 64);
+    assert_one_line(&r, 64);
     assert!(!env.path("good").exists());
     // And init, before it contacts the issuer.
     let r = run(env
@@ -113,7 +94,7 @@ fn an_empty_outfile_is_a_usage_error() {
         .args(["init", "--no-tty", "--client-id", "robot-basic", "-o", ""])
         .args(["--issuer", &iss.url, "-c"])
         .arg(env.path("new-cred.json")));
-    one_line(&r, 64);
+    assert_one_line(&r, 64);
     assert_eq!(iss.requests("discovery") + iss.requests("device"), 0);
 }
 
@@ -124,32 +105,22 @@ fn a_fifo_or_runaway_cafile_is_refused_not_waited_on() {
     let cred = setup(&env, &iss, &iss.url);
     let fifo = env.path("ca.fifo");
     mkfifo(&fifo);
-    let r = run_within(
-        env.cmd()
-            .args(["get", "-o"])
-            .arg(env.path("bt"))
-            .arg("-c")
-            .arg(&cred)
-            .arg("--cafile")
-            .arg(&fifo),
-        10,
-    );
-    one_line(&r, 78);
+    let r = env
+        .get(env.path("bt"), &cred)
+        .arg("--cafile")
+        .arg(&fifo)
+        .run_within(10);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
     // 1 GB, sparse: a read that is not capped would show in time and memory.
     let big = env.path("ca.pem");
     fs::File::create(&big).unwrap().set_len(1 << 30).unwrap();
-    let r = run_within(
-        env.cmd()
-            .args(["get", "-o"])
-            .arg(env.path("bt"))
-            .arg("-c")
-            .arg(&cred)
-            .arg("--cafile")
-            .arg(&big),
-        10,
-    );
-    one_line(&r, 78);
+    let r = env
+        .get(env.path("bt"), &cred)
+        .arg("--cafile")
+        .arg(&big)
+        .run_within(10);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("larger than"), "{}", r.stderr);
     // inspect --verify reads it the same way.
     let (_, at) = iss.mint("robot-basic", "openid", None);
@@ -200,7 +171,7 @@ fn secret_files_that_are_fifos_are_refused_not_waited_on() {
                 .arg(&fifo),
             10,
         );
-        one_line(&r, 78);
+        assert_one_line(&r, 78);
         assert!(
             r.stderr.contains("not a regular file"),
             "{what}: {}",
@@ -216,7 +187,7 @@ fn inspect_never_waits_on_a_fifo_at_the_default_location() {
     let fifo = env.path("bt.fifo");
     mkfifo(&fifo);
     let r = run_within(env.cmd().arg("inspect").env("BEARER_TOKEN_FILE", &fifo), 10);
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
     // $XDG_RUNTIME_DIR/bt_u<uid>, found by discovery.
     let runtime = env.path("run");
@@ -226,6 +197,6 @@ fn inspect_never_waits_on_a_fifo_at_the_default_location() {
         env.cmd().arg("inspect").env("XDG_RUNTIME_DIR", &runtime),
         10,
     );
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
 }

@@ -9,7 +9,6 @@ mod common;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -52,39 +51,9 @@ fn jwt(claims: &str) -> String {
     )
 }
 
-struct Setup {
-    iss: Issuer,
-    env: Env,
-    out: PathBuf,
-    cred: PathBuf,
-}
-
 /// An issuer and a refresh-token credential; no token file yet.
-fn setup() -> Setup {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    iss.reset();
-    Setup {
-        out: env.path("bt"),
-        iss,
-        env,
-        cred,
-    }
-}
-
-impl Setup {
-    fn get(&self, extra: &[&str]) -> Output {
-        run(self
-            .env
-            .cmd()
-            .args(["get", "--timeout", "5s", "--deadline", "30s", "-o"])
-            .arg(&self.out)
-            .arg("-c")
-            .arg(&self.cred)
-            .args(extra))
-    }
+fn setup() -> Robot {
+    Robot::start().with_opts(&["--timeout", "5s", "--deadline", "30s"])
 }
 
 #[test]
@@ -204,14 +173,12 @@ fn an_exec_command_token_with_an_absurd_exp_is_not_installed() {
     for (exp, why) in ABSURD {
         fs::write(&out, &old).unwrap();
         let tok = jwt(&payload(*exp));
-        let script = env.path("site-token");
-        fs::write(&script, format!("#!/bin/sh\necho '{tok}'\n")).unwrap();
-        fs::set_permissions(&script, fs::Permissions::from_mode(0o700)).unwrap();
+        let script = env.script("site-token", &format!("echo '{tok}'"));
         let cred = env.write_private(
             "cred.json",
             &json!({"version": 1, "grant": "exec", "command": [script]}).to_string(),
         );
-        let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+        let r = env.get(&out, &cred).run();
         assert_eq!(r.code, 65, "exp {exp:?}: {}", r.stderr);
         assert!(
             r.stderr.contains("unusable") && r.stderr.contains(why),
@@ -243,16 +210,7 @@ fn durations_past_ten_years_are_usage_errors() {
             "https://vault.example.org",
         ],
     ];
-    let get = |extra: &[&str]| {
-        run(s
-            .env
-            .cmd()
-            .args(["get", "-o"])
-            .arg(&s.out)
-            .arg("-c")
-            .arg(&s.cred)
-            .args(extra))
-    };
+    let get = |extra: &[&str]| s.env.get(&s.out, &s.cred).args(extra).run();
     for extra in cases {
         fs::write(&s.out, &old).unwrap();
         s.iss.reset();
@@ -311,26 +269,10 @@ fn a_retry_after_of_2_64_seconds_does_not_abort_init() {
     // The first device-code poll is answered 429 with Retry-After: 2^64-1.
     let iss = Issuer::start();
     let env = Env::new();
-    assert_eq!(
-        iss.post("/__test/device", json!({"interval": 1}))["ok"],
-        true
-    );
+    iss.device(json!({"interval": 1}));
     iss.fault(json!({"kind": "429", "retry_after": "18446744073709551615"}));
     let t = Instant::now();
-    let r = run(env
-        .cmd()
-        .args([
-            "init",
-            "--no-tty",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-public",
-            "-c",
-        ])
-        .arg(env.path("cred.json"))
-        .arg("-o")
-        .arg(env.path("bt")));
+    let r = env.init(&iss, "robot-public").run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("asked to wait"), "{}", r.stderr);
@@ -343,24 +285,9 @@ fn a_retry_after_of_2_64_seconds_does_not_abort_init() {
 fn init_keeps_polling(answer: serde_json::Value) -> String {
     let iss = Issuer::start();
     let env = Env::new();
-    assert_eq!(
-        iss.post("/__test/device", json!({"answer": answer}))["ok"],
-        true
-    );
+    iss.device(json!({"answer": answer}));
     let mut child = env
-        .cmd()
-        .args([
-            "init",
-            "--no-tty",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-public",
-            "-c",
-        ])
-        .arg(env.path("cred.json"))
-        .arg("-o")
-        .arg(env.path("bt"))
+        .init(&iss, "robot-public")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -402,26 +329,15 @@ fn device_flow_durations_of_2_64_seconds_do_not_abort_init() {
 
 #[test]
 fn a_vault_token_with_an_absurd_exp_is_not_installed() {
-    use common::vault::{Kdc, VaultStub};
-    let kdc = Kdc::start();
-    let env = Env::new();
     // The Vault look-alike serves whatever its token source holds: here a token that
     // claims to live until the year 9999.
-    let source = env.write_private("vault-source.jwt", &jwt(&payload(Some("253370764800"))));
-    let stub = VaultStub::start(&kdc, &source, &[]);
-    let out = env.path("bt");
+    let v = common::vault::VaultRobot::serving(&jwt(&payload(Some("253370764800"))), &[]);
     let old = common::vault::jwt(-60, "expired") + "\n";
-    fs::write(&out, &old).unwrap();
-    let r = run(env
-        .cmd()
-        .env("KRB5_CONFIG", kdc.krb5_config())
-        .args(["get", "--timeout", "10s", "--deadline", "30s", "-o"])
-        .arg(&out)
-        .args(["--vault-server", &stub.server(), "-i", "igwn"])
-        .arg("-k")
-        .arg(kdc.robot_keytab())
-        .arg("--vault-token-file")
-        .arg(env.path("vt")));
+    fs::write(&v.out, &old).unwrap();
+    let r = v
+        .line("get", &v.kdc.robot_keytab())
+        .args(["--timeout", "10s", "--deadline", "30s"])
+        .run();
     assert_eq!(r.code, 65, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(
@@ -429,5 +345,5 @@ fn a_vault_token_with_an_absurd_exp_is_not_installed() {
         "{}",
         r.stderr
     );
-    assert_eq!(read(&out), old, "old token kept");
+    assert_eq!(read(&v.out), old, "old token kept");
 }

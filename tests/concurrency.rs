@@ -3,84 +3,47 @@
 
 mod common;
 
-use std::fs;
-use std::process::Stdio;
-
 use common::*;
 
 #[test]
 fn fifty_simultaneous_runs_send_one_request() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let out = env.path("bt");
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
+    let s = Robot::start();
+    s.expire();
     // -m below the issuer's 3600 s lifetime: with -m 3600 a run that starts a second
     // after the renewal sees 3599 s left and renews again (a flake under load).
     let children: Vec<_> = (0..50)
-        .map(|_| {
-            env.cmd()
-                .args(["get", "-m", "600", "-o"])
-                .arg(&out)
-                .arg("-c")
-                .arg(&cred)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|_| s.cmd().args(["-m", "600"]).start())
         .collect();
     for c in children {
-        let o = wait_output(c, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = wait_success(c);
         assert!(
             o.stderr.is_empty(),
             "{}",
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    assert_eq!(iss.requests("token"), 1, "exactly one token request");
-    assert_eq!(iss.requests("discovery"), 1);
-    let tok = read(&out);
+    assert_eq!(s.iss.requests("token"), 1, "exactly one token request");
+    assert_eq!(s.iss.requests("discovery"), 1);
+    let tok = read(&s.out);
     assert!(lifetime(&tok) > 3000);
     // Every later reader sees that same token; the credential holds the rotated one.
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
-    assert_ne!(c["refresh_token"].as_str().unwrap(), rt);
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let c = read_json(&s.cred);
+    assert_ne!(c["refresh_token"].as_str().unwrap(), s.rt);
+    let r = s.get(&["-m", "600"]);
     assert_eq!(r.code, 0);
-    assert_eq!(read(&out), tok);
+    assert_eq!(read(&s.out), tok);
 }
 
 #[test]
 fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     // Two cron lines, two token files, one refresh-token credential: the credential's
     // own lock makes the second run read the rotated token, not the spent one.
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let children: Vec<_> = (0..8)
-        .map(|i| {
-            env.cmd()
-                .args(["get", "-o"])
-                .arg(env.path(&format!("bt{i}")))
-                .arg("-c")
-                .arg(&cred)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| env.get(env.path(&format!("bt{i}")), &cred).start())
         .collect();
     for c in children {
-        let o = wait_output(c, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        wait_success(c);
     }
     assert_eq!(iss.requests("token"), 8);
     // Each token file holds its own fresh token from this issuer: eight renewals,
@@ -96,7 +59,7 @@ fn two_token_files_sharing_one_credential_never_reuse_a_refresh_token() {
     jtis.dedup();
     assert_eq!(jtis.len(), 8, "eight distinct tokens");
     // The family is alive: the current refresh token still works.
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     let (status, body) = iss.refresh_status(
         "robot-basic",
         "robot-basic-secret",

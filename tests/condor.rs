@@ -10,120 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine;
-use common::{read, run, Env, Issuer};
+use common::htcondor::Fakes;
+use common::vault::VaultRobot;
+use common::{assert_exit, read, Env, Issuer, Output, Run};
 use robot_token::output::condor::{self, Handoff, Tools, VaultStorer};
-
-/// A directory of fake HTCondor commands. Each records one "--call" block of argv
-/// lines in `<tool>.argv`, its stdin in `<tool>.stdin` and its environment in
-/// `<tool>.env`, then prints `<tool>[.<arg1>].out`/`.err` and exits with `<tool>.exit`.
-struct Fakes {
-    dir: PathBuf,
-}
-
-const FAKE: &str = r#"#!/bin/sh
-d="$(dirname "$0")"; t="$(basename "$0")"
-{ echo "--call"; for a in "$@"; do printf '%s\n' "$a"; done; } >> "$d/$t.argv"
-cat >> "$d/$t.stdin"
-env >> "$d/$t.env"
-[ -f "$d/$t.sleep" ] && sleep "$(cat "$d/$t.sleep")"
-k="$1"
-if [ -f "$d/$t.$k.out" ]; then cat "$d/$t.$k.out"; elif [ -f "$d/$t.out" ]; then cat "$d/$t.out"; fi
-if [ -f "$d/$t.$k.err" ]; then cat "$d/$t.$k.err" >&2; elif [ -f "$d/$t.err" ]; then cat "$d/$t.err" >&2; fi
-if [ -f "$d/$t.$k.exit" ]; then exit "$(cat "$d/$t.$k.exit")"; fi
-[ -f "$d/$t.exit" ] && exit "$(cat "$d/$t.exit")"
-exit 0
-"#;
-
-impl Fakes {
-    fn new(env: &Env) -> Fakes {
-        let dir = env.path("fakebin");
-        std::fs::create_dir_all(&dir).unwrap();
-        Fakes { dir }
-    }
-
-    fn tool(&self, name: &str) -> &Self {
-        let p = self.dir.join(name);
-        std::fs::write(&p, FAKE).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-        self
-    }
-
-    fn version(&self, v: &str) -> &Self {
-        self.tool("condor_version");
-        // SEC_CREDENTIAL_REFRESH unset, as condor_config_val says it (exit 1), unless a
-        // test sets it: never the host's own HTCondor configuration.
-        self.tool("condor_config_val")
-            .set("condor_config_val.SEC_CREDENTIAL_REFRESH.exit", "1")
-            .set(
-                "condor_config_val.SEC_CREDENTIAL_REFRESH.err",
-                "Not defined: SEC_CREDENTIAL_REFRESH\n",
-            );
-        self.set(
-            "condor_version.out",
-            &format!(
-                "$CondorVersion: {v} 2024-10-01 BuildID: 1 PackageID: {v}-1 $\n$CondorPlatform: X86_64-Debian_13 $\n"
-            ),
-        )
-    }
-
-    /// condor_config_val says SEC_CREDENTIAL_REFRESH = `v`.
-    fn refresh(&self, v: &str) -> &Self {
-        self.set("condor_config_val.SEC_CREDENTIAL_REFRESH.exit", "0")
-            .set("condor_config_val.SEC_CREDENTIAL_REFRESH.err", "")
-            .set(
-                "condor_config_val.SEC_CREDENTIAL_REFRESH.out",
-                &format!("{v}\n"),
-            )
-    }
-
-    fn set(&self, file: &str, content: &str) -> &Self {
-        std::fs::write(self.dir.join(file), content).unwrap();
-        self
-    }
-
-    /// The argv of each call of `tool`.
-    fn calls(&self, tool: &str) -> Vec<Vec<String>> {
-        let Ok(text) = std::fs::read_to_string(self.dir.join(format!("{tool}.argv"))) else {
-            return vec![];
-        };
-        let mut calls = Vec::new();
-        for l in text.lines() {
-            if l == "--call" {
-                calls.push(Vec::new());
-            } else if let Some(c) = calls.last_mut() {
-                c.push(l.to_string());
-            }
-        }
-        calls
-    }
-
-    fn recorded(&self, file: &str) -> String {
-        std::fs::read_to_string(self.dir.join(file)).unwrap_or_default()
-    }
-
-    fn path_var(&self) -> String {
-        format!(
-            "{}:{}",
-            self.dir.display(),
-            std::env::var("PATH").unwrap_or_default()
-        )
-    }
-
-    /// Nothing recorded anywhere (argv, environment) holds the token.
-    fn assert_no_token_outside_stdin(&self, tok: &str) {
-        let tok = tok.trim();
-        for e in std::fs::read_dir(&self.dir).unwrap() {
-            let p = e.unwrap().path();
-            let name = p.file_name().unwrap().to_string_lossy().into_owned();
-            if name.ends_with(".argv") || name.ends_with(".env") {
-                assert!(
-                    !read(&p).contains(tok),
-                    "the token leaked into {name} (argv or environment)"
-                );
-            }
-        }
-    }
-}
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
@@ -165,13 +55,29 @@ impl Robot {
         }
     }
 
-    fn get(&self, extra: &[&str]) -> common::Output {
-        let mut c = self.env.cmd();
-        c.env("PATH", self.fakes.path_var())
-            .args(["get", "-c", "cred.json", "-m", "60", "-o"])
-            .arg(&self.token_file)
-            .args(extra);
-        run(&mut c)
+    /// `get -o OUT -c cred.json`.
+    fn line(&self, out: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        self.env.get(out, "cred.json")
+    }
+
+    /// `get` of the token file with the fake tools, `-m 60` and `extra`.
+    fn get(&self, extra: &[&str]) -> Output {
+        self.line(&self.token_file)
+            .env("PATH", self.fakes.path_var())
+            .args(["-m", "60"])
+            .args(extra)
+            .run()
+    }
+
+    /// HTCondor `version` whose condor_store_cred fails: add-oauth prints what it
+    /// prints whatever the cause, and query-oauth -d says why on stderr: `why`.
+    fn failing_credd(&self, version: &str, why: &str) {
+        self.fakes
+            .version(version)
+            .tool("condor_store_cred")
+            .set("condor_store_cred.exit", "1")
+            .set("condor_store_cred.add-oauth.out", ADD_OAUTH_FAILED)
+            .set("condor_store_cred.query-oauth.err", why);
     }
 
     fn assert_token_intact(&self) {
@@ -229,24 +135,18 @@ fn file_mode_refuses_a_token_file_in_tokens_d() {
     let dir = r.env.path(".condor/tokens.d");
     std::fs::create_dir_all(&dir).unwrap();
     let target = dir.join("robot.token");
-    let mut c = r.env.cmd();
-    c.args(["get", "-c", "cred.json", "--condor", "-o"])
-        .arg(&target);
-    let out = run(&mut c);
-    assert_eq!(out.code, 64, "{}", out.stderr);
-    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    let out = r.line(&target).arg("--condor").run();
+    assert_exit(&out, 64, "IDTOKENS");
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
 
     // Also as the second of several token files.
-    let mut c = r.env.cmd();
-    c.args(["get", "-c", "cred.json", "--condor", "-o"])
-        .arg(&r.token_file)
-        .arg("-o")
-        .arg(&target);
-    let out = run(&mut c);
-    assert_eq!(out.code, 64, "{}", out.stderr);
-    assert!(out.stderr.contains("IDTOKENS"), "{}", out.stderr);
+    let out = r
+        .line(&r.token_file)
+        .args(["--condor", "-o"])
+        .arg(&target)
+        .run();
+    assert_exit(&out, 64, "IDTOKENS");
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     r.assert_token_intact();
 }
@@ -261,12 +161,11 @@ fn file_mode_warns_when_the_xdg_runtime_file_shadows_the_written_one() {
     std::fs::write(&xdg, format!("{}\n", jwt(600, "someone-else"))).unwrap();
 
     let get = |r: &Robot| {
-        let mut c = r.env.cmd();
-        c.env("PATH", r.fakes.path_var())
+        r.line(&r.token_file)
+            .env("PATH", r.fakes.path_var())
             .env("XDG_RUNTIME_DIR", &run_dir)
-            .args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
-            .arg(&r.token_file);
-        run(&mut c)
+            .args(["-m", "60", "--condor"])
+            .run()
     };
     let out = get(&r);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -284,11 +183,11 @@ fn file_mode_warns_when_the_xdg_runtime_file_shadows_the_written_one() {
     assert_eq!(out.stderr, "");
 
     // Nor does the written file itself.
-    let mut c = r.env.cmd();
-    c.env("XDG_RUNTIME_DIR", &run_dir)
-        .args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
-        .arg(&xdg);
-    let out = run(&mut c);
+    let out = r
+        .line(&xdg)
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .args(["-m", "60", "--condor"])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stderr, "");
 }
@@ -310,6 +209,9 @@ fn file_mode_rewrites_a_reused_file_into_the_form_htcondor_reads() {
 
 // --- credd ------------------------------------------------------------------
 
+/// What condor_store_cred add-oauth prints when it fails, whatever the cause.
+const ADD_OAUTH_FAILED: &str = "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n";
+
 fn store_args(extra: &[&str]) -> Vec<String> {
     let mut a: Vec<String> = ["add-oauth", "-s", "robotsvc"]
         .iter()
@@ -325,21 +227,18 @@ fn credd_after_a_renewal_pipes_the_new_token_with_dash_p_on_24_10_2() {
     let env = Env::new();
     let fakes = Fakes::new(&env);
     fakes.version("24.10.2").tool("condor_store_cred");
-    let (rt, _) = issuer.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = issuer.refresh_token("robot-basic");
     env.credential(&issuer, "robot-basic", Some(&rt));
     let tf = env.path("bt");
-    let mut c = env.cmd();
-    c.env("PATH", fakes.path_var())
-        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
-        .arg(&tf)
-        .args([
-            "--condor=credd",
-            "--condor-service",
-            "robotsvc",
-            "--condor-handle",
-            "prod",
-        ]);
-    let out = run(&mut c);
+    let mut c = env.get(&tf, "cred.json");
+    c.env("PATH", fakes.path_var()).args(["-m", "60"]).args([
+        "--condor=credd",
+        "--condor-service",
+        "robotsvc",
+        "--condor-handle",
+        "prod",
+    ]);
+    let out = c.run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     let written = read(&tf);
     assert_eq!(issuer.requests("token"), 1, "a real renewal happened");
@@ -393,27 +292,12 @@ fn credd_argv_for_each_version_band() {
 #[test]
 fn credd_unreachable_is_a_temporary_failure_and_the_token_file_stays() {
     let r = Robot::fresh();
-    r.fakes
-        .version("24.10.2")
-        .tool("condor_store_cred")
-        .set("condor_store_cred.exit", "1")
-        // What condor_store_cred prints when no credd answers...
-        .set(
-            "condor_store_cred.add-oauth.out",
-            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
-        )
-        // ...and, with -d, why.
-        .set(
-            "condor_store_cred.query-oauth.err",
-            "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
-        );
-    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("could not reach the credd"),
-        "{}",
-        out.stderr
+    r.failing_credd(
+        "24.10.2",
+        "12/01/26 08:28:28 Can't find address for credd vm\n12/01/26 08:28:28 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
     );
+    let out = r.get(&["--condor=credd", "--condor-service", "robotsvc"]);
+    assert_exit(&out, 75, "could not reach the credd");
     assert!(out.stderr.contains("is up to date"), "{}", out.stderr);
     assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
     let calls = r.fakes.calls("condor_store_cred");
@@ -474,12 +358,7 @@ fn credd_stuck_is_killed_after_the_timeout_and_exits_75() {
         "--timeout",
         "1s",
     ]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("no answer within 1 s"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 75, "no answer within 1 s");
     // Not a timing assertion: a bound that only a hang would exceed.
     assert!(started.elapsed() < Duration::from_secs(50));
     r.assert_token_intact();
@@ -488,18 +367,13 @@ fn credd_stuck_is_killed_after_the_timeout_and_exits_75() {
 #[test]
 fn credd_without_htcondor_is_a_configuration_error() {
     let r = Robot::fresh();
-    let mut c = r.env.cmd();
-    c.env("PATH", "/nonexistent")
-        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
-        .arg(&r.token_file)
-        .args(["--condor=credd", "--condor-service", "robotsvc"]);
-    let out = run(&mut c);
-    assert_eq!(out.code, 78, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("condor_version is not on PATH"),
-        "{}",
-        out.stderr
-    );
+    let out = r
+        .line(&r.token_file)
+        .env("PATH", "/nonexistent")
+        .args(["-m", "60"])
+        .args(["--condor=credd", "--condor-service", "robotsvc"])
+        .run();
+    assert_exit(&out, 78, "condor_version is not on PATH");
     r.assert_token_intact();
 }
 
@@ -516,13 +390,7 @@ fn credd_with_v_shows_condor_output_without_the_token() {
             &format!("Operation succeeded.\nstored {tok}\n"),
         );
     let out = r.get(&["--condor=credd", "--condor-service", "robotsvc", "-vv"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(
-        out.stderr
-            .contains("condor_store_cred: Operation succeeded."),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 0, "condor_store_cred: Operation succeeded.");
     assert!(!out.stderr.contains(&tok), "{}", out.stderr);
     assert!(!out.stdout.contains(&tok));
     // Without -v the tool's output is not shown.
@@ -536,7 +404,7 @@ fn credd_with_v_shows_condor_output_without_the_token() {
 fn robot_with_grant(issuer: &Issuer, left: i64) -> Robot {
     let env = Env::new();
     let fakes = Fakes::new(&env);
-    let (rt, _) = issuer.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = issuer.refresh_token("robot-basic");
     env.credential(issuer, "robot-basic", Some(&rt));
     let token = format!("{}\n", jwt(left, "robot"));
     let token_file = env.write_private("bt", &token);
@@ -699,19 +567,11 @@ fn credd_v_prints_the_sha256sum_of_the_token_file() {
 #[test]
 fn credd_denied_by_its_policy_is_a_configuration_error() {
     let r = Robot::fresh();
-    r.fakes
-        .version("25.14.1")
-        .tool("condor_store_cred")
-        .set("condor_store_cred.exit", "1")
-        .set(
-            "condor_store_cred.add-oauth.out",
-            "Account: <current> (robot)\nCredType: oauth\n\nOperation failed.\n    Make sure your ALLOW_WRITE setting includes this host.\n",
-        )
-        // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
-        // the user (from a real pool): a denial, then "Unable to contact local credd".
-        .set(
-            "condor_store_cred.query-oauth.err",
-            "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
+    // HTCondor 25.14.1's -d output when the credd's ALLOW_WRITE/DENY_WRITE refuses
+    // the user (from a real pool): a denial, then "Unable to contact local credd".
+    r.failing_credd(
+        "25.14.1",
+        "12/06/26 20:46:25 Can't open directory \"/etc/condor/passwords.d\" as PRIV_ROOT, errno: 13 (Permission denied)\n\
              12/06/26 20:46:25 SECMAN: FAILED: Received \"DENIED\" from server for user robot@localhost using method FS.\n\
              12/06/26 20:46:25 ERROR: SECMAN:2010:Received \"DENIED\" from server for user robot@localhost using method FS.\n\
              12/06/26 20:46:25 STORE_CRED: Failed to start STORE_CRED command. Unable to contact local credd\n",
@@ -772,13 +632,13 @@ fn condor_options_are_checked_before_anything_runs() {
 fn condor_mode_from_the_environment() {
     let r = Robot::fresh();
     r.fakes.version("24.8.1").tool("condor_store_cred");
-    let mut c = r.env.cmd();
-    c.env("PATH", r.fakes.path_var())
+    let out = r
+        .line(&r.token_file)
+        .env("PATH", r.fakes.path_var())
         .env("ROBOT_TOKEN_CONDOR", "credd")
         .env("ROBOT_TOKEN_CONDOR_SERVICE", "robotsvc")
-        .args(["get", "-c", "cred.json", "-m", "60", "-o"])
-        .arg(&r.token_file);
-    let out = run(&mut c);
+        .args(["-m", "60"])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(
         r.fakes.calls("condor_store_cred"),
@@ -960,43 +820,42 @@ fn vault_storer_failures_map_to_exit_codes_and_keep_the_token_file() {
     }
 }
 
-#[test]
-fn vault_storer_after_a_vault_renewal_through_the_binary() {
-    use common::vault::{Kdc, VaultStub};
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let fakes = Fakes::new(&env);
-    let served = common::vault::jwt(7200, "from-vault");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, &[]);
-    let (credkey, role) = robot_token::source::vault::principal_defaults(&kdc.robot_principal());
+/// A Vault robot, and fake HTCondor tools whose `condor_config_val` gives the Vault
+/// options of that robot (credkey, role, server), with the storer `storer`.
+fn vault_robot_with(storer: &str) -> (VaultRobot, Fakes) {
+    let v = VaultRobot::start();
+    let fakes = Fakes::new(&v.env);
+    let (credkey, role) = robot_token::source::vault::principal_defaults(&v.kdc.robot_principal());
     fakes
         .tool("condor_config_val")
         .set(
             "condor_config_val.out",
             &format!(
                 "--credkey={credkey} --role={role} --vaultserver={}\n",
-                stub.server()
+                v.stub.server()
             ),
         )
-        .tool("condor_vault_storer");
-    let out_file = env.path("bt");
-    let get = || {
-        let mut c = env.cmd();
-        c.env("KRB5_CONFIG", kdc.krb5_config())
-            .env("PATH", fakes.path_var())
-            .args(["get", "--timeout", "5s", "-o"])
-            .arg(&out_file)
-            .args(["--vault-server", &stub.server(), "-i", "igwn", "-k"])
-            .arg(kdc.robot_keytab())
-            .arg("--vault-token-file")
-            .arg(env.path("vt"))
-            .arg("--condor=vault-storer");
-        run(&mut c)
-    };
+        .tool(storer);
+    (v, fakes)
+}
+
+/// The robot's `get --condor=vault-storer` with the fake tools, plus `extra`.
+fn get_vault_storer(v: &VaultRobot, fakes: &Fakes, extra: &[&str]) -> Output {
+    v.line("get", &v.kdc.robot_keytab())
+        .env("PATH", fakes.path_var())
+        .args(["--timeout", "5s", "--condor=vault-storer"])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn vault_storer_after_a_vault_renewal_through_the_binary() {
+    let (v, fakes) = vault_robot_with("condor_vault_storer");
+    let (env, served, out_file) = (&v.env, &v.served, &v.out);
+    let get = || get_vault_storer(&v, &fakes, &[]);
     let out = get();
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert_eq!(read(&out_file).trim(), served.trim());
+    assert_eq!(read(out_file).trim(), served.trim());
     assert_eq!(fakes.calls("condor_vault_storer"), vec![vec!["-v", "igwn"]]);
     let storer_env = fakes.recorded("condor_vault_storer.env");
     let cc = storer_env
@@ -1008,7 +867,7 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
         "{cc}"
     );
     assert!(Path::new(cc).is_file(), "the keytab login's cache exists");
-    fakes.assert_no_token_outside_stdin(&served);
+    fakes.assert_no_token_outside_stdin(served);
 
     // Reuse: the token is fresh, the storer runs again, with a ticket in the cache.
     let out = get();
@@ -1019,40 +878,10 @@ fn vault_storer_after_a_vault_renewal_through_the_binary() {
 
 #[test]
 fn vault_storer_failures_through_the_binary_say_what_failed() {
-    use common::vault::{Kdc, VaultStub};
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let fakes = Fakes::new(&env);
-    let served = common::vault::jwt(7200, "from-vault");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, &[]);
-    let (credkey, role) = robot_token::source::vault::principal_defaults(&kdc.robot_principal());
-    fakes
-        .tool("condor_config_val")
-        .set(
-            "condor_config_val.out",
-            &format!(
-                "--credkey={credkey} --role={role} --vaultserver={}\n",
-                stub.server()
-            ),
-        )
-        .tool("condor_credential_storer")
-        .set("condor_credential_storer.exit", "1");
-    let out_file = env.path("bt");
-    let get = |extra: &[&str]| {
-        let mut c = env.cmd();
-        c.env("KRB5_CONFIG", kdc.krb5_config())
-            .env("PATH", fakes.path_var())
-            .args(["get", "--timeout", "5s", "-o"])
-            .arg(&out_file)
-            .args(["--vault-server", &stub.server(), "-i", "igwn", "-k"])
-            .arg(kdc.robot_keytab())
-            .arg("--vault-token-file")
-            .arg(env.path("vt"))
-            .arg("--condor=vault-storer")
-            .args(extra);
-        run(&mut c)
-    };
+    let (v, fakes) = vault_robot_with("condor_credential_storer");
+    fakes.set("condor_credential_storer.exit", "1");
+    let (served, out_file) = (&v.served, &v.out);
+    let get = |extra: &[&str]| get_vault_storer(&v, &fakes, extra);
     // HTCondor 25's storer without htgettoken: what its bash prints.
     fakes.set(
         "condor_credential_storer.err",
@@ -1071,7 +900,7 @@ fn vault_storer_failures_through_the_binary_say_what_failed() {
         out.stderr
     );
     assert_eq!(
-        read(&out_file).trim(),
+        read(out_file).trim(),
         served.trim(),
         "the token file is written"
     );
@@ -1082,12 +911,7 @@ fn vault_storer_failures_through_the_binary_say_what_failed() {
         "condor_credential_storer: Failed to store condor credentials for igwn\n",
     );
     let out = get(&[]);
-    assert_eq!(out.code, 75, "{}", out.stderr);
-    assert!(
-        out.stderr.contains("run with -v to see its output"),
-        "{}",
-        out.stderr
-    );
+    assert_exit(&out, 75, "run with -v to see its output");
     let out = get(&["-v"]);
     assert_eq!(out.code, 75, "{}", out.stderr);
     assert!(!out.stderr.contains("run with -v"), "{}", out.stderr);
@@ -1111,10 +935,10 @@ fn root_hands_off_a_token_file_it_keeps_for_another_user() {
     std::fs::write(&r.token_file, format!("  {}\r\n", r.token.trim())).unwrap();
     std::os::unix::fs::chown(&r.token_file, Some(nobody), Some(nobody)).unwrap();
     std::fs::set_permissions(&r.token_file, std::fs::Permissions::from_mode(0o640)).unwrap();
-    let mut c = r.env.cmd();
-    c.args(["get", "-c", "cred.json", "-m", "60", "--condor", "-o"])
-        .arg(format!("{}:owner=nobody,mode=0640", r.token_file.display()));
-    let out = run(&mut c);
+    let out = r
+        .line(format!("{}:owner=nobody,mode=0640", r.token_file.display()))
+        .args(["-m", "60", "--condor"])
+        .run();
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(read(&r.token_file), r.token);
     let m = std::fs::metadata(&r.token_file).unwrap();

@@ -30,21 +30,10 @@ mod common;
 
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-const SCOPE: &str = "openid offline_access storage.read:/";
-
-fn temp_files(dir: &Path) -> Vec<String> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp."))
-        .collect()
-}
 
 /// Deterministic pseudo-random kill points (xorshift), so a failure can be replayed.
 struct Rng(u64);
@@ -57,50 +46,43 @@ impl Rng {
     }
 }
 
-/// One robot: an issuer, a credential, a token file.
-struct Robot {
-    iss: Issuer,
-    env: Env,
-    out: PathBuf,
-    cred: PathBuf,
+/// One robot (an issuer, a credential, an expired token file) and the write delay of
+/// its runs.
+struct CrashRobot {
+    robot: Robot,
     /// ROBOT_TOKEN_TEST_WRITE_DELAY_MS for every run, when set.
     write_delay_ms: Option<u64>,
 }
 
-impl Robot {
-    fn new() -> Robot {
-        let iss = Issuer::start();
-        let env = Env::new();
-        let out = env.path("bt");
-        let cred = env.path("cred.json");
-        let r = Robot {
-            iss,
-            env,
-            out,
-            cred,
+impl std::ops::Deref for CrashRobot {
+    type Target = Robot;
+    fn deref(&self) -> &Robot {
+        &self.robot
+    }
+}
+
+impl CrashRobot {
+    /// Its `get` has -m above the token lifetime: every run renews.
+    fn new() -> CrashRobot {
+        let robot = Robot::start().with_opts(&["-vv", "-m", "7200"]);
+        robot.expire();
+        CrashRobot {
+            robot,
             write_delay_ms: None,
-        };
-        r.rebootstrap();
-        fs::write(&r.out, r.iss.mint_expired() + "\n").unwrap();
-        r
+        }
     }
 
     /// A new credential with a new refresh token (what `robot-token init` does).
     fn rebootstrap(&self) {
-        let rt = self.iss.mint("robot-basic", SCOPE, None).0;
+        let rt = self.iss.refresh_token("robot-basic");
         assert_eq!(
             self.env.credential(&self.iss, "robot-basic", Some(&rt)),
             self.cred
         );
     }
 
-    /// `get` with -m above the token lifetime: every run renews.
     fn get(&self) -> std::process::Command {
-        let mut c = self.env.cmd();
-        c.args(["get", "-vv", "-m", "7200", "-o"])
-            .arg(&self.out)
-            .arg("-c")
-            .arg(&self.cred);
+        let mut c = self.robot.cmd();
         if let Some(ms) = self.write_delay_ms {
             c.env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", ms.to_string());
         }
@@ -138,7 +120,7 @@ enum Left {
 /// what the kill had left and the next run's timings. Panics naming the trial on
 /// any violation.
 fn check_after_kill(
-    r: &Robot,
+    r: &CrashRobot,
     trial: &str,
     old_token: &str,
     old_rt: &str,
@@ -303,7 +285,7 @@ fn median(v: &mut [f64]) -> f64 {
 #[test]
 #[cfg_attr(not(feature = "test-hooks"), ignore = "needs --features test-hooks")]
 fn a_kill_after_each_durable_write_keeps_the_invariants() {
-    let r = Robot::new();
+    let r = CrashRobot::new();
     for n in 1.. {
         let trial = format!("kill after write {n}");
         let old_token = read(&r.out);
@@ -362,7 +344,7 @@ fn sigkill_at_random_points_never_loses_a_token() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let mut r = Robot::new();
+    let mut r = CrashRobot::new();
     // The test-only write delay (ms before each rename) that stretches the write path
     // so that kills land in it; ROBOT_TOKEN_CRASH_WRITE_DELAY_MS=0 measures without.
     r.write_delay_ms = Some(

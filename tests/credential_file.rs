@@ -25,11 +25,11 @@ fn handwritten(issuer: &str, rt: &str) -> String {
 fn rotation_changes_only_the_refresh_token_value() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let original = handwritten(&iss.url, &rt);
     let cred = env.write_private("cred.json", &original);
     let out = env.path("bt");
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
     let now = read(&cred);
@@ -50,9 +50,9 @@ fn rotation_changes_only_the_refresh_token_value() {
     );
     // And the rewritten file works for the next rotation.
     fs::remove_file(&out).unwrap();
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let again: Value = serde_json::from_str(&read(&cred)).unwrap();
+    let again = read_json(&cred);
     assert_ne!(again["refresh_token"], v["refresh_token"]);
 }
 
@@ -60,7 +60,7 @@ fn rotation_changes_only_the_refresh_token_value() {
 fn a_duplicate_refresh_token_is_refused_before_any_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let content = format!(
         "{{\"version\": 1, \"issuer\": \"{}\", \"client_id\": \"robot-basic\", \
          \"client_secret\": \"robot-basic-secret\", \"refresh_token\": \"{rt}\", \
@@ -69,12 +69,7 @@ fn a_duplicate_refresh_token_is_refused_before_any_request() {
     );
     let cred = env.write_private("cred.json", &content);
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(env.path("bt"))
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(env.path("bt"), &cred).run();
     assert_eq!(r.code, 65, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(

@@ -13,7 +13,6 @@ use std::fs;
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,7 +45,7 @@ fn dir(env: &Env, name: &str, uid: u32, m: u32) -> PathBuf {
 
 /// A credential for the robot-basic client holding a real refresh token.
 fn credential_at(iss: &Issuer, path: &Path, uid: u32) -> String {
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let v = json!({
         "version": 1,
         "issuer": iss.url,
@@ -63,23 +62,10 @@ fn credential_at(iss: &Issuer, path: &Path, uid: u32) -> String {
 
 /// `get` as `uid` (when not root), with HOME in a directory it owns.
 fn get_as(env: &Env, uid: u32, home: &Path, cred: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut c = env.cmd();
-    c.env("HOME", home)
-        .current_dir(home)
-        .args(["get", "--deadline", "20s", "-c"])
-        .arg(cred)
-        .arg("-o")
-        .arg(out)
-        .args(extra);
-    if uid != 0 {
-        c.uid(uid).gid(uid);
-    }
-    run(&mut c)
-}
-
-fn refresh_token_in(cred: &Path) -> String {
-    let v: serde_json::Value = serde_json::from_str(&read(cred)).unwrap();
-    v["refresh_token"].as_str().unwrap_or_default().to_string()
+    as_user(&mut env.get(out, cred), uid, home)
+        .args(["--deadline", "20s"])
+        .args(extra)
+        .run()
 }
 
 /// A world-traversable test directory, so another uid can reach what is inside.
@@ -193,34 +179,70 @@ fn fill(dir: &Path) -> PathBuf {
     p
 }
 
+/// Root's robot whose credential is alone on a 64 KiB tmpfs (`small/cred.json`).
+struct SmallDisk {
+    // First: unmounted before the directory holding it is removed.
+    _mount: Tmpfs,
+    iss: Issuer,
+    env: Env,
+    fsdir: PathBuf,
+    cred: PathBuf,
+    out: PathBuf,
+}
+
+impl SmallDisk {
+    fn new() -> SmallDisk {
+        let env = Env::new();
+        let iss = Issuer::start();
+        let fsdir = env.path("small");
+        let mount = Tmpfs::mount(&fsdir, 64);
+        let cred = fsdir.join("cred.json");
+        credential_at(&iss, &cred, 0);
+        SmallDisk {
+            _mount: mount,
+            out: env.path("bt"),
+            iss,
+            env,
+            fsdir,
+            cred,
+        }
+    }
+
+    fn get(&self) -> Output {
+        get_as(
+            &self.env,
+            0,
+            self.env.dir.path(),
+            &self.cred,
+            &self.out,
+            &[],
+        )
+    }
+
+    /// With the disk as the test left it, a run sends nothing (73, free space) and the
+    /// credential stays `before`; once `filler` is gone, a run works.
+    fn refused_until(&self, filler: PathBuf, before: &str) {
+        self.iss.reset();
+        let r = self.get();
+        assert_eq!(r.code, 73, "{}", r.stderr);
+        assert_eq!(self.iss.requests("token"), 0, "the refresh token was sent");
+        assert!(r.stderr.contains("free space"), "{}", r.stderr);
+        assert_eq!(read(&self.cred), before);
+        fs::remove_file(filler).unwrap();
+        let r = self.get();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn a_full_disk_under_the_credential_sends_nothing() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let fsdir = env.path("small");
-    let _m = Tmpfs::mount(&fsdir, 64);
-    let cred = fsdir.join("cred.json");
-    credential_at(&iss, &cred, 0);
-    let before = read(&cred);
-    let out = env.path("bt");
-    let filler = fill(&fsdir);
-    iss.reset();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
-    assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&cred), before);
-    fs::remove_file(filler).unwrap();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let d = SmallDisk::new();
+    let before = read(&d.cred);
+    let filler = fill(&d.fsdir);
+    d.refused_until(filler, &before);
     // The reservation left nothing behind: the credential and its one sidecar.
-    let mut names: Vec<String> = fs::read_dir(&fsdir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, [".cred.json.lock", "cred.json"]);
+    assert_eq!(names(&d.fsdir), [".cred.json.lock", "cred.json"]);
 }
 
 #[test]
@@ -240,7 +262,7 @@ fn no_token_file_writable_means_nothing_is_redeemed() {
     // The output's directory does not exist; or a directory sits at its name.
     fs::create_dir(env.path("bt")).unwrap();
     for out in [env.path("missing-dir/bt"), env.path("bt")] {
-        let r = run(env.cmd().args(["get", "-c"]).arg(&cred).arg("-o").arg(&out));
+        let r = env.get(&out, &cred).run();
         assert_eq!(r.code, 73, "{}", r.stderr);
         assert_eq!(iss.requests("token"), 0);
         assert_eq!(read(&cred), before);
@@ -250,10 +272,7 @@ fn no_token_file_writable_means_nothing_is_redeemed() {
 #[test]
 #[ignore = "needs root"]
 fn root_checks_the_trust_of_every_token_directory_before_sending() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     {
@@ -262,14 +281,8 @@ fn root_checks_the_trust_of_every_token_directory_before_sending() {
         let udir = env.path("user-dir");
         fs::create_dir(&udir).unwrap();
         chown(&udir, ROBOT);
-        let r = run(env
-            .cmd()
-            .args(["get", "-c"])
-            .arg(&cred)
-            .arg("-o")
-            .arg(udir.join("bt")));
-        assert_eq!(r.code, 77, "{}", r.stderr);
-        assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
+        let r = env.get(udir.join("bt"), &cred).run();
+        assert_exit(&r, 77, "nothing was sent");
         assert_eq!(iss.requests("token"), 0);
         assert_eq!(read(&cred), before);
     }
@@ -279,20 +292,11 @@ fn root_checks_the_trust_of_every_token_directory_before_sending() {
 fn signal_during_a_slow_refresh(sig: libc::c_int) {
     let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     iss.reset();
     iss.fault(json!({"kind": "slow", "delay_ms": 1500}));
-    let mut child = env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = env.get(&out, &cred).stderr(Stdio::piped()).spawn().unwrap();
     // Wait until the request is at the issuer.
     let t = Instant::now();
     while iss.requests("token") == 0 && t.elapsed() < Duration::from_secs(10) {
@@ -301,7 +305,7 @@ fn signal_during_a_slow_refresh(sig: libc::c_int) {
     wait_ms(200);
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, sig) };
-    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    let status = wait_status(&mut child, Duration::from_secs(20));
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
         status.signal(),
@@ -313,23 +317,9 @@ fn signal_during_a_slow_refresh(sig: libc::c_int) {
     assert_ne!(saved, rt, "the rotated refresh token was lost");
     // ... and it works: the next run renews with it.
     fs::remove_file(&out).ok();
-    let r = run(env.cmd().args(["get", "-c"]).arg(&cred).arg("-o").arg(&out));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 2);
-}
-
-fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the child did not finish within {limit:?}");
-        }
-        wait_ms(20);
-    }
 }
 
 #[test]
@@ -347,36 +337,31 @@ fn sigint_and_sighup_during_a_refresh_wait_for_the_save() {
 fn a_closed_stderr_does_not_abort_a_renewal() {
     let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     // `robot-token get -vv ... 2>&1 | true`: every write to stderr fails with EPIPE.
     let mut child = env
-        .cmd()
-        .args(["get", "-vv", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(&out)
+        .get(&out, &cred)
+        .arg("-vv")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stderr.take());
     drop(child.stdout.take());
-    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    let status = wait_status(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert_ne!(refresh_token_in(&cred), rt);
     assert!(lifetime(&read(&out)) > 0, "the token was not written");
     // And a failing run still exits with its own code, not an abort.
     let mut child = env
-        .cmd()
-        .args(["get", "-vv", "-c", "missing.json", "-o"])
-        .arg(env.path("bt2"))
+        .get(env.path("bt2"), "missing.json")
+        .arg("-vv")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     drop(child.stderr.take());
-    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    let status = wait_status(&mut child, Duration::from_secs(20));
     assert_eq!(status.code(), Some(78), "{status:?}");
 }
 
@@ -390,16 +375,9 @@ fn the_process_is_not_dumpable() {
     credential_at(&iss, &cred, ROBOT);
     iss.reset();
     iss.fault(json!({"kind": "slow", "delay_ms": 1500}));
-    let mut c = env.cmd();
-    c.env("HOME", &home)
-        .current_dir(&home)
-        .args(["get", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(home.join("bt"))
-        .uid(ROBOT)
-        .gid(ROBOT);
-    let mut child = c.spawn().unwrap();
+    let mut child = as_user(&mut env.get(home.join("bt"), &cred), ROBOT, &home)
+        .spawn()
+        .unwrap();
     let t = Instant::now();
     while iss.requests("token") == 0 && t.elapsed() < Duration::from_secs(10) {
         wait_ms(20);
@@ -407,7 +385,7 @@ fn the_process_is_not_dumpable() {
     // A dumpable process's /proc files belong to its user, who may read its
     // environment and ptrace it; a non-dumpable one's belong to root.
     let meta = fs::metadata(format!("/proc/{}/environ", child.id())).unwrap();
-    let status = wait_timeout(&mut child, Duration::from_secs(20));
+    let status = wait_status(&mut child, Duration::from_secs(20));
     assert_eq!(meta.uid(), 0, "robot-token is dumpable");
     assert!(status.success());
 }
@@ -427,61 +405,46 @@ fn an_untrusted_certificate_is_a_configuration_error_and_nothing_was_sent() {
     let cert = p.self_signed(&key).unwrap();
     fs::write(pki.join("c.pem"), cert.pem()).unwrap();
     fs::write(pki.join("c.key"), key.serialize_pem()).unwrap();
-    let mut iss = Issuer::start_with(&[
-        "--https",
-        "--cert",
-        pki.join("c.pem").to_str().unwrap(),
-        "--key",
-        pki.join("c.key").to_str().unwrap(),
-    ]);
+    let mut iss = Issuer::start_https(&pki.join("c.pem"), &pki.join("c.key"), &[]);
     iss.trust(&cert.pem());
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     // The issuer's discovery is cached nowhere: name the token endpoint directly,
     // so the refresh itself is the first request that meets the certificate.
     let cred = env.credential(&iss, "robot-basic", Some(&rt));
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "--token-endpoint"])
+    let r = env
+        .get(&out, &cred)
+        .arg("--token-endpoint")
         .arg(format!("{}/token", iss.url))
-        .arg("-c")
-        .arg(&cred)
-        .arg("-o")
-        .arg(&out));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+        .run();
+    assert_exit(&r, 78, "certificate");
     assert!(!r.stderr.contains("may have reached"), "{}", r.stderr);
     assert_eq!(refresh_token_in(&cred), rt);
     // With the CA trusted, the same refresh token works, and no run claims that an
     // earlier one sent it.
-    let r = run(env
-        .cmd()
-        .args(["get", "-v", "--cafile"])
+    let r = env
+        .get(&out, &cred)
+        .args(["-v", "--cafile"])
         .arg(pki.join("c.pem"))
-        .arg("-c")
-        .arg(&cred)
-        .arg("-o")
-        .arg(&out));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!r.stderr.contains("earlier run"), "{}", r.stderr);
 }
 
 #[test]
 fn a_rejected_refresh_token_never_reads_as_a_lost_answer() {
-    let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let env = Env::new();
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let copy = env.write_private("copy.json", &read(&cred));
     let out = env.path("bt");
-    let get = |c: &Path| run(env.cmd().args(["get", "-c"]).arg(c).arg("-o").arg(&out));
+    let get = |c: &Path| env.get(&out, c).run();
     // The copy renews first: the original's refresh token is dead.
     assert_eq!(get(&copy).code, 0);
     fs::remove_file(&out).unwrap();
     for _ in 0..3 {
         let r = get(&cred);
-        assert_eq!(r.code, 77, "{}", r.stderr);
-        assert!(r.stderr.contains("rejected"), "{}", r.stderr);
+        assert_exit(&r, 77, "rejected");
         assert!(
             !r.stderr.contains("never got the answer") && !r.stderr.contains("earlier run"),
             "a false claim: {}",
@@ -494,16 +457,14 @@ fn a_rejected_refresh_token_never_reads_as_a_lost_answer() {
 fn a_lost_answer_is_named_at_the_next_run_and_only_then() {
     let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
-    let get = || run(env.cmd().args(["get", "-c"]).arg(&cred).arg("-o").arg(&out));
+    let get = || env.get(&out, &cred).run();
     iss.fault(json!({"kind": "reset_after_processing"}));
     let r = get();
     assert_eq!(r.code, 75, "{}", r.stderr);
     let r = get();
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("never got the answer"), "{}", r.stderr);
+    assert_exit(&r, 77, "never got the answer");
     // Said once: the answer to the resend settled it.
     let r = get();
     assert_eq!(r.code, 77, "{}", r.stderr);
@@ -531,25 +492,17 @@ fn one_token_file_one_lock_however_its_path_is_spelled() {
     iss.fault(json!({"kind": "slow", "delay_ms": 300}));
     let handles: Vec<_> = (0..12)
         .map(|i| {
-            let mut c = env.cmd();
-            c.args([
-                "get",
-                "-m",
-                "60",
-                "--issuer",
-                &iss.url,
-                "--client-id",
-                "robot-basic",
-            ])
-            .args(["--scope", "storage.read:/", "--client-secret-file"])
-            .arg(&secret)
-            .arg("-o")
-            .arg(&spellings[i % 3]);
-            c.stderr(Stdio::piped()).spawn().unwrap()
+            env.get_client(&iss, "robot-basic", &spellings[i % 3])
+                .args(["-m", "60"])
+                .args(["--scope", "storage.read:/", "--client-secret-file"])
+                .arg(&secret)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     for mut h in handles {
-        let s = wait_timeout(&mut h, Duration::from_secs(60));
+        let s = wait_status(&mut h, Duration::from_secs(60));
         let mut e = String::new();
         h.stderr.take().unwrap().read_to_string(&mut e).unwrap();
         assert!(s.success(), "{e}");
@@ -559,10 +512,9 @@ fn one_token_file_one_lock_however_its_path_is_spelled() {
 
 #[test]
 fn loopback_requests_never_go_through_a_proxy() {
-    let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let env = Env::new();
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     // A listener standing in for a proxy: anything that connects is a leak (it
     // would see the refresh token and the Basic header in clear text).
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -582,17 +534,14 @@ fn loopback_requests_never_go_through_a_proxy() {
         }
     });
     let url = format!("http://{addr}");
-    let r = run(env
-        .cmd()
+    let r = env
+        .get(env.path("bt"), &cred)
         .env("http_proxy", &url)
         .env("HTTP_PROXY", &url)
         .env("all_proxy", &url)
         .env("ALL_PROXY", &url)
         .env("https_proxy", &url)
-        .args(["get", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(env.path("bt")));
+        .run();
     stop.store(1, Ordering::SeqCst);
     t.join().unwrap();
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -607,37 +556,24 @@ fn loopback_requests_never_go_through_a_proxy() {
 fn the_deadline_bounds_every_phase() {
     let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     iss.fault(json!({"kind": "slow", "delay_ms": 1000}));
     // A random delay, a slow issuer and a deploy hook that never ends: the run
     // still ends within --deadline (plus the hook's 5 s SIGTERM grace, kept inside).
     let t = Instant::now();
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "8s", "--random-delay", "4s"])
-        .args(["--deploy-hook", "sleep 60", "--hook-timeout", "1m", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(&out));
+    let r = env
+        .get(&out, &cred)
+        .args(["--deadline", "8s", "--random-delay", "4s"])
+        .args(["--deploy-hook", "sleep 60", "--hook-timeout", "1m"])
+        .run();
     let took = t.elapsed();
     assert!(
         took < Duration::from_millis(9500),
         "ran {took:?} with --deadline 8s"
     );
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("deploy hook"), "{}", r.stderr);
+    assert_exit(&r, 75, "deploy hook");
     assert!(lifetime(&read(&out)) > 0, "the token was written");
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut n: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    n.sort();
-    n
 }
 
 #[test]
@@ -649,28 +585,15 @@ fn one_sidecar_per_file_and_none_without_a_renewal() {
     mode(&d, 0o700);
     let out = d.join("bt");
     // A mistyped credential path: an error, and no file anywhere.
-    let r = run(env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(d.join("cred.jsn"))
-        .arg("-o")
-        .arg(&out));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("robot-token init"), "{}", r.stderr);
+    let r = env.get(&out, d.join("cred.jsn")).run();
+    assert_exit(&r, 78, "robot-token init");
     assert!(names(&d).is_empty(), "{:?}", names(&d));
     assert!(!env.path(".cache").exists());
     // A renewal: the credential, the token file, and one lock each.
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let cred = d.join("cred.json");
     fs::copy(env.credential(&iss, "robot-basic", Some(&rt)), &cred).unwrap();
-    let get = || {
-        run(env
-            .cmd()
-            .args(["get", "-m", "60", "-c"])
-            .arg(&cred)
-            .arg("-o")
-            .arg(&out))
-    };
+    let get = || env.get(&out, &cred).args(["-m", "60"]).run();
     assert_eq!(get().code, 0);
     assert_eq!(
         names(&d),
@@ -690,12 +613,7 @@ fn one_sidecar_per_file_and_none_without_a_renewal() {
     let fresh = e.join("bt");
     fs::copy(&out, &fresh).unwrap();
     mode(&fresh, 0o600);
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(&fresh));
+    let r = env.get(&fresh, &cred).args(["-m", "60"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(names(&e), ["bt"]);
     // Read-only inputs get no sidecar: a client secret file.
@@ -705,13 +623,11 @@ fn one_sidecar_per_file_and_none_without_a_renewal() {
     let secret = s.join("secret");
     fs::write(&secret, "robot-basic-secret").unwrap();
     mode(&secret, 0o600);
-    let r = run(env
-        .cmd()
-        .args(["get", "--issuer", &iss.url, "--client-id", "robot-basic"])
+    let r = env
+        .get_client(&iss, "robot-basic", e.join("bt2"))
         .arg("--client-secret-file")
         .arg(&secret)
-        .arg("-o")
-        .arg(e.join("bt2")));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(names(&s), ["secret"]);
 }
@@ -728,28 +644,14 @@ fn init_proves_both_files_can_be_written_before_the_login() {
     // asked for, so nobody approves a login whose refresh token would be lost.
     let cdir = dir(&env, "etc-robot", 0, 0o755);
     iss.reset();
-    let mut c = env.cmd();
-    c.env("HOME", &home)
-        .current_dir(&home)
-        .args([
-            "init",
-            "--no-tty",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-basic",
-        ])
+    let mut c = env.client_line("init", &iss, "robot-basic", home.join("bt"));
+    c.arg("--no-tty")
         .arg("--client-secret-file")
         .arg(&secret)
         .arg("-c")
-        .arg(cdir.join("cred.json"))
-        .arg("-o")
-        .arg(home.join("bt"))
-        .uid(ROBOT)
-        .gid(ROBOT);
-    let r = run(&mut c);
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
+        .arg(cdir.join("cred.json"));
+    let r = as_user(&mut c, ROBOT, &home).run();
+    assert_exit(&r, 73, "nothing was sent");
     assert_eq!(iss.requests("device"), 0);
     assert_eq!(iss.requests("discovery"), 0);
     assert!(names(&cdir).is_empty() && names(&home).is_empty());
@@ -761,18 +663,12 @@ fn init_proves_both_files_can_be_written_before_the_login() {
 #[test]
 #[ignore = "needs root"]
 fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
-    let env = Env::new();
-    let iss = Issuer::start();
-    let fsdir = env.path("small");
-    let _m = Tmpfs::mount(&fsdir, 64);
-    let cred = fsdir.join("cred.json");
-    credential_at(&iss, &cred, 0);
-    let out = env.path("bt");
+    let d = SmallDisk::new();
     // A first renewal creates the credential's sidecar (its lock and record).
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
+    let r = d.get();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let before = read(&cred);
-    let filler = fill(&fsdir);
+    let before = read(&d.cred);
+    let filler = fill(&d.fsdir);
     let full = fs::metadata(&filler).unwrap().len();
     fs::OpenOptions::new()
         .write(true)
@@ -780,15 +676,7 @@ fn less_room_than_a_rotated_refresh_token_may_need_sends_nothing() {
         .unwrap()
         .set_len(full.saturating_sub(8 * 1024))
         .unwrap();
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
-    assert!(r.stderr.contains("free space"), "{}", r.stderr);
-    assert_eq!(read(&cred), before);
-    fs::remove_file(filler).unwrap();
-    let r = get_as(&env, 0, env.dir.path(), &cred, &out, &[]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 1);
+    fs::write(&d.out, d.iss.mint_expired() + "\n").unwrap();
+    d.refused_until(filler, &before);
+    assert_eq!(d.iss.requests("token"), 1);
 }

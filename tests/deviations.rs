@@ -10,43 +10,11 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::json;
 
-const SCOPE: &str = "openid offline_access storage.read:/";
-
-struct Setup {
-    iss: Issuer,
-    env: Env,
-    out: PathBuf,
-    cred: PathBuf,
-}
-
 /// An issuer with `deviation`, an expired token on disk and a refresh-token credential.
-fn setup(deviation: &str, client: &str) -> Setup {
-    let iss = Issuer::start_with(&["--deviate", deviation]);
-    let env = Env::new();
-    let (rt, _) = iss.mint(client, SCOPE, None);
-    let cred = env.credential(&iss, client, Some(&rt));
-    let out = env.path("bt");
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
-    Setup {
-        iss,
-        env,
-        out,
-        cred,
-    }
-}
-
-impl Setup {
-    fn get(&self, extra: &[&str]) -> Output {
-        run(self
-            .env
-            .cmd()
-            .args(["get", "-o"])
-            .arg(&self.out)
-            .arg("-c")
-            .arg(&self.cred)
-            .args(extra))
-    }
+fn setup(deviation: &str, client: &str) -> Robot {
+    let s = Robot::of(Issuer::start_with(&["--deviate", deviation]), client, true);
+    s.expire();
+    s
 }
 
 /// A used refresh token answered with HTTP 400 and an empty body: the credential was
@@ -54,8 +22,7 @@ impl Setup {
 #[test]
 fn refresh_refused_with_an_empty_400_needs_a_new_credential() {
     let s = setup("refresh-400-empty", "robot-basic");
-    let old_rt = serde_json::from_str::<serde_json::Value>(&read(&s.cred)).unwrap()
-        ["refresh_token"]
+    let old_rt = read_json(&s.cred)["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -69,13 +36,7 @@ fn refresh_refused_with_an_empty_400_needs_a_new_credential() {
             .refresh_status("robot-basic", "robot-basic-secret", "not-a-refresh-token");
     assert_eq!(status, 400, "the deviation is on");
     let before = read(&copy);
-    let r = run(s
-        .env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(&s.out)
-        .arg("-c")
-        .arg(&copy));
+    let r = s.env.get(&s.out, &copy).run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(
@@ -113,20 +74,11 @@ fn an_empty_403_for_client_credentials_names_both_possibilities() {
     let secret = env.write_private("secret", "robot-basic-secret\n");
     let wrong = env.write_private("wrong", "not-the-secret\n");
     let get = |secret: &PathBuf, scope: &[&str]| {
-        run(env
-            .cmd()
-            .args([
-                "get",
-                "-o",
-                "bt",
-                "--issuer",
-                &iss.url,
-                "--client-id",
-                "robot-basic",
-            ])
+        env.get_client(&iss, "robot-basic", "bt")
             .arg("--client-secret-file")
             .arg(secret)
-            .args(scope))
+            .args(scope)
+            .run()
     };
     for (secret, scope) in [
         (&wrong, &["--scope", "storage.read:/"][..]),
@@ -191,24 +143,13 @@ fn token_response_quirks_are_accepted() {
 fn strict_assertion_audience_at_the_token_endpoint() {
     let iss = Issuer::start_with(&["--deviate", "strict-assertion-aud"]);
     let env = Env::new();
-    let key = env.write_private(
-        "client-ec.key.pem",
-        &read(&manifest_dir().join("tests/peer/keys/client-ec.key.pem")),
-    );
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "-o",
-            "bt",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-pkjwt-ec",
-        ])
+    let key = env.key_copy("client-ec.key.pem");
+    let r = env
+        .get_client(&iss, "robot-pkjwt-ec", "bt")
         .args(["--kid", "robot-pkjwt-ec", "--scope", "storage.read:/"])
         .arg("--private-key-file")
-        .arg(&key));
+        .arg(&key)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
 }

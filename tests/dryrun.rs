@@ -7,29 +7,13 @@ mod common;
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use common::vault::{jwt, Kdc, VaultStub};
+use common::htcondor::Fakes;
+use common::vault::VaultRobot;
 use common::*;
 use serde_json::json;
-
-const SCOPE: &str = "openid offline_access storage.read:/";
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// A credential for robot-basic with a refresh token minted at `iss`.
-fn credential(env: &Env, iss: &Issuer) -> PathBuf {
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    env.credential(iss, "robot-basic", Some(&rt))
-}
 
 /// `get --dry-run ARGS`, then `get ARGS`: both exit with `code`; the dry run prints its
 /// failure as `dry run: <check>: …` naming `words`, and sends no token request.
@@ -87,18 +71,15 @@ fn os(v: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
 fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
     let iss = Issuer::start();
     let env = Env::new();
-    let cred = credential(&env, &iss);
+    let cred = env.minted_credential(&iss, "robot-basic").0;
     let before = read(&cred);
     let out = env.path("bt");
     let files = names(env.dir.path());
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred)
-        .args(["--deploy-hook", "true"]));
+    let r = env
+        .get(&out, &cred)
+        .args(["--dry-run", "--deploy-hook", "true"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "quiet on success");
     assert_eq!(
@@ -121,12 +102,7 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
     assert_eq!(names(env.dir.path()), files, "no file created");
 
     // -v: one line per check, each "ok"; nothing secret.
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-vv", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["--dry-run", "-vv"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     for check in ["credential", "discovery", "token endpoint", "clock"] {
         assert!(
@@ -160,26 +136,16 @@ fn a_passing_dry_run_sends_no_token_request_and_writes_nothing() {
     assert_eq!(iss.requests("token"), 0);
 
     // -q: nothing at all.
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-q", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["--dry-run", "-q"]).run();
     assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
 
     // The real run then renews, as the dry run said.
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
 
     // A fresh token: the summary says when the next renewal is due.
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-m", "60", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["--dry-run", "-m", "60"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("the token is fresh for"), "{}", r.stdout);
 }
@@ -189,7 +155,7 @@ fn each_failing_local_check_exits_as_the_real_run() {
     let iss = Issuer::start();
     let env = Env::new();
     let out = env.path("bt");
-    let cred = credential(&env, &iss);
+    let cred = env.minted_credential(&iss, "robot-basic").0;
 
     // A credential path typo: 78.
     same_code(
@@ -276,7 +242,7 @@ fn each_failing_local_check_exits_as_the_real_run() {
                 "refresh_token": "x"})
         .to_string(),
     );
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&pk));
+    let r = env.get(&out, &pk).run();
     same_code(
         &env,
         Some(&iss),
@@ -319,46 +285,26 @@ fn with_several_failures_the_first_the_renewal_meets_decides() {
     let iss = Issuer::start();
     let env = Env::new();
     let out = env.path("bt");
-    let cred = credential(&env, &iss);
+    let cred = env.minted_credential(&iss, "robot-basic").0;
     let lost = env.path("no-such-dir/bt");
     let hook: &dyn AsRef<std::ffi::OsStr> = &"no-such-command-xyz";
+    let args = os(&[
+        &"-o",
+        &out,
+        &"-o",
+        &lost,
+        &"-c",
+        &cred,
+        &"--deploy-hook",
+        hook,
+    ]);
     // A token file that cannot be written while another can, and a failing hook: the
     // renewal writes the one, fails with 73 and never runs the hook.
-    same_code(
-        &env,
-        Some(&iss),
-        &os(&[
-            &"-o",
-            &out,
-            &"-o",
-            &lost,
-            &"-c",
-            &cred,
-            &"--deploy-hook",
-            hook,
-        ]),
-        73,
-        &["no-such-dir"],
-    );
+    same_code(&env, Some(&iss), &args, 73, &["no-such-dir"]);
     // The same with an unsafe credential: it stops at the credential (77).
     fs::remove_file(&out).unwrap();
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o640)).unwrap();
-    same_code(
-        &env,
-        Some(&iss),
-        &os(&[
-            &"-o",
-            &out,
-            &"-o",
-            &lost,
-            &"-c",
-            &cred,
-            &"--deploy-hook",
-            hook,
-        ]),
-        77,
-        &["no-such-dir"],
-    );
+    same_code(&env, Some(&iss), &args, 77, &["no-such-dir"]);
     assert!(!out.exists(), "nothing was written");
 }
 
@@ -369,10 +315,7 @@ fn each_failing_issuer_check_exits_as_the_real_run() {
     let out = env.path("bt");
 
     // Nothing listens there: 75.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let dead = dead_url();
     let cred = env.write_private(
         "dead.json",
         &json!({"version": 1, "issuer": dead, "client_id": "robot-basic",
@@ -419,18 +362,10 @@ fn each_failing_issuer_check_exits_as_the_real_run() {
 
 #[test]
 fn tls_chain_is_checked_with_cafile() {
-    let keys = manifest_dir().join("tests/peer/keys");
-    let mut iss = Issuer::start_with(&[
-        "--https",
-        "--cert",
-        keys.join("tls.pem").to_str().unwrap(),
-        "--key",
-        keys.join("tls.key.pem").to_str().unwrap(),
-    ]);
-    iss.trust(&read(&keys.join("tls-ca.pem")));
+    let iss = Issuer::start_https_test_ca();
     let env = Env::new();
     let out = env.path("bt");
-    let cred = credential(&env, &iss);
+    let cred = env.minted_credential(&iss, "robot-basic").0;
     // The test CA is not in the system store: 78 for both, and what to do.
     same_code(
         &env,
@@ -441,20 +376,16 @@ fn tls_chain_is_checked_with_cafile() {
     );
     // With --cafile the chain is trusted.
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-v", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred)
+    let r = env
+        .get(&out, &cred)
+        .args(["--dry-run", "-v"])
         .arg("--cafile")
-        .arg(keys.join("tls-ca.pem")));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("dry run: ok: TLS: the certificate of https://127.0.0.1"),
-        "{}",
-        r.stderr
+        .arg(test_ca())
+        .run();
+    assert_exit(
+        &r,
+        0,
+        "dry run: ok: TLS: the certificate of https://127.0.0.1",
     );
     assert_eq!(iss.requests("token"), 0);
 }
@@ -463,15 +394,10 @@ fn tls_chain_is_checked_with_cafile() {
 fn a_skewed_clock_warns_and_passes() {
     let iss = Issuer::start();
     let env = Env::new();
-    let cred = credential(&env, &iss);
+    let cred = env.minted_credential(&iss, "robot-basic").0;
     let out = env.path("bt");
     iss.post("/__test/clock", json!({"skew": -600}));
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).arg("--dry-run").run();
     assert_eq!(r.code, 0, "a warning, not a failure: {}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(
@@ -487,12 +413,7 @@ fn a_skewed_clock_warns_and_passes() {
     );
     // Within a minute: no warning.
     iss.post("/__test/clock", json!({"skew": 30}));
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).arg("--dry-run").run();
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
 
@@ -500,7 +421,7 @@ fn a_skewed_clock_warns_and_passes() {
 fn profiles_all_reports_each_failure_and_the_worst_code() {
     let iss = Issuer::start();
     let env = Env::new();
-    let good = credential(&env, &iss);
+    let good = env.minted_credential(&iss, "robot-basic").0;
     let open = env.write_private("open.json", &read(&good));
     fs::set_permissions(&open, fs::Permissions::from_mode(0o644)).unwrap();
     let config = env.write_private(
@@ -512,10 +433,7 @@ fn profiles_all_reports_each_failure_and_the_worst_code() {
         ),
     );
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "--all", "--config"])
-        .arg(&config));
+    let r = env.profiles("get", &config).arg("--dry-run").run();
     assert_eq!(r.code, 77, "the most severe: {}", r.stderr);
     assert!(
         r.stderr.contains("profile open: dry run: credential"),
@@ -534,10 +452,7 @@ fn profiles_all_reports_each_failure_and_the_worst_code() {
         r.stderr
     );
     assert_eq!(iss.requests("token"), 0);
-    let r = run(env
-        .cmd()
-        .args(["get", "--dry-run", "--profile", "good", "--config"])
-        .arg(&config));
+    let r = env.profile("get", "good", &config).arg("--dry-run").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stdout.contains("profile good: the next run renews"),
@@ -549,59 +464,24 @@ fn profiles_all_reports_each_failure_and_the_worst_code() {
 // ---------------------------------------------------------------------------
 // Vault: reachable, keytab readable with the right mode and the principal in it; no login.
 
-struct VaultSetup {
-    kdc: Kdc,
-    stub: VaultStub,
-    env: Env,
-}
-
-impl VaultSetup {
-    fn new() -> VaultSetup {
-        let kdc = Kdc::start();
-        let env = Env::new();
-        let source = env.write_private("vault-source.jwt", &jwt(7200, "from-vault"));
-        let stub = VaultStub::start(&kdc, &source, &[]);
-        VaultSetup { kdc, stub, env }
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd();
-        c.env("KRB5_CONFIG", self.kdc.krb5_config());
-        c
-    }
-
-    fn args(&self, keytab: &Path, extra: &[&str]) -> Vec<OsString> {
-        let mut v = os(&[
-            &"--timeout",
-            &"5s",
-            &"--deadline",
-            &"10s",
-            &"-o",
-            &self.env.path("bt"),
-            &"--vault-server",
-            &self.stub.server(),
-            &"-i",
-            &"igwn",
-            &"-k",
-            &keytab,
-            &"--vault-token-file",
-            &self.env.path("vt"),
-        ]);
-        v.extend(extra.iter().map(OsString::from));
-        v
-    }
+/// The robot's Vault options, with `keytab`, short time limits, and `extra`.
+fn vault_args(s: &VaultRobot, keytab: &Path, extra: &[&str]) -> Vec<OsString> {
+    let mut v = s.args(keytab);
+    v.extend(os(&[&"--timeout", &"5s", &"--deadline", &"10s"]));
+    v.extend(extra.iter().map(OsString::from));
+    v
 }
 
 #[test]
 fn vault_dry_run_checks_without_logging_in() {
-    let s = VaultSetup::new();
+    let s = VaultRobot::start();
     let kt = s.env.write_private("robot.keytab", "");
     fs::copy(s.kdc.robot_keytab(), &kt).unwrap();
     let kdc_before = s.kdc.requests();
     let r = run(s
         .cmd()
         .args(["get", "--dry-run", "-v"])
-        .args(s.args(&kt, &[])));
+        .args(vault_args(&s, &kt, &[])));
     assert_eq!(r.code, 0, "{}", r.stderr);
     for check in [
         "keytab",
@@ -631,36 +511,41 @@ fn vault_dry_run_checks_without_logging_in() {
     same_code_with(
         || s.cmd(),
         None,
-        &s.args(&kt, &["--principal", "someone/else@ROBOT.TEST"]),
+        &vault_args(&s, &kt, &["--principal", "someone/else@ROBOT.TEST"]),
         77,
         &["holds no key for someone/else@ROBOT.TEST"],
     );
 
     // The keytab readable by others: 77 for both.
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o640)).unwrap();
-    same_code_with(|| s.cmd(), None, &s.args(&kt, &[]), 77, &["chmod 600"]);
+    same_code_with(
+        || s.cmd(),
+        None,
+        &vault_args(&s, &kt, &[]),
+        77,
+        &["chmod 600"],
+    );
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 #[test]
 fn vault_storer_settings_that_disagree_exit_78_in_both() {
-    let s = VaultSetup::new();
-    let bin = s.env.path("fakebin");
-    fake(
-        &bin,
+    let s = VaultRobot::start();
+    let fakes = Fakes::new(&s.env);
+    fakes.answer(
         "condor_config_val",
         "--credkey=someone-else --role=robot --vaultserver=elsewhere.example.org\n",
         0,
     );
-    fake(&bin, "condor_vault_storer", "", 0);
-    fake(&bin, "condor_store_cred", "", 0);
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    fakes
+        .answer("condor_vault_storer", "", 0)
+        .answer("condor_store_cred", "", 0);
     let cmd = || {
         let mut c = s.cmd();
-        c.env("PATH", &path);
+        c.env("PATH", fakes.path_var());
         c
     };
-    let args = s.args(&s.kdc.robot_keytab(), &["--condor=vault-storer"]);
+    let args = vault_args(&s, &s.kdc.robot_keytab(), &["--condor=vault-storer"]);
     same_code_with(
         cmd,
         None,
@@ -672,16 +557,16 @@ fn vault_storer_settings_that_disagree_exit_78_in_both() {
         ],
     );
     assert!(
-        !bin.join("condor_vault_storer.argv").exists(),
+        !fakes.dir.join("condor_vault_storer.argv").exists(),
         "the storer never ran"
     );
 }
 
 #[test]
 fn vault_down_exits_75_in_both() {
-    let mut s = VaultSetup::new();
+    let mut s = VaultRobot::start();
     let kt = s.kdc.robot_keytab();
-    let args = s.args(&kt, &[]);
+    let args = vault_args(&s, &kt, &[]);
     s.stub.stop();
     same_code_with(
         || s.cmd(),
@@ -695,99 +580,61 @@ fn vault_down_exits_75_in_both() {
 // ---------------------------------------------------------------------------
 // HTCondor (--condor=credd): tools found, version band known, the credd answers.
 
-const FAKE: &str = r#"#!/bin/sh
-d="$(dirname "$0")"; t="$(basename "$0")"
-{ echo "--call"; for a in "$@"; do printf '%s\n' "$a"; done; } >> "$d/$t.argv"
-cat > /dev/null
-if [ -f "$d/$t.out" ]; then cat "$d/$t.out"; fi
-[ -f "$d/$t.exit" ] && exit "$(cat "$d/$t.exit")"
-exit 0
-"#;
-
-fn fake(dir: &Path, tool: &str, out: &str, exit: i32) {
-    fs::create_dir_all(dir).unwrap();
-    let p = dir.join(tool);
-    fs::write(&p, FAKE).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::write(dir.join(format!("{tool}.out")), out).unwrap();
-    fs::write(dir.join(format!("{tool}.exit")), exit.to_string()).unwrap();
-}
-
 #[test]
 fn condor_credd_checks_exit_as_the_real_run() {
     let iss = Issuer::start();
     let env = Env::new();
-    let bin = env.path("fakebin");
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let fakes = Fakes::new(&env);
     let cmd = || {
         let mut c = env.cmd();
-        c.env("PATH", &path);
+        c.env("PATH", fakes.path_var());
         c
     };
     let out = env.path("bt");
     let version = |v: &str| format!("$CondorVersion: {v} 2024-10-01 BuildID: 1 $\n");
+    // A new credential each time: the real run spends the refresh token.
+    let credd_args = || {
+        let cred = env.minted_credential(&iss, "robot-basic").0;
+        os(&[
+            &"-o",
+            &out,
+            &"-c",
+            &cred,
+            &"--condor=credd",
+            &"--condor-service",
+            &"robot_s",
+        ])
+    };
 
     // Not installed: 78.
-    let cred = credential(&env, &iss);
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    let args = credd_args();
     same_code_with(cmd, Some(&iss), &args, 78, &["condor_version"]);
 
     // Too old for plain tokens: 78.
-    fake(&bin, "condor_version", &version("23.9.6"), 0);
-    fake(&bin, "condor_store_cred", "", 0);
-    let cred = credential(&env, &iss);
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    fakes.answer("condor_version", &version("23.9.6"), 0);
+    fakes.answer("condor_store_cred", "", 0);
+    let args = credd_args();
     fs::remove_file(&out).ok();
     same_code_with(cmd, Some(&iss), &args, 78, &["23.9.6", "24.7.3"]);
 
     // The credd does not answer: 75.
-    fake(&bin, "condor_version", &version("24.10.2"), 0);
-    fake(
-        &bin,
-        "condor_store_cred",
-        "Unable to contact local credd\n",
-        1,
-    );
-    let cred = credential(&env, &iss);
-    let args = os(&[
-        &"-o",
-        &out,
-        &"-c",
-        &cred,
-        &"--condor=credd",
-        &"--condor-service",
-        &"robot_s",
-    ]);
+    fakes.answer("condor_version", &version("24.10.2"), 0);
+    fakes.answer("condor_store_cred", "Unable to contact local credd\n", 1);
+    let args = credd_args();
     fs::remove_file(&out).ok();
     same_code_with(cmd, Some(&iss), &args, 75, &["could not reach the credd"]);
-    let calls = read(&bin.join("condor_store_cred.argv"));
+    let calls = read(&fakes.dir.join("condor_store_cred.argv"));
     assert!(
         calls.starts_with("--call\nquery-oauth\n-s\nrobot_s\n"),
         "the dry run only queries: {calls}"
     );
 
     // All well: the dry run stores nothing.
-    fs::remove_file(bin.join("condor_store_cred.argv")).unwrap();
-    fake(&bin, "condor_store_cred", "", 0);
+    fs::remove_file(fakes.dir.join("condor_store_cred.argv")).unwrap();
+    fakes.answer("condor_store_cred", "", 0);
     let r = run(cmd().arg("get").arg("--dry-run").args(&args));
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let calls = read(&bin.join("condor_store_cred.argv"));
+    let calls = read(&fakes.dir.join("condor_store_cred.argv"));
     assert!(!calls.contains("add-oauth"), "{calls}");
 }
 
@@ -813,7 +660,7 @@ fn a_credential_directory_that_refuses_the_rewrite_exits_as_the_real_run() {
     let cdir = env.path("etc-robot");
     fs::create_dir(&cdir).unwrap();
     own(&cdir, 0, 0o755);
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let cred = cdir.join("cred.json");
     fs::write(
         &cred,

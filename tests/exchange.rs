@@ -17,12 +17,6 @@ use serde_json::{json, Value};
 
 const CI_SUB: &str = "repo:octo-org/octo-repo:ref:refs/heads/main";
 
-fn grants(iss: &Issuer, grant: &str) -> u64 {
-    iss.get("/__test/stats")["grants"][grant]
-        .as_u64()
-        .unwrap_or(0)
-}
-
 fn claims(tok: &str) -> robot_token::token::Jwt {
     robot_token::token::decode(robot_token::token::trim(tok)).unwrap()
 }
@@ -34,13 +28,10 @@ fn has_scope(tok: &str, s: &str) -> bool {
 /// A CI identity token signed by the test issuer's CI key (iss
 /// https://token.actions.githubusercontent.com), as GitHub or GitLab would issue.
 fn ci_token(iss: &Issuer, aud: &str) -> String {
-    iss.post(
-        "/__test/sign",
-        json!({"key": "ci", "claims": {"sub": CI_SUB, "aud": aud, "repository": "octo-org/octo-repo"}}),
-    )["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    iss.sign(
+        "ci",
+        json!({"sub": CI_SUB, "aud": aud, "repository": "octo-org/octo-repo"}),
+    )
 }
 
 /// The documented exit code and exactly one error line (after any -v log lines).
@@ -95,14 +86,9 @@ fn exchange_from_a_credential_narrows_scopes_and_keeps_the_refresh_token() {
         .unwrap(),
     );
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "-vv", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).arg("-vv").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(grants(&iss, "token_exchange"), 1);
+    assert_eq!(iss.grants("token_exchange"), 1);
     let tok = read(&out);
     let jwt = claims(&tok);
     assert_eq!(jwt.audiences(), vec!["https://fts.example.org"]);
@@ -119,7 +105,7 @@ fn exchange_from_a_credential_narrows_scopes_and_keeps_the_refresh_token() {
         r.stderr
     );
     // The refresh token of the answer is in the credential, everything else kept.
-    let c: Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     let rt = c["refresh_token"]
         .as_str()
         .expect("refresh token stored")
@@ -131,16 +117,11 @@ fn exchange_from_a_credential_narrows_scopes_and_keeps_the_refresh_token() {
 
     // The next run uses the refresh_token grant: the subject token is not needed.
     fs::remove_file(env.path("subject.jwt")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "100000", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-m", "100000"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(grants(&iss, "token_exchange"), 1);
-    assert_eq!(grants(&iss, "refresh_token"), 1);
-    let c: Value = serde_json::from_str(&read(&cred)).unwrap();
+    assert_eq!(iss.grants("token_exchange"), 1);
+    assert_eq!(iss.grants("refresh_token"), 1);
+    let c = read_json(&cred);
     assert_ne!(
         c["refresh_token"].as_str().unwrap(),
         rt,
@@ -156,12 +137,7 @@ fn exchange_from_a_credential_narrows_scopes_and_keeps_the_refresh_token() {
     let (status, _) = iss.refresh_status("robot-basic", "robot-basic-secret", &rt);
     assert_eq!(status, 400);
     let before = read(&cred);
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "100000", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-m", "100000"]).run();
     assert_one_line_error(&r, 77);
     assert!(
         r.stderr.contains("delete \"refresh_token\""),
@@ -178,16 +154,9 @@ fn exchange_from_the_command_line_with_an_env_subject() {
     let (_, subject) = iss.mint("robot-post", "openid storage.read:/ compute.create", None);
     let secret = env.write_private("secret", "robot-post-secret");
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "-vv",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-post",
-        ])
+    let r = env
+        .get_client(&iss, "robot-post", &out)
+        .arg("-vv")
         .args(["--client-auth", "post", "--subject-token-env", "MY_SUBJECT"])
         .args([
             "--scope",
@@ -201,54 +170,46 @@ fn exchange_from_the_command_line_with_an_env_subject() {
         ])
         .arg("--client-secret-file")
         .arg(&secret)
-        .arg("-o")
-        .arg(&out)
-        .env("MY_SUBJECT", &subject));
+        .env("MY_SUBJECT", &subject)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let tok = read(&out);
     assert_eq!(claims(&tok).audiences(), vec!["condor.example.org:9618"]);
     assert!(has_scope(&tok, "compute.create"));
     assert!(!has_scope(&tok, "storage.read:/"));
-    assert_eq!(grants(&iss, "token_exchange"), 1);
+    assert_eq!(iss.grants("token_exchange"), 1);
     assert_no_secrets(&r, &[&subject, &tok, "robot-post-secret"]);
 }
 
-#[test]
-fn exchange_failures_are_one_line_and_keep_the_old_token() {
+/// An issuer, robot-basic's client secret in `secret`, and an expired token in `bt`:
+/// (issuer, env, secret file, token file, old token).
+fn client_with_an_old_token() -> (Issuer, Env, PathBuf, PathBuf, String) {
     let iss = Issuer::start();
     let env = Env::new();
     let secret = env.write_private("secret", "robot-basic-secret");
     let out = env.path("bt");
     let old = iss.mint_expired();
     fs::write(&out, format!("{old}\n")).unwrap();
+    (iss, env, secret, out, old)
+}
+
+#[test]
+fn exchange_failures_are_one_line_and_keep_the_old_token() {
+    let (iss, env, secret, out, old) = client_with_an_old_token();
     let get = |extra: &[&str], envs: &[(&str, &str)]| {
-        let mut c = env.cmd();
-        c.args([
-            "get",
-            "-vv",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-basic",
-        ])
-        .arg("--client-secret-file")
-        .arg(&secret)
-        .arg("-o")
-        .arg(&out)
-        .args(extra);
-        for (k, v) in envs {
-            c.env(k, v);
-        }
-        run(&mut c)
+        let mut c = env.get_client(&iss, "robot-basic", &out);
+        c.arg("-vv")
+            .arg("--client-secret-file")
+            .arg(&secret)
+            .args(extra)
+            .envs(envs.iter().copied());
+        c.run()
     };
     // An expired subject token: the issuer refuses it (a person must act).
-    let expired = iss.post(
-        "/__test/sign",
-        json!({"key": "provider", "claims": {"sub": "robot-user", "scope": "storage.read:/", "exp": 1_000_000}}),
-    )["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let expired = iss.sign(
+        "provider",
+        json!({"sub": "robot-user", "scope": "storage.read:/", "exp": 1_000_000}),
+    );
     let r = get(&["--subject-token-env", "S"], &[("S", &expired)]);
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("subject token"), "{}", r.stderr);
@@ -278,46 +239,31 @@ fn exchange_failures_are_one_line_and_keep_the_old_token() {
 #[ignore = "needs root"]
 fn another_users_subject_token_or_private_key_is_refused() {
     require_root();
-    let iss = Issuer::start();
-    let env = Env::new();
-    let secret = env.write_private("secret", "robot-basic-secret");
-    let out = env.path("bt");
-    let old = iss.mint_expired();
-    fs::write(&out, format!("{old}\n")).unwrap();
+    let (iss, env, secret, out, old) = client_with_an_old_token();
     let subject = iss.mint("robot-basic", "openid storage.read:/", None).1;
     let foreign = env.write_private("foreign.jwt", &subject);
     std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--issuer", &iss.url, "--client-id", "robot-basic"])
+    let r = env
+        .get_client(&iss, "robot-basic", &out)
         .arg("--client-secret-file")
         .arg(&secret)
-        .args(["--subject-token-file", "foreign.jwt", "-o"])
-        .arg(&out));
+        .args(["--subject-token-file", "foreign.jwt"])
+        .run();
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("owned by"), "{}", r.stderr);
 
-    let key = key_copy(&env, "client-ec.key.pem");
+    let key = env.key_copy("client-ec.key.pem");
     std::os::unix::fs::chown(&key, Some(65534), Some(65534)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "--issuer", &iss.url, "--client-id", "robot-pkjwt-ec"])
+    let r = env
+        .get_client(&iss, "robot-pkjwt-ec", &out)
         .arg("--private-key-file")
         .arg(&key)
-        .arg("-o")
-        .arg(&out));
+        .run();
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("private key"), "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0);
     assert_eq!(read(&out), format!("{old}\n"), "old token intact");
-}
-
-fn key_copy(env: &Env, name: &str) -> PathBuf {
-    env.write_private(
-        name,
-        &read(&manifest_dir().join("tests/peer/keys").join(name)),
-    )
 }
 
 #[test]
@@ -328,7 +274,7 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
         ("robot-pkjwt-rsa", "client-rsa.key.pem"),
         ("robot-pkjwt-ec", "client-ec.key.pem"),
     ] {
-        let key = key_copy(&env, key);
+        let key = env.key_copy(key);
         let cred = env.write_private(
             "cred.json",
             &json!({"version": 1, "issuer": iss.url, "client_id": client,
@@ -337,12 +283,7 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
             .to_string(),
         );
         let out = env.path(&format!("bt-{client}"));
-        let r = run(env
-            .cmd()
-            .args(["get", "-vv", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred));
+        let r = env.get(&out, &cred).arg("-vv").run();
         assert_eq!(r.code, 0, "{client}: {}", r.stderr);
         let tok = read(&out);
         assert_eq!(claims(&tok).str_claim("client_id"), Some(client));
@@ -352,52 +293,33 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
 
         // The same from the command line; a fresh jti each time (replays are refused).
         for _ in 0..2 {
-            let r = run(env
-                .cmd()
-                .args([
-                    "get",
-                    "-m",
-                    "100000",
-                    "--issuer",
-                    &iss.url,
-                    "--client-id",
-                    client,
-                ])
+            let r = env
+                .get_client(&iss, client, &out)
+                .args(["-m", "100000"])
                 .arg("--private-key-file")
                 .arg(&key)
-                .arg("-o")
-                .arg(&out));
+                .run();
             assert_eq!(r.code, 0, "{client}: {}", r.stderr);
         }
     }
-    assert_eq!(grants(&iss, "client_credentials"), 6);
+    assert_eq!(iss.grants("client_credentials"), 6);
 
     // The wrong key for the client: rejected, one line, exit 77.
-    let rsa = key_copy(&env, "client-rsa.key.pem");
-    let r = run(env
-        .cmd()
-        .args(["get", "--issuer", &iss.url, "--client-id", "robot-pkjwt-ec"])
+    let rsa = env.key_copy("client-rsa.key.pem");
+    let r = env
+        .get_client(&iss, "robot-pkjwt-ec", env.path("bt-wrong"))
         .arg("--private-key-file")
         .arg(&rsa)
-        .arg("-o")
-        .arg(env.path("bt-wrong")));
+        .run();
     assert_one_line_error(&r, 77);
     // A key others can read is refused before any request, like the credential.
     fs::set_permissions(&rsa, fs::Permissions::from_mode(0o644)).unwrap();
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-pkjwt-rsa",
-        ])
+    let r = env
+        .get_client(&iss, "robot-pkjwt-rsa", env.path("bt-wrong"))
         .arg("--private-key-file")
         .arg(&rsa)
-        .arg("-o")
-        .arg(env.path("bt-wrong")));
+        .run();
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("private key"), "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0);
@@ -406,19 +328,11 @@ fn private_key_jwt_with_rsa_and_ec_keys() {
         "junk.pem",
         "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
     );
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-pkjwt-rsa",
-        ])
+    let r = env
+        .get_client(&iss, "robot-pkjwt-rsa", env.path("bt-wrong"))
         .arg("--private-key-file")
         .arg(&junk)
-        .arg("-o")
-        .arg(env.path("bt-wrong")));
+        .run();
     assert_one_line_error(&r, 65);
 }
 
@@ -512,26 +426,15 @@ impl GitHubStub {
 
 fn ci_cmd(env: &Env, iss: &Issuer, ci: &str) -> Command {
     let secret = env.write_private("secret", "robot-basic-secret");
-    let mut c = env.cmd();
-    c.args([
-        "get",
-        "-vv",
-        "--ci",
-        ci,
-        "--issuer",
-        &iss.url,
-        "--client-id",
-        "robot-basic",
-    ])
-    .args([
-        "--scope",
-        "storage.read:/ storage.create:/ci compute.create",
-    ])
-    .args(["--audience", "https://storage.example.org"])
-    .arg("--client-secret-file")
-    .arg(secret)
-    .arg("-o")
-    .arg(env.path("bt"));
+    let mut c = env.get_client(iss, "robot-basic", env.path("bt"));
+    c.args(["-vv", "--ci", ci])
+        .args([
+            "--scope",
+            "storage.read:/ storage.create:/ci compute.create",
+        ])
+        .args(["--audience", "https://storage.example.org"])
+        .arg("--client-secret-file")
+        .arg(secret);
     c
 }
 
@@ -565,7 +468,7 @@ fn ci_github_exchanges_the_job_identity_token() {
         *stub.audiences.lock().unwrap(),
         vec![Some(iss.url.clone()), Some("robot-token-test".to_string())]
     );
-    assert_eq!(grants(&iss, "token_exchange"), 2);
+    assert_eq!(iss.grants("token_exchange"), 2);
 
     // A refused runtime token, and a job without id-token permission.
     fs::remove_file(env.path("bt")).unwrap();
@@ -623,29 +526,24 @@ fn require_scope_turns_a_missing_scope_into_exit_77() {
     let old = iss.mint_expired();
     fs::write(&out, format!("{old}\n")).unwrap();
     // Granted: fine.
-    let r = run(env
-        .cmd()
-        .args(["get", "--require-scope", "storage.read:/", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env
+        .get(&out, &cred)
+        .args(["--require-scope", "storage.read:/"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let good = read(&out);
     // Asked for but silently dropped by the issuer: exit 77, the token file untouched.
     fs::write(&out, format!("{old}\n")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "--scope", "storage.read:/ forbidden.scope"])
+    let r = env
+        .get(&out, &cred)
+        .args(["--scope", "storage.read:/ forbidden.scope"])
         .args([
             "--require-scope",
             "storage.read:/",
             "--require-scope",
             "forbidden.scope",
-            "-o",
         ])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+        .run();
     assert_one_line_error(&r, 77);
     assert!(r.stderr.contains("forbidden.scope"), "{}", r.stderr);
     assert_eq!(read(&out), format!("{old}\n"));
@@ -653,9 +551,8 @@ fn require_scope_turns_a_missing_scope_into_exit_77() {
     // The same check for a token exchange.
     let (_, subject) = iss.mint("robot-basic", "openid storage.read:/", None);
     let secret = env.write_private("secret", "robot-basic-secret");
-    let r = run(env
-        .cmd()
-        .args(["get", "--issuer", &iss.url, "--client-id", "robot-basic"])
+    let r = env
+        .get_client(&iss, "robot-basic", &out)
         .args([
             "--subject-token-env",
             "S",
@@ -664,9 +561,8 @@ fn require_scope_turns_a_missing_scope_into_exit_77() {
         ])
         .arg("--client-secret-file")
         .arg(&secret)
-        .arg("-o")
-        .arg(&out)
-        .env("S", &subject));
+        .env("S", &subject)
+        .run();
     assert_one_line_error(&r, 77);
     assert_eq!(read(&out), format!("{old}\n"));
 }

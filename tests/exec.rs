@@ -4,20 +4,11 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{json, Value};
-
-/// An executable shell script in the test directory.
-fn script(env: &Env, name: &str, body: &str) -> PathBuf {
-    let p = env.path(name);
-    fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o700)).unwrap();
-    p
-}
 
 /// A credential file with `"grant": "exec"` and extra fields.
 fn exec_cred(env: &Env, command: &[&str], extra: Value) -> PathBuf {
@@ -39,11 +30,8 @@ fn expired_out(env: &Env, iss: &Issuer) -> (PathBuf, String) {
 }
 
 fn get(env: &Env, out: &Path, cred: &Path) -> Command {
-    let mut c = env.cmd();
-    c.args(["get", "-m", "600", "-o"])
-        .arg(out)
-        .arg("-c")
-        .arg(cred);
+    let mut c = env.get(out, cred);
+    c.args(["-m", "600"]);
     c
 }
 
@@ -54,8 +42,7 @@ fn a_raw_jwt_with_a_clean_environment_and_closed_stdin() {
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
     let seen = env.path("seen-env");
     let stdin = env.path("seen-stdin");
-    let s = script(
-        &env,
+    let s = env.script(
         "site-token",
         &format!(
             "env > {}\ncat > {}\necho '{at}'",
@@ -105,8 +92,7 @@ fn json_with_an_access_token() {
     let iss = Issuer::start();
     let env = Env::new();
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
-    let s = script(
-        &env,
+    let s = env.script(
         "helper",
         &format!(r#"printf '{{"access_token":"{at}","expires_in":3600,"token_type":"Bearer"}}\n'"#),
     );
@@ -118,11 +104,7 @@ fn json_with_an_access_token() {
     assert!(!r.stderr.contains(&at), "{}", r.stderr);
     // Fresh now: the command is not run again.
     let marker = env.path("ran");
-    let s2 = script(
-        &env,
-        "helper",
-        &format!("touch {}; exit 1", marker.display()),
-    );
+    let s2 = env.script("helper", &format!("touch {}; exit 1", marker.display()));
     assert_eq!(s, s2);
     let r = run(&mut get(&env, &out, &cred));
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -133,12 +115,8 @@ fn json_with_an_access_token() {
 fn json_with_only_a_refresh_token_is_redeemed_at_the_issuer() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let s = script(
-        &env,
-        "helper",
-        &format!(r#"echo '{{"refresh_token":"{rt}"}}'"#),
-    );
+    let rt = iss.refresh_token("robot-basic");
+    let s = env.script("helper", &format!(r#"echo '{{"refresh_token":"{rt}"}}'"#));
     let cred = exec_cred(
         &env,
         &[s.to_str().unwrap()],
@@ -163,8 +141,7 @@ fn json_with_only_a_refresh_token_is_redeemed_at_the_issuer() {
     let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("only a refresh token"), "{}", r.stderr);
+    assert_exit(&r, 78, "only a refresh token");
     assert_eq!(read(&out), old);
 }
 
@@ -174,8 +151,7 @@ fn a_hang_is_killed_with_its_children_and_is_75() {
     let env = Env::new();
     let pidfile = env.path("child.pid");
     // A grandchild in the same process group, holding stdout open.
-    let s = script(
-        &env,
+    let s = env.script(
         "hang",
         &format!(
             "sleep 300 &\necho $! > {}\necho 'waiting for the SSO' >&2\nwait",
@@ -185,13 +161,7 @@ fn a_hang_is_killed_with_its_children_and_is_75() {
     let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({"timeout": "1s"}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("did not finish within 1 s and was killed"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 75, "did not finish within 1 s and was killed");
     assert!(r.stderr.contains("waiting for the SSO"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
     assert_eq!(read(&out), old, "old token kept");
@@ -260,7 +230,7 @@ fn garbage_and_failures_keep_the_old_token() {
         ),
     ];
     for (name, body, code, says) in cases {
-        let s = script(&env, name, &body);
+        let s = env.script(name, &body);
         let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({}));
         let (out, old) = expired_out(&env, &iss);
         let cred_before = read(&cred);
@@ -290,12 +260,7 @@ fn garbage_and_failures_keep_the_old_token() {
     let cred = exec_cred(&env, &["/nonexistent/site-token"], json!({}));
     let (out, old) = expired_out(&env, &iss);
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("cannot start the exec command"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 78, "cannot start the exec command");
     assert_eq!(read(&out), old);
     // A malformed exec credential: 65, naming the field.
     let cred = env.write_private(
@@ -303,8 +268,7 @@ fn garbage_and_failures_keep_the_old_token() {
         r#"{"version":1,"grant":"exec","command":"site-token"}"#,
     );
     let r = run(&mut get(&env, &out, &cred));
-    assert_eq!(r.code, 65, "{}", r.stderr);
-    assert!(r.stderr.contains("exec grant"), "{}", r.stderr);
+    assert_exit(&r, 65, "exec grant");
 }
 
 #[test]
@@ -312,9 +276,7 @@ fn stderr_is_shown_only_with_v_and_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
     let (rt, at) = iss.mint("robot-basic", "openid offline_access", None);
-    let s = script(
-        &env,
-        "chatty",
+    let s = env.script("chatty",
         &format!("echo 'chatty: got {rt} from the vault' >&2\necho 'chatty: token {at}' >&2\necho '{at}'"),
     );
     let cred = exec_cred(&env, &[s.to_str().unwrap()], json!({}));
@@ -325,8 +287,7 @@ fn stderr_is_shown_only_with_v_and_redacted() {
 
     let (out, _) = expired_out(&env, &iss);
     let r = run(get(&env, &out, &cred).arg("-v"));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("chatty: got [sha256:"), "{}", r.stderr);
+    assert_exit(&r, 0, "chatty: got [sha256:");
     assert!(r.stderr.contains("chatty: token [sha256:"), "{}", r.stderr);
     assert!(!r.stderr.contains(&rt), "{}", r.stderr);
     assert!(!r.stderr.contains(&at), "{}", r.stderr);
@@ -373,7 +334,7 @@ fn oidc_agent(env: &Env, iss: &Issuer) -> Agent {
         pid,
         sock: sock.clone(),
     };
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     // The refresh token goes through the environment, not argv.
     let o = output_of(
         Command::new("oidc-gen")

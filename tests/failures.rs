@@ -9,50 +9,36 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::json;
 
-/// An issuer, an expired token on disk, and a refresh-token credential.
+/// An issuer, an expired token on disk, and a credential (with a refresh token or
+/// without), as they were before the run.
 struct Setup {
-    iss: Issuer,
-    env: Env,
-    out: PathBuf,
-    cred: PathBuf,
+    robot: Robot,
     old_token: String,
     old_cred: String,
 }
 
+impl std::ops::Deref for Setup {
+    type Target = Robot;
+    fn deref(&self) -> &Robot {
+        &self.robot
+    }
+}
+
 fn setup(client: &str, with_refresh: bool) -> Setup {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let rt = with_refresh.then(|| {
-        iss.mint(client, "openid offline_access storage.read:/", None)
-            .0
-    });
-    let cred = env.credential(&iss, client, rt.as_deref());
-    let out = env.path("bt");
-    let old_token = iss.mint_expired() + "\n";
-    fs::write(&out, &old_token).unwrap();
-    iss.reset();
+    let robot = Robot::of(Issuer::start(), client, with_refresh).with_opts(&[
+        "--timeout",
+        "2s",
+        "--deadline",
+        "20s",
+    ]);
     Setup {
-        old_cred: read(&cred),
-        iss,
-        env,
-        out,
-        cred,
-        old_token,
+        old_token: robot.expire(),
+        old_cred: read(&robot.cred),
+        robot,
     }
 }
 
 impl Setup {
-    fn get(&self, extra: &[&str]) -> Output {
-        run(self
-            .env
-            .cmd()
-            .args(["get", "--timeout", "2s", "--deadline", "20s", "-o"])
-            .arg(&self.out)
-            .arg("-c")
-            .arg(&self.cred)
-            .args(extra))
-    }
-
     fn assert_intact(&self, r: &Output, code: i32) {
         assert_eq!(r.code, code, "stderr: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "one line: {:?}", r.stderr);
@@ -63,11 +49,7 @@ impl Setup {
             "old token kept byte for byte"
         );
         assert_eq!(read(&self.cred), self.old_cred, "credential unchanged");
-        let leftovers: Vec<_> = fs::read_dir(self.env.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".tmp."))
-            .collect();
+        let leftovers = temp_files(self.env.dir.path());
         assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
     }
 }
@@ -215,12 +197,8 @@ fn unreachable_issuer_is_temporary() {
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":"r"}"#,
     );
     let before = read(&cred);
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "3s", "-o", "bt", "-c"])
-        .arg(&cred));
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
+    let r = env.get("bt", &cred).args(["--deadline", "3s"]).run();
+    assert_exit(&r, 75, "connection refused");
     assert_eq!(read(&cred), before);
     assert!(!env.path("bt").exists());
 }
@@ -233,25 +211,22 @@ fn configuration_errors() {
         "wrong.json",
         &json!({"version":1,"issuer": format!("{}/nope", iss.url),"client_id":"robot-basic","client_secret":"robot-basic-secret"}).to_string(),
     );
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&wrong_path));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("no discovery document"), "{}", r.stderr);
+    let r = env.get("bt", &wrong_path).run();
+    assert_exit(&r, 78, "no discovery document");
 
     let plain = env.write_private(
         "plain.json",
         r#"{"version":1,"issuer":"http://iam.example.org/","client_id":"x"}"#,
     );
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&plain));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("only https"), "{}", r.stderr);
+    let r = env.get("bt", &plain).run();
+    assert_exit(&r, 78, "only https");
 
     let good = env.credential(&iss, "robot-basic", None);
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "bt", "--capath", "/nonexistent/certs", "-c"])
-        .arg(&good));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("--capath"), "{}", r.stderr);
+    let r = env
+        .get("bt", &good)
+        .args(["--capath", "/nonexistent/certs"])
+        .run();
+    assert_exit(&r, 78, "--capath");
     assert!(!env.path("bt").exists());
 }
 
@@ -267,9 +242,8 @@ fn malformed_credential_is_bad_data() {
         (r#"{"issuer":"https://x","client_id":"a"}"#, "version"),
     ] {
         let cred = env.write_private("cred.json", content);
-        let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
-        assert_eq!(r.code, 65, "{}", r.stderr);
-        assert!(r.stderr.contains(words), "{}", r.stderr);
+        let r = env.get("bt", &cred).run();
+        assert_exit(&r, 65, words);
         assert_eq!(read(&cred), content);
     }
 }
@@ -307,11 +281,8 @@ fn unwritable_token_location() {
     let iss = Issuer::start();
     let env = Env::new();
     let cred = env.credential(&iss, "robot-basic", None);
-    let r = run(env
-        .cmd()
-        // -m below the token's lifetime, so no "lives less than --minsecs" warning.
-        .args(["get", "-m", "600", "-o", "no/such/dir/bt", "-c"])
-        .arg(&cred));
+    // -m below the token's lifetime, so no "lives less than --minsecs" warning.
+    let r = env.get("no/such/dir/bt", &cred).args(["-m", "600"]).run();
     assert_eq!(r.code, 73, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
 }
@@ -323,7 +294,7 @@ fn huge_or_binary_token_file_is_replaced() {
     let cred = env.credential(&iss, "robot-basic", None);
     let out = env.path("bt");
     fs::write(&out, vec![0xffu8; 2 * 1024 * 1024]).unwrap();
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(lifetime(&read(&out)) > 3000);
 }
@@ -381,7 +352,7 @@ fn no_secret_appears_anywhere_at_maximum_verbosity() {
         outputs.push(format!("{}{}", r.stdout, r.stderr));
         let r = run(s.env.cmd().args(["inspect", "-vvv"]).arg(&s.out));
         outputs.push(format!("{}{}", r.stdout, r.stderr));
-        let new_cred: serde_json::Value = serde_json::from_str(&read(&s.cred)).unwrap();
+        let new_cred = read_json(&s.cred);
         let mut secrets = vec![
             old_rt.clone(),
             new_cred["refresh_token"].as_str().unwrap().to_string(),

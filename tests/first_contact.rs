@@ -3,29 +3,12 @@
 
 mod common;
 
-use std::fs;
-
 use common::*;
 use serde_json::json;
 
-const SCOPE: &str = "openid offline_access storage.read:/";
-
-/// Every file name in the test directory.
-fn names(env: &Env) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
 #[test]
 fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     for (arg, words) in [
@@ -39,7 +22,7 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
         ),
         ("bt:mode=0600,gruop=x", "did you mean group?"),
     ] {
-        let r = run(env.cmd().args(["get", "-o", arg, "-c"]).arg(&cred));
+        let r = env.get(arg, &cred).run();
         assert_eq!(r.code, 64, "{arg}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(r.stderr.contains(words), "{arg}: {}", r.stderr);
@@ -48,9 +31,9 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
     assert_eq!(iss.requests("token"), 0);
     assert_eq!(read(&cred), before);
     assert!(
-        !names(&env).iter().any(|n| n.starts_with("bt")),
+        !env.names().iter().any(|n| n.starts_with("bt")),
         "{:?}",
-        names(&env)
+        env.names()
     );
     // A path that really has such a name is written with a trailing ':'; other colons
     // stay in the path.
@@ -72,10 +55,7 @@ fn a_misspelt_output_option_is_a_usage_error_not_a_file() {
 
 #[test]
 fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let c = env.write_private(
         "config.toml",
         &format!(
@@ -84,7 +64,7 @@ fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
         ),
     );
     iss.reset();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     // A configuration file's mistake is a configuration error (78) with file and line.
     assert_eq!(r.code, 78, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
@@ -94,14 +74,14 @@ fn a_misspelt_key_in_a_profile_token_file_table_names_the_key() {
         r.stderr
     );
     assert_eq!(iss.requests("token"), 0);
-    assert!(!names(&env).iter().any(|n| n.contains("onwer")));
+    assert!(!env.names().iter().any(|n| n.contains("onwer")));
 }
 
 #[test]
 fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     for (typo, meant) in [
         ("refresh_tokn", "refresh_token"),
         ("client_secert", "client_secret"),
@@ -116,7 +96,7 @@ fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
         let cred = env.write_private("cred.json", &v.to_string());
         let before = read(&cred);
         iss.reset();
-        let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+        let r = env.get("bt", &cred).run();
         assert_eq!(r.code, 78, "{typo}: {}", r.stderr);
         assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
         assert!(
@@ -132,7 +112,7 @@ fn a_credential_field_near_a_known_one_is_an_error_naming_it() {
     }
     // Fields far from every known one are kept through a rotation.
     let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
+    let r = env.get("bt", &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(read(&cred).contains("x-unknown-field"));
 }
@@ -157,66 +137,39 @@ fn clap_keeps_its_similar_argument_tip_on_the_one_line() {
 
 #[test]
 fn errors_say_what_to_do_next() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     iss.reset();
 
     // A missing directory for the token file: named, with the fix, before any request.
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "no/such/dir/bt", "-c"])
-        .arg(&cred));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "the directory no/such/dir does not exist: create it (mkdir -p -m 700 no/such/dir)"
-        ),
-        "{}",
-        r.stderr
+    let r = env.get("no/such/dir/bt", &cred).run();
+    assert_exit(
+        &r,
+        73,
+        "the directory no/such/dir does not exist: create it (mkdir -p -m 700 no/such/dir)",
     );
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
 
     // A missing credential file: how to make one.
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c", "robot.json"]));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(
-            "create it with `robot-token init --issuer URL --client-id ID -c robot.json`"
-        ),
-        "{}",
-        r.stderr
+    let r = env.get("bt", "robot.json").run();
+    assert_exit(
+        &r,
+        78,
+        "create it with `robot-token init --issuer URL --client-id ID -c robot.json`",
     );
 
     // A missing client secret file.
-    let r = run(env.cmd().args([
-        "get",
-        "-o",
-        "bt",
-        "--issuer",
-        &iss.url,
-        "--client-id",
-        "robot-basic",
-        "--client-secret-file",
-        "robot.secret",
-    ]));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("put the client secret there"),
-        "{}",
-        r.stderr
-    );
+    let r = env
+        .get_client(&iss, "robot-basic", "bt")
+        .args(["--client-secret-file", "robot.secret"])
+        .run();
+    assert_exit(&r, 78, "put the client secret there");
 
     // Nothing listens at the issuer's port: check the URL and port, or a proxy.
     let down = env.write_private(
         "down.json",
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x","refresh_token":"r"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "3s", "-o", "bt", "-c"])
-        .arg(&down));
+    let r = env.get("bt", &down).args(["--deadline", "3s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert!(
         r.stderr
@@ -231,10 +184,7 @@ fn errors_say_what_to_do_next() {
         "nx.json",
         r#"{"version":1,"token_endpoint":"https://robot-token-test.invalid/token","client_id":"x","refresh_token":"r"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--deadline", "5s", "-o", "bt", "-c"])
-        .arg(&nxdomain));
+    let r = env.get("bt", &nxdomain).args(["--deadline", "5s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     // (A host without a reachable resolver times out instead.)
     assert!(
@@ -248,8 +198,7 @@ fn errors_say_what_to_do_next() {
 
     // inspect: a missing file is 78 (documented), with where to look.
     let r = run(env.cmd().args(["inspect", "nothere"]));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("check the name"), "{}", r.stderr);
+    assert_exit(&r, 78, "check the name");
     let r = run(env
         .cmd()
         .arg("inspect")
@@ -269,10 +218,7 @@ fn client_credentials_are_tried_at_most_4_times_as_the_readme_says() {
     let env = Env::new();
     let cred = env.credential(&iss, "robot-basic", None);
     iss.fault(json!({"kind": "status", "status": 503, "times": 10}));
-    let r = run(env
-        .cmd()
-        .args(["get", "-v", "--deadline", "30s", "-o", "bt", "-c"])
-        .arg(&cred));
+    let r = env.get("bt", &cred).args(["-v", "--deadline", "30s"]).run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 4, "{}", r.stderr);
     assert_eq!(r.stderr.matches("retrying").count(), 3, "{}", r.stderr);

@@ -6,11 +6,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
-use serde_json::{json, Value};
-
-fn cred_json(p: &std::path::Path) -> Value {
-    serde_json::from_str(&read(p)).unwrap()
-}
+use serde_json::json;
 
 #[test]
 fn fresh_token_is_a_no_op_without_network_or_credential() {
@@ -22,23 +18,18 @@ fn fresh_token_is_a_no_op_without_network_or_credential() {
     // A credential that would fail if read proves the fresh path never reads it.
     let cred = env.write_private("cred.json", "{ not json");
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-m", "60"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "silent on success");
     assert_eq!(r.stdout, "");
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
     assert_eq!(read(&out), format!("{at}\n"));
     // The same with the token file found by WLCG discovery, the crontab's usual form.
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-c"])
-        .arg(&cred)
-        .env("BEARER_TOKEN_FILE", &out));
+    let r = env
+        .get_discovered(&cred)
+        .args(["-m", "60"])
+        .env("BEARER_TOKEN_FILE", &out)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "");
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
@@ -46,35 +37,27 @@ fn fresh_token_is_a_no_op_without_network_or_credential() {
 
 #[test]
 fn renews_an_expired_token_and_persists_the_rotated_refresh_token() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let out = env.path("bt");
-    fs::write(&out, iss.mint_expired() + "\n").unwrap();
-    iss.reset();
+    let s = Robot::start();
+    s.expire();
 
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = s.get(&["-m", "60"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(iss.requests("token"), 1);
-    let tok = read(&out);
+    assert_eq!(s.iss.requests("token"), 1);
+    let tok = read(&s.out);
     assert!(tok.ends_with('\n') && !tok.ends_with("\r\n") && tok.matches('\n').count() == 1);
     assert!(lifetime(&tok) > 60);
-    assert_eq!(fs::metadata(&out).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&s.out).unwrap().mode() & 0o777, 0o600);
 
     // Rotation: a new refresh token on disk, unknown fields kept, mode still 0600.
-    let c = cred_json(&cred);
+    let c = read_json(&s.cred);
     let new_rt = c["refresh_token"].as_str().unwrap();
-    assert_ne!(new_rt, rt);
+    assert_ne!(new_rt, s.rt);
     assert_eq!(c["x-unknown-field"], json!({"kept": true}));
-    assert_eq!(fs::metadata(&cred).unwrap().mode() & 0o777, 0o600);
+    assert_eq!(fs::metadata(&s.cred).unwrap().mode() & 0o777, 0o600);
     // The old refresh token is dead at the issuer.
-    let (status, body) = iss.refresh_status("robot-basic", "robot-basic-secret", &rt);
+    let (status, body) = s
+        .iss
+        .refresh_status("robot-basic", "robot-basic-secret", &s.rt);
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"], "invalid_grant");
 }
@@ -83,18 +66,12 @@ fn renews_an_expired_token_and_persists_the_rotated_refresh_token() {
 fn rotated_token_keeps_working_across_runs() {
     let iss = Issuer::start_with(&["--access-ttl", "5"]);
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-post", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-post", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-post");
     let out = env.path("bt");
     let mut seen = Vec::new();
     for i in 0..3 {
         // Lifetime 5 s and minsecs 60: every run must renew.
-        let r = run(env
-            .cmd()
-            .args(["get", "-m", "60", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred));
+        let r = env.get(&out, &cred).args(["-m", "60"]).run();
         assert_eq!(r.code, 0, "{}", r.stderr);
         // Said once, with what to set: cron mails it once, not every 15 minutes.
         if i == 0 {
@@ -110,7 +87,7 @@ fn rotated_token_keeps_working_across_runs() {
             assert_eq!(r.stderr, "", "run {i} is quiet");
         }
         seen.push(
-            cred_json(&cred)["refresh_token"]
+            read_json(&cred)["refresh_token"]
                 .as_str()
                 .unwrap()
                 .to_string(),
@@ -124,13 +101,8 @@ fn rotated_token_keeps_working_across_runs() {
 fn missing_token_file_is_created() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "new-token"])
-        .arg("-c")
-        .arg(&cred));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let r = env.get("new-token", &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(lifetime(&read(&env.path("new-token"))) > 3000);
 }
@@ -141,17 +113,9 @@ fn client_credentials_from_options_with_audience_and_scope() {
     let env = Env::new();
     let secret = env.write_private("secret", "robot-post-secret\n");
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "--issuer",
-            &iss.url,
-            "--client-id",
-            "robot-post",
-            "--client-auth",
-            "post",
-        ])
+    let r = env
+        .get_client(&iss, "robot-post", &out)
+        .args(["--client-auth", "post"])
         .arg("--client-secret-file")
         .arg(&secret)
         .args([
@@ -161,8 +125,7 @@ fn client_credentials_from_options_with_audience_and_scope() {
             "storage.modify:/data/out",
         ])
         .args(["--audience", "https://storage.example.org"])
-        .arg("-o")
-        .arg(&out));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let jwt = robot_token::token::decode(robot_token::token::trim(&read(&out))).unwrap();
     assert_eq!(jwt.audiences(), vec!["https://storage.example.org"]);
@@ -174,7 +137,7 @@ fn client_credentials_from_options_with_audience_and_scope() {
     ] {
         assert!(scopes.contains(&s.to_string()), "{s} in {scopes:?}");
     }
-    assert_eq!(iss.get("/__test/stats")["grants"]["client_credentials"], 1);
+    assert_eq!(iss.grants("client_credentials"), 1);
 }
 
 #[test]
@@ -202,12 +165,10 @@ fn narrowed_scope_warns_but_installs() {
     let env = Env::new();
     let cred = env.credential(&iss, "robot-basic", None);
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "--scope", "storage.read:/ forbidden.scope", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env
+        .get(&out, &cred)
+        .args(["--scope", "storage.read:/ forbidden.scope"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains("narrowed") && r.stderr.contains("forbidden.scope"),
@@ -228,11 +189,10 @@ fn default_location_follows_wlcg_discovery() {
     let runtime = env.path("run");
     fs::create_dir(&runtime).unwrap();
     fs::set_permissions(&runtime, fs::Permissions::from_mode(0o700)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(&cred)
-        .env("XDG_RUNTIME_DIR", &runtime));
+    let r = env
+        .get_discovered(&cred)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let uid = robot_token::store::euid();
     let default = runtime.join(format!("bt_u{uid}"));
@@ -241,12 +201,11 @@ fn default_location_follows_wlcg_discovery() {
     // BEARER_TOKEN_FILE wins over XDG_RUNTIME_DIR: a new token there, none written
     // to the default file.
     let before = read(&default);
-    let r = run(env
-        .cmd()
-        .args(["get", "-c"])
-        .arg(&cred)
+    let r = env
+        .get_discovered(&cred)
         .env("XDG_RUNTIME_DIR", &runtime)
-        .env("BEARER_TOKEN_FILE", env.path("explicit")));
+        .env("BEARER_TOKEN_FILE", env.path("explicit"))
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let second = assert_issued_token(&env.path("explicit"), &iss, "robot-basic");
     assert_ne!(first.str_claim("jti"), second.str_claim("jti"));
@@ -258,30 +217,19 @@ fn default_location_follows_wlcg_discovery() {
 fn two_concurrent_runs_send_exactly_one_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     iss.reset();
     // Slow the issuer so that the second run starts while the first is in flight.
     iss.fault(json!({"kind": "slow", "delay_ms": 700}));
     // -m below the issuer's 1 h lifetime: the second run's re-check under the lock
     // must find the first run's token fresh even when a second ticks in between.
-    let spawn = || {
-        env.cmd()
-            .args(["get", "-m", "600", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || env.get(&out, &cred).args(["-m", "600"]).start();
     let a = spawn();
     wait_ms(150);
     let b = spawn();
-    let (a, b) = (wait_output(a, CHILD_TIMEOUT), wait_output(b, CHILD_TIMEOUT));
-    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
-    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    wait_success(a);
+    wait_success(b);
     assert_eq!(iss.requests("token"), 1);
     assert!(lifetime(&read(&out)) > 3000);
 }
@@ -297,14 +245,8 @@ fn refuses_a_symlink_at_the_token_path() {
         "cred.json",
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(&link)
-        .arg("-c")
-        .arg(&cred));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    let r = env.get(&link, &cred).run();
+    assert_exit(&r, 73, "symbolic link");
     assert_eq!(r.stderr.lines().count(), 1);
     assert_eq!(read(&victim), "precious");
     assert!(fs::symlink_metadata(&link)
@@ -328,12 +270,7 @@ fn refuses_a_token_file_owned_by_another_user() {
         "cred.json",
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x"}"#,
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(&planted)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&planted, &cred).run();
     assert_eq!(r.code, 73, "{}", r.stderr);
     assert!(
         r.stderr.contains("owned by nobody") && r.stderr.contains("BEARER_TOKEN_FILE"),
@@ -352,35 +289,24 @@ fn unsafe_credential_permissions_need_a_person() {
         r#"{"version":1,"issuer":"http://127.0.0.1:9","client_id":"x"}"#,
     );
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o644)).unwrap();
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr.contains(&format!("chmod 600 {}", cred.display())),
-        "{}",
-        r.stderr
-    );
+    let r = env.get("bt", &cred).run();
+    assert_exit(&r, 77, &format!("chmod 600 {}", cred.display()));
 }
 
 #[test]
 fn secrets_never_appear_at_maximum_verbosity() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "-vvv", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).arg("-vvv").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains("requesting a token"),
         "-vv logs: {}",
         r.stderr
     );
-    let new_rt = cred_json(&cred)["refresh_token"]
+    let new_rt = read_json(&cred)["refresh_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -410,8 +336,7 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
     use std::io::Read;
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     let old_token = iss.mint_expired() + "\n";
     fs::write(&out, &old_token).unwrap();
@@ -424,15 +349,10 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
         fs::metadata(&cred).unwrap().ino(),
     );
 
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "60", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-m", "60"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_issued_token(&out, &iss, "robot-basic");
-    assert_ne!(cred_json(&cred)["refresh_token"], rt.as_str());
+    assert_ne!(read_json(&cred)["refresh_token"], rt.as_str());
 
     let mut seen = String::new();
     token_reader.read_to_string(&mut seen).unwrap();
@@ -453,11 +373,7 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
         cred_ino,
         "credential inode"
     );
-    let temps: Vec<_> = fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.contains(".tmp."))
-        .collect();
+    let temps = temp_files(env.dir.path());
     assert!(temps.is_empty(), "{temps:?}");
 }
 
@@ -468,22 +384,16 @@ fn token_file_and_credential_are_replaced_by_rename_never_in_place() {
 fn a_held_token_file_or_credential_lock_blocks_the_renewal() {
     use robot_token::store;
     use std::time::{Duration, Instant};
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let old_cred = read(&cred);
     let out = env.path("bt");
     let old_token = iss.mint_expired() + "\n";
     fs::write(&out, &old_token).unwrap();
     iss.reset();
     let get = |file: &std::path::Path| {
-        run(env
-            .cmd()
-            .args(["get", "--deadline", "1s", "-m", "60", "-o"])
-            .arg(file)
-            .arg("-c")
-            .arg(&cred))
+        env.get(file, &cred)
+            .args(["--deadline", "1s", "-m", "60"])
+            .run()
     };
     for (held, file) in [(&out, &out), (&cred, &env.path("bt2"))] {
         let lock = store::lock(
@@ -518,8 +428,7 @@ fn a_held_token_file_or_credential_lock_blocks_the_renewal() {
 fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     let v = iss.post(
         "/__test/mint",
@@ -528,14 +437,7 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
     let half_hour = format!("{}\n", v["access_token"].as_str().unwrap());
     fs::write(&out, &half_hour).unwrap();
     iss.reset();
-    let get = |m: &str| {
-        run(env
-            .cmd()
-            .args(["get", "-m", m, "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred))
-    };
+    let get = |m: &str| env.get(&out, &cred).args(["-m", m]).run();
     for fresh_enough in ["60", "20m", "1700"] {
         let r = get(fresh_enough);
         assert_eq!(r.code, 0, "{}", r.stderr);
@@ -543,12 +445,7 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
         assert_eq!(read(&out), half_hour);
     }
     // -v says how long it is still valid: about half an hour.
-    let r = run(env
-        .cmd()
-        .args(["get", "-v", "-m", "60", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.get(&out, &cred).args(["-v", "-m", "60"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr.contains("is valid for 29m") || r.stderr.contains("is valid for 30m 0s"),
@@ -562,13 +459,7 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
     assert_issued_token(&out, &iss, "robot-basic");
     // And through the environment.
     let renewed = read(&out);
-    let r = run(env
-        .cmd()
-        .args(["get", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred)
-        .env("ROBOT_TOKEN_MINSECS", "2h"));
+    let r = env.get(&out, &cred).env("ROBOT_TOKEN_MINSECS", "2h").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 2, "ROBOT_TOKEN_MINSECS=2h: due");
     assert_ne!(read(&out), renewed);
@@ -581,14 +472,7 @@ fn minsecs_decides_between_the_fresh_path_and_a_renewal() {
 fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
     use robot_token::store::{self, WriteMode};
     let env = Env::new();
-    let files = || {
-        let mut v: Vec<String> = fs::read_dir(env.dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
+    let files = || env.names();
     let target = env.path("bt");
     fs::write(&target, "old\n").unwrap();
     // Abandoned (the issuer failed, the run stopped): the temp file goes.
@@ -628,17 +512,13 @@ fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
 /// file system), before anything is sent; it is not mistaken for a name collision.
 #[test]
 fn a_temp_file_that_cannot_be_created_is_a_clear_error_and_nothing_is_sent() {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let Robot { iss, env, cred, .. } = Robot::start();
     let before = read(&cred);
     iss.reset();
     // 240 bytes: the lock's ".NAME.lock" fits in 255, the temp's ".NAME.tmp.<16 hex>" not.
     let out = env.path(&"b".repeat(240));
-    let r = run(env.cmd().args(["get", "-c"]).arg(&cred).arg("-o").arg(&out));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("File name too long"), "{}", r.stderr);
+    let r = env.get(&out, &cred).run();
+    assert_exit(&r, 73, "File name too long");
     assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0);
     assert_eq!(read(&cred), before);
@@ -650,23 +530,14 @@ fn a_temp_file_that_cannot_be_created_is_a_clear_error_and_nothing_is_sent() {
 fn robot_token_lock_dir_holds_the_locks_when_set() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let locks = env.path("locks");
     let get = |dir: &std::path::Path, out: &str| {
-        run(env
-            .cmd()
-            .args(["get", "-c"])
-            .arg(&cred)
-            .args(["-o", out])
-            .env("ROBOT_TOKEN_LOCK_DIR", dir))
+        env.get(out, &cred).env("ROBOT_TOKEN_LOCK_DIR", dir).run()
     };
     let r = get(&locks, "bt");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let names: Vec<String> = fs::read_dir(&locks)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = names(&locks);
     assert!(names.iter().any(|n| n.ends_with("-bt.lock")), "{names:?}");
     assert!(!env.path(".bt.lock").exists());
     assert_eq!(fs::metadata(&locks).unwrap().mode() & 0o777, 0o700);
@@ -683,8 +554,7 @@ fn fractional_exp_is_fresh_and_an_absurd_exp_is_replaced() {
     use base64::Engine;
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let jwt = |exp: &str| {
@@ -694,14 +564,7 @@ fn fractional_exp_is_fresh_and_an_absurd_exp_is_replaced() {
             b64.encode(format!(r#"{{"sub":"x","exp":{exp}}}"#))
         )
     };
-    let get = || {
-        run(env
-            .cmd()
-            .args(["get", "-m", "60", "-c"])
-            .arg(&cred)
-            .arg("-o")
-            .arg(&out))
-    };
+    let get = || env.get(&out, &cred).args(["-m", "60"]).run();
     iss.reset();
     let fractional = jwt(&format!("{}.5", robot_token::token::now() + 3000));
     fs::write(&out, &fractional).unwrap();
@@ -730,15 +593,14 @@ fn only_a_credential_about_to_rotate_must_prove_its_rewrite() {
     let cc = env.credential(&iss, "robot-basic", None);
     let long = env.path(&name);
     fs::rename(&cc, &long).unwrap();
-    let get = |out: &str| run(env.cmd().args(["get", "-c"]).arg(&long).args(["-o", out]));
+    let get = |out: &str| env.get(out, &long).run();
     iss.reset();
     let r = get("bt1");
     assert_eq!(r.code, 0, "client_credentials: {}", r.stderr);
-    assert_eq!(iss.get("/__test/stats")["grants"]["client_credentials"], 1);
+    assert_eq!(iss.grants("client_credentials"), 1);
     assert_issued_token(&env.path("bt1"), &iss, "robot-basic");
 
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let rotating = env.credential(&iss, "robot-basic", Some(&rt));
+    let (rotating, _) = env.minted_credential(&iss, "robot-basic");
     fs::rename(&rotating, &long).unwrap();
     let before = read(&long);
     iss.reset();
@@ -760,18 +622,12 @@ fn only_a_credential_about_to_rotate_must_prove_its_rewrite() {
 fn a_credential_is_not_rewritten_when_the_issuer_does_not_rotate() {
     let iss = Issuer::start_with(&["--no-rotate"]);
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let before = (read(&cred), fs::metadata(&cred).unwrap().ino());
     let out = env.path("bt");
     for _ in 0..2 {
         fs::write(&out, iss.mint_expired() + "\n").unwrap();
-        let r = run(env
-            .cmd()
-            .args(["get", "-v", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred));
+        let r = env.get(&out, &cred).arg("-v").run();
         assert_eq!(r.code, 0, "{}", r.stderr);
         assert!(!r.stderr.contains("saved it to"), "{}", r.stderr);
         assert_issued_token(&out, &iss, "robot-basic");
@@ -795,9 +651,8 @@ fn a_symlink_at_the_lock_is_refused_by_name() {
     let victim = env.path("victim");
     fs::write(&victim, "precious").unwrap();
     std::os::unix::fs::symlink(&victim, env.path(".bt.lock")).unwrap();
-    let r = run(env.cmd().args(["get", "-o", "bt", "-c"]).arg(&cred));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("is a symbolic link"), "{}", r.stderr);
+    let r = env.get("bt", &cred).run();
+    assert_exit(&r, 73, "is a symbolic link");
     assert_eq!(read(&victim), "precious");
 }
 
@@ -811,11 +666,7 @@ fn signed(iss: &Issuer, iat: Option<i64>, exp: i64) -> String {
     if let Some(i) = iat {
         claims["iat"] = json!(now + i);
     }
-    let v = iss.post(
-        "/__test/sign",
-        json!({"key": "provider", "claims": claims, "raw": true}),
-    );
-    v["jwt"].as_str().unwrap().to_string()
+    iss.sign_raw(claims)
 }
 
 #[test]
@@ -823,8 +674,7 @@ fn default_margin_follows_the_token_lifetime_and_an_explicit_one_is_exact() {
     // Renewals install 3-hour tokens, longer than every -m below: no warning.
     let iss = Issuer::start_with(&["--access-ttl", "10800"]);
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
     let out = env.path("bt");
     // (iat, exp) from now, the options, and whether the run must renew.
     let cases: [(Option<i64>, i64, &[&str], bool); 12] = [
@@ -852,8 +702,7 @@ fn default_margin_follows_the_token_lifetime_and_an_explicit_one_is_exact() {
     for (iat, exp, opts, renews) in cases {
         fs::write(&out, signed(&iss, iat, exp) + "\n").unwrap();
         iss.reset();
-        let mut cmd = env.cmd();
-        cmd.args(["get", "-o"]).arg(&out).arg("-c").arg(&cred);
+        let mut cmd = env.get(&out, &cred);
         for o in opts {
             match o.strip_prefix("env:") {
                 Some(v) => {
@@ -878,10 +727,7 @@ fn the_margin_is_explained_with_v() {
     let env = Env::new();
     let out = env.path("bt");
     fs::write(&out, signed(&iss, Some(-60), 3540) + "\n").unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-v", "-c", "unused.json", "-o"])
-        .arg(&out));
+    let r = env.get(&out, "unused.json").arg("-v").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
         r.stderr

@@ -39,9 +39,7 @@ impl World {
             .unwrap();
         fs::set_permissions(base.path(), fs::Permissions::from_mode(0o755)).unwrap();
         // A copy of the binary the victim can surely execute.
-        let bin = base.path().join("robot-token");
-        fs::copy(assert_cmd::cargo::cargo_bin!("robot-token"), &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = binary_copy(base.path());
         let shared = base.path().join("tmp");
         fs::create_dir(&shared).unwrap();
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
@@ -95,6 +93,25 @@ impl World {
         )
     }
 
+    /// A world, an issuer, and the victim's client_credentials credential for it.
+    fn with_credential() -> (World, Issuer, PathBuf) {
+        let w = World::new();
+        let iss = Issuer::start();
+        let cred = w.credential(&iss);
+        (w, iss, cred)
+    }
+
+    /// Refused (77, one line) as a file the attacker owns.
+    fn refused_as_the_attackers(&self, r: &Output) {
+        assert_one_line(r, 77);
+        assert!(
+            r.stderr
+                .contains(&format!("owned by {}", self.attacker_name())),
+            "{}",
+            r.stderr
+        );
+    }
+
     /// The binary as the victim, with the victim's HOME and nothing else set.
     fn as_victim(&self) -> Command {
         let mut c = Command::new(&self.bin);
@@ -109,31 +126,22 @@ impl World {
 
     /// Run as the victim, with the victim's HOME.
     fn get(&self, cred: &Path, extra: &[&str]) -> Output {
-        let mut c = self.as_victim();
-        c.args(["get", "--deadline", "10s", "-o"])
-            .arg(self.token_path())
-            .arg("-c")
-            .arg(cred)
-            .args(extra);
-        run(&mut c)
+        self.as_victim()
+            .args(line("get", self.token_path(), cred))
+            .args(["--deadline", "10s"])
+            .args(extra)
+            .run()
     }
-}
-
-fn one_line(r: &Output, code: i32) {
-    assert_eq!(r.code, code, "{}", r.stderr);
-    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
 
 #[test]
 #[ignore = "needs root"]
 fn planted_symlink_is_refused_and_the_target_untouched() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, iss, cred) = World::with_credential();
     let precious = w.victim_file("precious", "do not clobber", 0o600);
     symlink(&precious, w.token_path()).unwrap();
     let r = w.get(&cred, &[]);
-    one_line(&r, 73);
+    assert_one_line(&r, 73);
     assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
     assert_eq!(read(&precious), "do not clobber");
     assert_eq!(iss.requests("token"), 0, "refused before any request");
@@ -142,12 +150,10 @@ fn planted_symlink_is_refused_and_the_target_untouched() {
 #[test]
 #[ignore = "needs root"]
 fn token_file_precreated_by_another_user_is_refused() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     w.plant(&w.token_path(), "attacker's token", 0o644);
     let r = w.get(&cred, &[]);
-    one_line(&r, 73);
+    assert_one_line(&r, 73);
     assert!(
         r.stderr
             .contains(&format!("owned by {}", w.attacker_name()))
@@ -162,9 +168,7 @@ fn token_file_precreated_by_another_user_is_refused() {
 #[test]
 #[ignore = "needs root"]
 fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     let name = format!("bt_u{}", w.victim.0);
     // A lock beside the token would be the attacker's to hold: it is not used.
     let lock = w.shared.join(format!(".{name}.lock"));
@@ -204,25 +208,17 @@ fn precreated_lock_and_temp_names_do_not_block_or_redirect() {
 #[test]
 #[ignore = "needs root"]
 fn unsafe_or_foreign_credential_files_are_refused() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, iss, cred) = World::with_credential();
     for mode in [0o640, 0o604, 0o644] {
         fs::set_permissions(&cred, fs::Permissions::from_mode(mode)).unwrap();
         let r = w.get(&cred, &[]);
-        one_line(&r, 77);
+        assert_one_line(&r, 77);
         assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
     }
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o644)).unwrap();
     chown(&cred, Some(w.attacker.0), Some(w.attacker.1)).unwrap();
     let r = w.get(&cred, &[]);
-    one_line(&r, 77);
-    assert!(
-        r.stderr
-            .contains(&format!("owned by {}", w.attacker_name())),
-        "{}",
-        r.stderr
-    );
+    w.refused_as_the_attackers(&r);
     // The credential's fix, not the token file's.
     assert!(!r.stderr.contains("BEARER_TOKEN_FILE"), "{}", r.stderr);
     assert!(
@@ -238,9 +234,7 @@ fn unsafe_or_foreign_credential_files_are_refused() {
 #[test]
 #[ignore = "needs root"]
 fn huge_and_garbage_token_files_are_replaced_with_bounded_reads() {
-    let w = World::new();
-    let iss = Issuer::start();
-    let cred = w.credential(&iss);
+    let (w, _iss, cred) = World::with_credential();
     // 1 GB, sparse: a read that is not capped would show in time and memory.
     let f = fs::File::create(w.token_path()).unwrap();
     f.set_len(1 << 30).unwrap();
@@ -269,7 +263,7 @@ fn wrong_json_types_are_bad_data() {
     ] {
         let cred = w.victim_file("cred.json", content, 0o600);
         let r = w.get(&cred, &[]);
-        one_line(&r, 65);
+        assert_one_line(&r, 65);
         assert_eq!(read(&cred), content);
     }
 }
@@ -284,7 +278,7 @@ fn plain_http_to_a_remote_issuer_is_refused() {
         0o600,
     );
     let r = w.get(&cred, &[]);
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(r.stderr.contains("only https"), "{}", r.stderr);
 }
 
@@ -323,7 +317,7 @@ fn discovery_pointing_to_another_host_over_http_is_refused() {
     );
     let r = w.get(&cred, &[]);
     h.join().unwrap();
-    one_line(&r, 78);
+    assert_one_line(&r, 78);
     assert!(
         r.stderr.contains("attacker.example.org") && r.stderr.contains("only https"),
         "{}",
@@ -352,19 +346,14 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
     // Discovery finds $XDG_RUNTIME_DIR/bt_u<uid>; here that directory is shared.
     w.plant(&w.token_path(), &at, 0o644);
-    let r = run_within(
+    let inspect = || {
         w.as_victim()
             .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
-    one_line(&r, 77);
-    assert!(
-        r.stderr
-            .contains(&format!("owned by {}", w.attacker_name())),
-        "{}",
-        r.stderr
-    );
+            .env("XDG_RUNTIME_DIR", &w.shared)
+            .run_within(10)
+    };
+    let r = inspect();
+    w.refused_as_the_attackers(&r);
     assert_eq!(
         r.stdout, "",
         "the planted token is not shown as the victim's"
@@ -373,24 +362,14 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
     fs::remove_file(w.token_path()).unwrap();
     let readable = w.victim_file("tok", &at, 0o644);
     symlink(&readable, w.token_path()).unwrap();
-    let r = run_within(
-        w.as_victim()
-            .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
-    one_line(&r, 77);
+    let r = inspect();
+    assert_one_line(&r, 77);
     assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
     // A FIFO the attacker planted does not hang it.
     fs::remove_file(w.token_path()).unwrap();
     mkfifo(&w.token_path());
     chown(w.token_path(), Some(w.attacker.0), Some(w.attacker.1)).unwrap();
-    let r = run_within(
-        w.as_victim()
-            .arg("inspect")
-            .env("XDG_RUNTIME_DIR", &w.shared),
-        10,
-    );
+    let r = inspect();
     assert_ne!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stdout, "");
 }
@@ -400,7 +379,7 @@ fn inspect_refuses_another_users_token_at_the_default_location() {
 fn files_in_an_open_directory_without_sticky_bit_get_a_warning() {
     let w = World::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     // Writable by every user, and no sticky bit: anyone may delete or swap names.
     let open = w.shared.parent().unwrap().join("open");
     fs::create_dir(&open).unwrap();
@@ -415,14 +394,7 @@ fn files_in_an_open_directory_without_sticky_bit_get_a_warning() {
     );
     chown(&cred, Some(w.victim.0), Some(w.victim.1)).unwrap();
     let token = open.join("bt");
-    let get = || {
-        run(w
-            .as_victim()
-            .args(["get", "-o"])
-            .arg(&token)
-            .arg("-c")
-            .arg(&cred))
-    };
+    let get = || w.as_victim().args(line("get", &token, &cred)).run();
     let r = get();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warned = |r: &Output, file: &Path| {

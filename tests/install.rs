@@ -119,48 +119,34 @@ fn every_example_finds_the_binary_the_same_way() {
     }
 }
 
-/// A system user with a home directory, removed on drop.
+/// A user cron can run the crontab line as, with a home directory holding
+/// ~/.config/robot-token; removed on drop, with its token file.
 struct User {
-    name: String,
-    uid: u32,
-    gid: u32,
+    user: TestUser,
     home: PathBuf,
+}
+
+impl std::ops::Deref for User {
+    type Target = TestUser;
+    fn deref(&self) -> &TestUser {
+        &self.user
+    }
 }
 
 impl User {
     fn create(home: &Path) -> User {
-        let name = format!("rtcron{}", std::process::id() % 100000);
-        let st = Command::new("useradd")
-            .args([
-                "--system",
-                "--shell",
-                "/bin/sh",
-                "--user-group",
-                "--home-dir",
-            ])
-            .arg(home)
-            .arg(&name)
-            .status()
-            .expect("useradd (Debian package passwd)");
-        assert!(st.success(), "useradd {name}");
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, &name]).output().unwrap();
-            String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
+        let user = TestUser::with_home("cron", home);
         std::fs::create_dir_all(home.join(".config/robot-token")).unwrap();
         for d in [
             home.to_path_buf(),
             home.join(".config"),
             home.join(".config/robot-token"),
         ] {
-            chown(&d, Some(uid), Some(gid)).unwrap();
+            chown(&d, Some(user.uid), Some(user.gid)).unwrap();
             std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
         }
         User {
-            name,
-            uid,
-            gid,
+            user,
             home: home.to_path_buf(),
         }
     }
@@ -179,8 +165,8 @@ impl User {
 
 impl Drop for User {
     fn drop(&mut self) {
+        // Before the user goes (the field's own drop).
         let _ = std::fs::remove_file(self.token_file());
-        let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
 
@@ -200,17 +186,13 @@ fn the_readme_crontab_line_for_a_new_user_with_one_hour_tokens() {
     let bin = top.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::copy(
-        assert_cmd::cargo::cargo_bin!("robot-token"),
-        bin.join("robot-token"),
-    )
-    .unwrap();
+    binary_copy(&bin);
     let user = User::create(&top.path().join("home"));
     let _ = std::fs::remove_file(user.token_file());
 
     // INDIGO IAM's default: 1-hour access tokens.
     let iss = Issuer::start_with(&["--access-ttl", "3600"]);
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = iss.refresh_token("robot-basic");
     let cred = user.home.join(".config/robot-token/robot.json");
     user.write(
         &cred,
@@ -275,15 +257,9 @@ fn the_readme_crontab_line_for_a_new_user_with_one_hour_tokens() {
     // 29 minutes later (a token of that age): still a no-op; 31 minutes: renewed, once.
     let now = robot_token::token::now();
     let aged = |age: i64| {
-        let v = iss.post(
-            "/__test/sign",
-            json!({"key": "provider", "raw": true, "claims": {"iss": iss.url,
-                   "sub": "robot-user", "iat": now - age, "exp": now - age + 3600}}),
-        );
-        user.write(
-            &user.token_file(),
-            &format!("{}\n", v["jwt"].as_str().unwrap()),
-        );
+        let jwt = iss.sign_raw(json!({"iss": iss.url, "sub": "robot-user",
+                                      "iat": now - age, "exp": now - age + 3600}));
+        user.write(&user.token_file(), &format!("{jwt}\n"));
     };
     aged(29 * 60);
     silent(&cron(None), "29 minutes in");

@@ -49,7 +49,7 @@ fn fleet(iss: &Issuer, env: &Env) -> PathBuf {
              [profile.compute]\ncredential = {bad:?}\noutfile = \"compute.token\"\n"
         ),
     );
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     c
 }
@@ -102,18 +102,10 @@ fn check_is_a_monitoring_plugin() {
     let env = Env::new();
     let c = fleet(&iss, &env);
     // 1 h left: WARNING under 2 h; missing: CRITICAL; the worst wins.
-    let r = run(env
-        .cmd()
-        .args([
-            "check",
-            "--all",
-            "--warning",
-            "2h",
-            "--critical",
-            "30m",
-            "--config",
-        ])
-        .arg(&c));
+    let r = env
+        .profiles("check", &c)
+        .args(["--warning", "2h", "--critical", "30m"])
+        .run();
     assert_eq!(r.code, 2, "{}", r.stdout);
     insta::assert_snapshot!("check_all", normalised(&env, &iss, &r.stdout));
 
@@ -128,19 +120,10 @@ fn check_is_a_monitoring_plugin() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     insta::assert_snapshot!("check_ok", normalised(&env, &iss, &r.stdout));
 
-    let r = run(env
-        .cmd()
-        .args([
-            "check",
-            "--profile",
-            "storage",
-            "-w",
-            "2h",
-            "-c",
-            "30m",
-            "--config",
-        ])
-        .arg(&c));
+    let r = env
+        .profile("check", "storage", &c)
+        .args(["-w", "2h", "-c", "30m"])
+        .run();
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(
         r.stdout
@@ -194,11 +177,11 @@ fn check_defaults_follow_the_token_lifetime() {
             env.path("storage.json")
         ),
     );
-    let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&p));
+    let r = env.profiles("check", &p).run();
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.ends_with(";150;75;0\n"), "{}", r.stdout);
     // With --all, each token its own thresholds; the missing one is CRITICAL.
-    let r = run(env.cmd().args(["check", "--all", "--config"]).arg(&c));
+    let r = env.profiles("check", &c).run();
     assert_eq!(r.code, 2, "{}", r.stdout);
     assert!(
         normalised(&env, &iss, &r.stdout)
@@ -210,14 +193,7 @@ fn check_defaults_follow_the_token_lifetime() {
     // margin): OK. With 13 minutes left, renewals have been failing: WARNING.
     let now = robot_token::token::now();
     let sign = |iat: i64, exp: i64| {
-        iss.post(
-            "/__test/sign",
-            json!({"key": "provider", "raw": true,
-                   "claims": {"iss": iss.url, "sub": "x", "iat": now + iat, "exp": now + exp}}),
-        )["jwt"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        iss.sign_raw(json!({"iss": iss.url, "sub": "x", "iat": now + iat, "exp": now + exp}))
     };
     for (iat, exp, code) in [(-7140, 3660, 0), (-10020, 780, 1), (-10500, 300, 2)] {
         std::fs::write(env.path("t3h"), sign(iat, exp)).unwrap();

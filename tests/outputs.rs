@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 fn get(env: &Env, cred: &Path, outs: &[&Path]) -> Command {
-    let mut c = env.cmd();
-    c.args(["get", "-m", "600", "-c"]).arg(cred);
+    let mut c = env.get_discovered(cred);
+    c.args(["-m", "600"]);
     for o in outs {
         c.arg("-o").arg(o);
     }
@@ -23,12 +23,8 @@ fn get(env: &Env, cred: &Path, outs: &[&Path]) -> Command {
 }
 
 fn setup() -> (Issuer, Env, PathBuf) {
-    let iss = Issuer::start();
-    let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    iss.reset();
-    (iss, env, cred)
+    let r = Robot::start();
+    (r.iss, r.env, r.cred)
 }
 
 #[test]
@@ -93,8 +89,7 @@ fn a_failing_token_file_does_not_undo_the_others() {
     // good is fresh now; the broken ones alone do not make every run renew, but are
     // still reported.
     let r = run(&mut get(&env, &cred, &[&good, &link]));
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_exit(&r, 73, "symbolic link");
     assert_eq!(iss.requests("token"), 1);
 
     // Naming one file twice is a usage error.
@@ -113,13 +108,8 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
              outputs = [{a:?}, {{ path = {b:?}, mode = \"0640\" }}]\n"
         ),
     );
-    let profile = || {
-        let mut c = env.cmd();
-        c.args(["get", "--profile", "robot", "--config"])
-            .arg(&config);
-        c
-    };
-    let r = run(&mut profile());
+    let profile = || env.profile("get", "robot", &config).run();
+    let r = profile();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&a), read(&b));
     assert_eq!(fs::metadata(&b).unwrap().mode() & 0o777, 0o640);
@@ -127,7 +117,7 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
     let saved = read(&cred);
     fs::set_permissions(&cred, fs::Permissions::from_mode(0o000)).unwrap();
     fs::write(&cred, "{ not json").unwrap();
-    let r = run(&mut profile());
+    let r = profile();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
     fs::write(&cred, saved).unwrap();
@@ -135,15 +125,15 @@ fn outputs_in_a_profile_and_never_from_the_credential() {
 
     // A credential's own "outputs" field is not where token files are named: the
     // fresh path would have to read the credential. It is kept, and not used.
-    let mut v: Value = serde_json::from_str(&read(&cred)).unwrap();
+    let mut v = read_json(&cred);
     v["outputs"] = json!([env.path("never")]);
     fs::write(&cred, serde_json::to_string_pretty(&v).unwrap()).unwrap();
     let c = env.path("c");
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .env("BEARER_TOKEN_FILE", &c));
+    let r = env
+        .get_discovered(&cred)
+        .args(["-m", "600"])
+        .env("BEARER_TOKEN_FILE", &c)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(c.exists());
     assert!(!env.path("never").exists());
@@ -166,7 +156,7 @@ fn bad_output_options_are_refused_before_any_request() {
             "no group",
         ),
     ] {
-        let r = run(env.cmd().args(["get", "-c"]).arg(&cred).args(["-o", &spec]));
+        let r = env.get(&spec, &cred).run();
         assert_eq!(r.code, code, "{spec}: {}", r.stderr);
         assert!(r.stderr.contains(says), "{spec}: {}", r.stderr);
     }
@@ -181,16 +171,11 @@ fn overlapping_sets_of_token_files_never_deadlock() {
     let children: Vec<_> = (0..12)
         .map(|i| {
             let set = sets[i % 3];
-            get(&env, &cred, &set)
-                .args(["--deadline", "60s"])
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+            get(&env, &cred, &set).args(["--deadline", "60s"]).start()
         })
         .collect();
     for ch in children {
-        let o = wait_output(ch, CHILD_TIMEOUT);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        wait_success(ch);
     }
     // At most one renewal per distinct set of files; every file holds a valid token.
     assert!(iss.requests("token") <= 3, "{}", iss.requests("token"));
@@ -215,14 +200,10 @@ fn root_writes_token_files_for_a_service_user() {
     // Watch the temp file while the write is held open (test hook): it already has
     // its final owner and mode before the rename, never root's.
     let child = env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .args(["-o", &spec])
+        .get(&spec, &cred)
+        .args(["-m", "600"])
         .env("ROBOT_TOKEN_TEST_WRITE_DELAY_MS", "1500")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     let mut seen = None;
     for _ in 0..500 {
         if let Some(e) = fs::read_dir(&svc_dir)
@@ -239,8 +220,7 @@ fn root_writes_token_files_for_a_service_user() {
         }
         wait_ms(5);
     }
-    let o = wait_output(child, CHILD_TIMEOUT);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    wait_success(child);
     assert_eq!(
         seen,
         Some((user.uid, user.gid, 0o640)),
@@ -254,33 +234,30 @@ fn root_writes_token_files_for_a_service_user() {
     assert!(lifetime(&read(&out)) > 3000);
 
     // The next run reads the service user's file as fresh: no request.
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .args(["-o", &spec]));
+    let r = env.get(&spec, &cred).args(["-m", "600"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1);
+
+    // Refused, by the trust rule: a person must fix the directories (77), found
+    // before sending; the message names what the service user owns.
+    let refused = |r: &Output, owned: &Path| {
+        assert_exit(
+            r,
+            77,
+            &format!("{} is owned by {}", owned.display(), user.name),
+        );
+    };
 
     // A directory the service user owns, on the way to the file: it could swap the
     // next component for a symlink, so root refuses to write below it.
     let sub = svc_dir.join("sub");
     fs::create_dir(&sub).unwrap();
     let deep = sub.join("bt");
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(format!("{}:owner={}", deep.display(), user.name)));
-    // The trust rule: a person must fix the directories (77), found before sending.
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    let r = env
+        .get(format!("{}:owner={}", deep.display(), user.name), &cred)
+        .args(["-m", "600"])
+        .run();
+    refused(&r, &svc_dir);
     assert!(!deep.exists());
 
     // The service user's symlink in place of a directory: refused, nothing written
@@ -290,48 +267,30 @@ fn root_writes_token_files_for_a_service_user() {
     let link = svc_dir.join("tokens");
     std::os::unix::fs::symlink(&rootonly, &link).unwrap();
     std::os::unix::fs::lchown(&link, Some(user.uid), Some(user.gid)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(link.join("bt")));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", svc_dir.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    let r = env.get(link.join("bt"), &cred).args(["-m", "600"]).run();
+    refused(&r, &svc_dir);
     assert!(!rootonly.join("bt").exists());
     // A symlink that root does not own is not followed, wherever it is...
     let userlink = env.path("userlink");
     std::os::unix::fs::symlink(&rootonly, &userlink).unwrap();
     std::os::unix::fs::lchown(&userlink, Some(user.uid), Some(user.gid)).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(userlink.join("bt")));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains(&format!("{} is owned by {}", userlink.display(), user.name)),
-        "{}",
-        r.stderr
-    );
+    let r = env
+        .get(userlink.join("bt"), &cred)
+        .args(["-m", "600"])
+        .run();
+    refused(&r, &userlink);
     assert!(!rootonly.join("bt").exists());
     // ...but root's own symlink is (like /var/run -> /run).
     let rootlink = env.path("rootlink");
     std::os::unix::fs::symlink(&svc_dir, &rootlink).unwrap();
     fs::remove_file(&out).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-m", "600", "-c"])
-        .arg(&cred)
-        .arg("-o")
-        .arg(format!("{}/bt:owner={}", rootlink.display(), user.name)));
+    let r = env
+        .get(
+            format!("{}/bt:owner={}", rootlink.display(), user.name),
+            &cred,
+        )
+        .args(["-m", "600"])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(fs::metadata(&out).unwrap().uid(), user.uid);
 

@@ -9,8 +9,6 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::json;
 
-const SCOPE: &str = "openid offline_access storage.read:/";
-
 /// A credential file of its own name for `client` at `issuer`.
 fn cred(env: &Env, name: &str, iss: &Issuer, client: &str, rt: Option<&str>) -> PathBuf {
     let mut v = json!({
@@ -24,6 +22,12 @@ fn cred(env: &Env, name: &str, iss: &Issuer, client: &str, rt: Option<&str>) -> 
         v["refresh_token"] = json!(rt);
     }
     env.write_private(name, &v.to_string())
+}
+
+/// [`cred`] for robot-basic with a live refresh token: (credential, refresh token).
+fn minted(env: &Env, name: &str, iss: &Issuer) -> (PathBuf, String) {
+    let rt = iss.refresh_token("robot-basic");
+    (cred(env, name, iss, "robot-basic", Some(&rt)), rt)
 }
 
 fn config(env: &Env, text: &str) -> PathBuf {
@@ -40,8 +44,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     let a = Issuer::start();
     let b = Issuer::start();
     let env = Env::new();
-    let (rt, _) = a.mint("robot-basic", SCOPE, None);
-    let ca = cred(&env, "a.json", &a, "robot-basic", Some(&rt));
+    let (ca, _) = minted(&env, "a.json", &a);
     let cb = cred(&env, "b.json", &b, "robot-post", None);
     let c = config(
         &env,
@@ -52,7 +55,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     );
     a.reset();
     b.reset();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "silent on success");
     assert_eq!(iss_of(&env.path("alpha.token")), a.url);
@@ -65,7 +68,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
     // Second run: everything fresh, no request, a log line per profile at -v.
     a.reset();
     b.reset();
-    let r = run(env.cmd().args(["get", "--all", "-v", "--config"]).arg(&c));
+    let r = env.profiles("get", &c).arg("-v").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(a.requests("token") + b.requests("token"), 0);
     assert_eq!(a.requests("discovery") + b.requests("discovery"), 0);
@@ -81,8 +84,7 @@ fn all_renews_profiles_of_two_issuers_then_is_silent_and_offline() {
 fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let good = cred(&env, "good.json", &iss, "robot-basic", Some(&rt));
+    let (good, _) = minted(&env, "good.json", &iss);
     let revoked = cred(
         &env,
         "revoked.json",
@@ -100,10 +102,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
              [profile.revoked]\ncredential = {revoked:?}\noutfile = \"revoked.token\"\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--jobs", "2", "--config"])
-        .arg(&c));
+    let r = env.profiles("get", &c).args(["--jobs", "2"]).run();
     assert_eq!(
         r.code, 77,
         "a person must act outranks a temporary failure: {}",
@@ -137,8 +136,7 @@ fn one_failing_profile_does_not_stop_the_others_and_the_worst_exit_wins() {
 fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let c1 = cred(&env, "one.json", &iss, "robot-basic", Some(&rt));
+    let (c1, _) = minted(&env, "one.json", &iss);
     let c2 = cred(&env, "two.json", &iss, "robot-basic", None);
     let c = config(
         &env,
@@ -148,13 +146,11 @@ fn two_profiles_on_one_token_file_is_a_config_error_before_any_request() {
     );
     iss.reset();
     let before = read(&c1);
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("config.toml:5: profiles one (line 1) and two both write the token file"),
-        "{}",
-        r.stderr
+    let r = env.profiles("get", &c).run();
+    assert_exit(
+        &r,
+        78,
+        "config.toml:5: profiles one (line 1) and two both write the token file",
     );
     assert_eq!(iss.requests("token") + iss.requests("discovery"), 0);
     assert!(!env.path("bt").exists());
@@ -187,7 +183,7 @@ fn config_errors_name_file_line_and_key() {
         ),
     ] {
         let c = config(&env, text);
-        let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
+        let r = env.profiles("get", &c).run();
         assert_eq!(r.code, 78, "{text}: {}", r.stderr);
         let line = r.stderr.trim_end();
         assert!(
@@ -201,10 +197,7 @@ fn config_errors_name_file_line_and_key() {
     }
     // A profile that is not there, and a config file others may write.
     let c = config(&env, "[profile.a]\ncredential = \"c.json\"\n");
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "b", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "b", &c).run();
     assert_eq!(r.code, 78);
     assert!(
         r.stderr.contains("no profile \"b\" (profiles: a)"),
@@ -213,17 +206,15 @@ fn config_errors_name_file_line_and_key() {
     );
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(&c, fs::Permissions::from_mode(0o666)).unwrap();
-    let r = run(env.cmd().args(["get", "--all", "--config"]).arg(&c));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("writable by others"), "{}", r.stderr);
+    let r = env.profiles("get", &c).run();
+    assert_exit(&r, 77, "writable by others");
 }
 
 #[test]
 fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
+    let (cr, _) = minted(&env, "c.json", &iss);
     let c = config(
         &env,
         &format!(
@@ -231,27 +222,20 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
         ),
     );
     // One ROBOT_TOKEN_OUTFILE for every profile would be a collision: it is ignored.
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--config"])
-        .arg(&c)
+    let r = env
+        .profiles("get", &c)
         .env("ROBOT_TOKEN_OUTFILE", env.path("env.token"))
-        .env("ROBOT_TOKEN_MINSECS", "999d"));
+        .env("ROBOT_TOKEN_MINSECS", "999d")
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(env.path("a.token").exists() && env.path("b.token").exists());
     assert!(!env.path("env.token").exists());
 
     // Fresh for profile a's minsecs (60 s), not for the 2 h typed on the command line.
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "a", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "a", &c).run();
     assert_eq!((r.code, iss.requests("token")), (0, 0), "{}", r.stderr);
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "a", "--minsecs", "2h", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "a", &c).args(["--minsecs", "2h"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 1, "the command line's --minsecs won");
     // The config file also comes from ROBOT_TOKEN_CONFIG.
@@ -266,8 +250,7 @@ fn command_line_beats_profile_and_environment_does_not_leak_into_profiles() {
 fn profiles_sharing_one_rotating_credential_take_turns() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cr = cred(&env, "shared.json", &iss, "robot-basic", Some(&rt));
+    let (cr, _) = minted(&env, "shared.json", &iss);
     let mut text = String::new();
     for (i, aud) in [
         "https://a.example.org",
@@ -283,10 +266,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
     }
     let c = config(&env, &text);
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["get", "--all", "--jobs", "3", "--config"])
-        .arg(&c));
+    let r = env.profiles("get", &c).args(["--jobs", "3"]).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 3);
     for (i, aud) in [
@@ -302,7 +282,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
         assert_eq!(jwt.audiences(), vec![aud.to_string()]);
     }
     // The refresh token on disk is the live one: the rotations did not race.
-    let v: serde_json::Value = serde_json::from_str(&read(&cr)).unwrap();
+    let v = read_json(&cr);
     let (status, body) = iss.refresh_status(
         "robot-basic",
         "robot-basic-secret",
@@ -315,8 +295,7 @@ fn profiles_sharing_one_rotating_credential_take_turns() {
 fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
-    let cr = cred(&env, "c.json", &iss, "robot-basic", Some(&rt));
+    let (cr, rt) = minted(&env, "c.json", &iss);
     let hook = "printf '%s|%s|%s' \"$ROBOT_TOKEN_FILE\" \"$ROBOT_TOKEN_PROFILE\" \"$ROBOT_TOKEN_EXPIRES_AT\" > hook.out; env > hook.env; echo \"$@\" > hook.argv";
     // minsecs below the issuer's 3600 s lifetime, so that the second run is a no-op
     // even when a second ticks between the two.
@@ -326,10 +305,7 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
             "[profile.web]\ncredential = {cr:?}\noutfile = \"web.token\"\nminsecs = 60\ndeploy_hook = {hook:?}\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "web", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "web", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let token = read(&env.path("web.token"));
     let exp = robot_token::token::expiry(robot_token::token::trim(&token)).unwrap();
@@ -337,7 +313,7 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
     assert_eq!(seen, format!("web.token|web|{exp}"));
     // Never the token, nor the refresh token, in the hook's environment or argv.
     let hook_env = read(&env.path("hook.env"));
-    let new_rt: serde_json::Value = serde_json::from_str(&read(&cr)).unwrap();
+    let new_rt = read_json(&cr);
     for secret in [
         robot_token::token::trim(&token),
         &rt,
@@ -356,20 +332,16 @@ fn deploy_hook_runs_after_a_renewal_with_its_environment_and_never_after_a_no_op
 
     // A no-op run does not run the hook.
     fs::remove_file(env.path("hook.out")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "web", "--config"])
-        .arg(&c));
+    let r = env.profile("get", "web", &c).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!env.path("hook.out").exists(), "hook ran after a no-op");
 
     // From the command line too, without a profile: no ROBOT_TOKEN_PROFILE then.
     fs::remove_file(env.path("web.token")).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "web.token", "-c"])
-        .arg(&cr)
-        .args(["--deploy-hook", hook]));
+    let r = env
+        .get("web.token", &cr)
+        .args(["--deploy-hook", hook])
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(read(&env.path("hook.out")).starts_with("web.token||"));
 }
@@ -393,15 +365,11 @@ fn failing_or_hanging_hook_is_reported_and_the_new_token_stays() {
     ] {
         let out = env.path("bt");
         let _ = fs::remove_file(&out);
-        let r = run(env
-            .cmd()
-            .args(["get", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cr)
-            .args(["--deploy-hook", hook, "--hook-timeout", timeout]));
-        assert_eq!(r.code, 75, "{}", r.stderr);
-        assert!(r.stderr.contains(want), "{}", r.stderr);
+        let r = env
+            .get(&out, &cr)
+            .args(["--deploy-hook", hook, "--hook-timeout", timeout])
+            .run();
+        assert_exit(&r, 75, want);
         assert!(r.stderr.contains("the token was renewed"), "{}", r.stderr);
         assert!(lifetime(&read(&out)) > 3000, "the new token stays");
     }
@@ -414,22 +382,16 @@ fn random_delay_never_delays_the_fresh_path() {
     let cr = cred(&env, "c.json", &iss, "robot-basic", None);
     let out = env.path("bt");
     // Needs work: the delay is taken (bounded to 300 ms here) and logged at -vv.
-    let r = run(env
-        .cmd()
-        .args(["get", "-vv", "--random-delay", "300ms", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cr));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("random delay: sleeping"), "{}", r.stderr);
+    let r = env
+        .get(&out, &cr)
+        .args(["-vv", "--random-delay", "300ms"])
+        .run();
+    assert_exit(&r, 0, "random delay: sleeping");
     // Fresh: an hour of allowed delay, and none taken.
-    let r = run(env
-        .cmd()
-        .args(["get", "-vv", "-m", "60", "--random-delay", "1h", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cr));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
+    let r = env
+        .get(&out, &cr)
+        .args(["-vv", "-m", "60", "--random-delay", "1h"])
+        .run();
+    assert_exit(&r, 0, "nothing to do");
     assert!(!r.stderr.contains("random delay"), "{}", r.stderr);
 }

@@ -10,14 +10,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::{IpAddr, TcpListener, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, TcpListener, ToSocketAddrs};
+use std::path::PathBuf;
 
+use common::proxy::Tinyproxy;
+use common::tls::TestCa;
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use serde_json::json;
 
 /// A name that resolves to a loopback address but is not loopback by robot-token's
@@ -73,29 +71,14 @@ struct NamedIssuer {
 
 fn named_issuer(env: &Env) -> NamedIssuer {
     let (name, ip) = loopback_alias();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = p.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![name.clone()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
+    let ca = TestCa::new();
     let ca_file = env.write_private("ca.pem", &ca.pem());
-    let cert = env.write_private("leaf.pem", &leaf.pem());
-    let key = env.write_private("leaf.key", &leaf_key.serialize_pem());
-    let mut iss = Issuer::start_with(&[
-        "--https",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--bind",
-        &ip.to_string(),
-        "--url-host",
-        &name,
-    ]);
+    let (cert, key) = ca.leaf(env.dir.path(), "leaf", &[&name], false, None);
+    let mut iss = Issuer::start_https(
+        &cert,
+        &key,
+        &["--bind", &ip.to_string(), "--url-host", &name],
+    );
     iss.trust(&ca.pem());
     NamedIssuer {
         iss,
@@ -104,106 +87,15 @@ fn named_issuer(env: &Env) -> NamedIssuer {
     }
 }
 
-/// A running tinyproxy on 127.0.0.1, killed on drop.
-struct Tinyproxy {
-    child: Child,
-    log: PathBuf,
-    url: String,
-}
-
-impl Tinyproxy {
-    fn start(dir: &Path) -> Tinyproxy {
-        // A free port: tinyproxy cannot be told to pick one.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let log = dir.join("tinyproxy.log");
-        let conf = dir.join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListen 127.0.0.1\nTimeout 30\nLogFile \"{}\"\nLogLevel Connect\n\
-                 MaxClients 20\nAllow 127.0.0.1\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("tinyproxy")
-            .args(["-d", "-c"])
-            .arg(&conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect(
-                "tinyproxy is missing: run scripts/install-peers.sh (Debian package tinyproxy)",
-            );
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                t.elapsed() < Duration::from_secs(10),
-                "tinyproxy did not start"
-            );
-            wait_ms(20);
-        }
-        Tinyproxy {
-            child,
-            log,
-            url: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// The CONNECT requests the proxy received, as "host:port".
-    fn connects(&self) -> Vec<String> {
-        let Ok(f) = std::fs::File::open(&self.log) else {
-            return Vec::new();
-        };
-        BufReader::new(f)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|l| {
-                l.split_once("): CONNECT ")
-                    .map(|(_, rest)| rest.split(' ').next().unwrap_or("").to_string())
-            })
-            .collect()
-    }
-}
-
-impl Drop for Tinyproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port where nothing listens: a proxy that is down.
-fn dead_proxy() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    format!("http://127.0.0.1:{port}")
-}
-
 /// `get` renewing from a fresh credential of `iss`, with these variables.
 fn get(env: &Env, n: &NamedIssuer, vars: &[(&str, &str)]) -> Output {
-    let (rt, _) = n
-        .iss
-        .mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&n.iss, "robot-basic", Some(&rt));
+    let (cred, _) = env.minted_credential(&n.iss, "robot-basic");
     let _ = std::fs::remove_file(env.path("bt"));
-    let mut cmd = env.cmd();
-    cmd.args(["get", "-o", "bt", "--deadline", "20s", "--cafile"])
+    env.get("bt", &cred)
+        .args(["--deadline", "20s", "--cafile"])
         .arg(&n.ca)
-        .arg("-c")
-        .arg(&cred);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
+        .envs(vars.iter().copied())
+        .run()
 }
 
 #[test]
@@ -282,7 +174,7 @@ fn no_proxy_bypasses_the_proxy() {
 fn a_proxy_that_is_down_is_named_and_temporary() {
     let env = Env::new();
     let n = named_issuer(&env);
-    let dead = dead_proxy();
+    let dead = dead_url();
     let r = get(&env, &n, &[("https_proxy", &dead)]);
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
@@ -298,9 +190,7 @@ fn a_proxy_that_is_down_is_named_and_temporary() {
     // A refresh request whose CONNECT is refused never reached the issuer: no "may have
     // reached the issuer", and the refresh token is still good afterwards.
     let proxy = Tinyproxy::start(env.dir.path());
-    let (rt, _) = n
-        .iss
-        .mint("robot-basic", "openid offline_access storage.read:/", None);
+    let rt = n.iss.refresh_token("robot-basic");
     let meta = n.iss.get("/.well-known/openid-configuration");
     let cred = env.write_private(
         "direct.json",
@@ -309,22 +199,20 @@ fn a_proxy_that_is_down_is_named_and_temporary() {
         .to_string(),
     );
     let _ = std::fs::remove_file(env.path("bt"));
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "bt", "--deadline", "10s", "--cafile"])
+    let r = env
+        .get("bt", &cred)
+        .args(["--deadline", "10s", "--cafile"])
         .arg(&n.ca)
-        .arg("-c")
-        .arg(&cred)
-        .env("https_proxy", &dead));
+        .env("https_proxy", &dead)
+        .run();
     assert_eq!(r.code, 75, "{}", r.stderr);
     assert!(!r.stderr.contains("may have reached"), "{}", r.stderr);
-    let r = run(env
-        .cmd()
-        .args(["get", "-o", "bt", "--cafile"])
+    let r = env
+        .get("bt", &cred)
+        .arg("--cafile")
         .arg(&n.ca)
-        .arg("-c")
-        .arg(&cred)
-        .env("https_proxy", &proxy.url));
+        .env("https_proxy", &proxy.url)
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     // A proxy that cannot be used at all is a configuration error naming the variable,
     // without its password.
@@ -347,13 +235,11 @@ fn a_proxy_that_is_down_is_named_and_temporary() {
 fn loopback_issuers_are_never_proxied() {
     // The usual test issuer, https on 127.0.0.1: every proxy variable points at a
     // dead proxy, and the renewal works.
-    let env = Env::new();
     let iss = Issuer::start();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
-    let dead = dead_proxy();
-    let mut cmd = env.cmd();
-    cmd.args(["get", "-o", "bt", "-c"]).arg(&cred);
+    let env = Env::new();
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let dead = dead_url();
+    let mut cmd = env.get("bt", &cred);
     for var in [
         "https_proxy",
         "HTTPS_PROXY",

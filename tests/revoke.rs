@@ -6,12 +6,10 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use common::*;
-use serde_json::{json, Value};
-
-const SCOPE: &str = "openid offline_access storage.read:/";
+use serde_json::json;
 
 /// Nothing secret in stdout or stderr: not the refresh token, not the client secret,
 /// not a JWT.
@@ -23,26 +21,13 @@ fn assert_no_secrets(r: &Output, secrets: &[&str]) {
     assert!(!all.contains("eyJ"), "a JWT leaked into the output: {all}");
 }
 
-/// The names in the test directory, sorted (hidden files included).
-fn names(env: &Env) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(env.dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-/// [`names`] without lock files (a failed run leaves its empty locks, as `get` does).
+/// [`Env::names`] without lock files (a failed run leaves its empty locks, as `get`
+/// does).
 fn files(env: &Env) -> Vec<String> {
-    names(env)
+    env.names()
         .into_iter()
         .filter(|n| !n.ends_with(".lock"))
         .collect()
-}
-
-fn json_of(p: &Path) -> Value {
-    serde_json::from_str(&read(p)).unwrap()
 }
 
 /// A credential for `client` (secret, or private key for the private_key_jwt clients)
@@ -58,10 +43,7 @@ fn minted(env: &Env, iss: &Issuer, client: &str) -> (PathBuf, String) {
             } else {
                 "client-rsa.key.pem"
             };
-            let key = env.write_private(
-                name,
-                &read(&manifest_dir().join("tests/peer/keys").join(name)),
-            );
+            let key = env.key_copy(name);
             v["client_auth"] = json!("private_key_jwt");
             v["private_key_file"] = json!(key);
             v["kid"] = json!(client);
@@ -87,10 +69,10 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
     let env = Env::new();
     let (cred, rt) = minted(&env, &iss, "robot-basic");
     let out = env.path("bt");
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
+    let r = env.get(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The renewal rotated it: the refresh token to revoke is the one on disk now.
-    let rt = json_of(&cred)["refresh_token"]
+    let rt = read_json(&cred)["refresh_token"]
         .as_str()
         .map(str::to_string)
         .unwrap_or(rt);
@@ -98,16 +80,11 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
     assert!(
         read(&env.path(".bt.lock")).contains("last_run"),
         "a renewal leaves its record for status: {:?}",
-        names(&env)
+        env.names()
     );
 
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-vv", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).arg("-vv").run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(iss.requests("revocation"), 1);
     assert_eq!(iss.requests("token"), 0, "revoking redeems nothing");
@@ -132,11 +109,11 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
 
     // The token file and robot-token's own files are gone; the credential is kept.
     assert_eq!(
-        names(&env),
+        env.names(),
         vec!["cred.json"],
         "only the credential is left"
     );
-    let c = json_of(&cred);
+    let c = read_json(&cred);
     assert!(c.get("refresh_token").is_none(), "{c}");
     let at = c["revoked_at"].as_str().unwrap();
     assert!(at.parse::<jiff::Timestamp>().is_ok(), "{at}");
@@ -151,12 +128,7 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
     // A second revoke is a no-op: no request, exit 0, the file as it was.
     let before = read(&cred);
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         iss.requests("revocation") + iss.requests("discovery") + iss.requests("token"),
@@ -165,12 +137,11 @@ fn revoke_kills_the_refresh_token_at_the_issuer_and_removes_the_files() {
     );
     assert!(r.stdout.contains("already revoked"), "{}", r.stdout);
     assert_eq!(read(&cred), before);
-    assert_eq!(names(&env), vec!["cred.json"]);
+    assert_eq!(env.names(), vec!["cred.json"]);
 
     // A forgotten cron line does not bring the robot back.
-    let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&cred));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("was revoked at"), "{}", r.stderr);
+    let r = env.get(&out, &cred).run();
+    assert_exit(&r, 77, "was revoked at");
     assert_eq!(iss.requests("token"), 0);
     assert!(!out.exists());
 }
@@ -184,18 +155,13 @@ fn revoke_authenticates_as_every_client_kind() {
         let copy = env.write_private("copy.json", &read(&cred));
         let out = env.path("bt");
         fs::write(&out, "old token\n").unwrap();
-        let r = run(env
-            .cmd()
-            .args(["revoke", "-o"])
-            .arg(&out)
-            .arg("-c")
-            .arg(&cred));
+        let r = env.revoke(&out, &cred).run();
         assert_eq!(r.code, 0, "{client}: {}", r.stderr);
         assert!(!out.exists(), "{client}");
-        assert!(json_of(&cred)["revoked_at"].is_string(), "{client}");
+        assert!(read_json(&cred)["revoked_at"].is_string(), "{client}");
         assert_no_secrets(&r, &[&rt]);
         // The issuer refuses the revoked refresh token, from the same client.
-        let r = run(env.cmd().args(["get", "-o"]).arg(&out).arg("-c").arg(&copy));
+        let r = env.get(&out, &copy).run();
         assert_eq!(r.code, 77, "{client}: {}", r.stderr);
         assert!(r.stderr.contains("refresh token rejected"), "{}", r.stderr);
     }
@@ -207,19 +173,14 @@ fn a_refused_revocation_exits_77_and_changes_nothing() {
     let env = Env::new();
     let (cred, rt) = minted(&env, &iss, "robot-basic");
     // A wrong client secret: the real issuer refuses the client (invalid_client).
-    let mut v = json_of(&cred);
+    let mut v = read_json(&cred);
     v["client_secret"] = json!("not-the-secret");
     let cred = env.write_private("cred.json", &serde_json::to_string_pretty(&v).unwrap());
     let out = env.path("bt");
     fs::write(&out, "old token\n").unwrap();
     let before = (read(&cred), read(&out), files(&env));
 
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).run();
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("invalid_client"), "{}", r.stderr);
@@ -232,39 +193,18 @@ fn a_refused_revocation_exits_77_and_changes_nothing() {
     let cred = env.write_private("cred.json", &serde_json::to_string_pretty(&v).unwrap());
     let before = (read(&cred), read(&out), files(&env));
     iss.fault(json!({"kind": "unsupported_token_type", "path": "revocation"}));
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("does not revoke refresh tokens"),
-        "{}",
-        r.stderr
-    );
+    let r = env.revoke(&out, &cred).run();
+    assert_exit(&r, 77, "does not revoke refresh tokens");
     assert_eq!((read(&cred), read(&out), files(&env)), before);
 
     // The issuer down (503 on every retry): 75, files kept, run it again later.
     iss.fault(json!({"kind": "status", "status": 503, "times": 4, "path": "revocation"}));
-    let r = run(env
-        .cmd()
-        .args(["revoke", "--deadline", "20s", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains("run revoke again"), "{}", r.stderr);
+    let r = env.revoke(&out, &cred).args(["--deadline", "20s"]).run();
+    assert_exit(&r, 75, "run revoke again");
     assert_eq!((read(&cred), read(&out), files(&env)), before);
 
     // Then it works, and the refresh token is dead.
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     let (status, _) = iss.refresh_status("robot-basic", &secret_of("robot-basic"), &rt);
     assert_eq!(status, 400);
@@ -277,13 +217,10 @@ fn client_credentials_has_nothing_to_revoke_and_loses_its_token_files() {
     let secret = env.write_private("secret", "robot-basic-secret\n");
     let out = env.path("bt");
     let get = |verb: &str| {
-        run(env
-            .cmd()
-            .args([verb, "--issuer", &iss.url, "--client-id", "robot-basic"])
+        env.client_line(verb, &iss, "robot-basic", &out)
             .arg("--client-secret-file")
             .arg(&secret)
-            .arg("-o")
-            .arg(&out))
+            .run()
     };
     let r = get("get");
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -299,7 +236,7 @@ fn client_credentials_has_nothing_to_revoke_and_loses_its_token_files() {
         "robot-basic-secret\n",
         "the secret file is kept"
     );
-    assert_eq!(names(&env), vec!["secret"], "no lock or state file left");
+    assert_eq!(env.names(), vec!["secret"], "no lock or state file left");
 
     // A credential file without a refresh token: marked, nothing sent.
     let cred = env.write_private(
@@ -308,15 +245,10 @@ fn client_credentials_has_nothing_to_revoke_and_loses_its_token_files() {
                 "client_secret": "robot-basic-secret"})
         .to_string(),
     );
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("holds no refresh token"), "{}", r.stdout);
-    assert!(json_of(&cred)["revoked_at"].is_string());
+    assert!(read_json(&cred)["revoked_at"].is_string());
     assert_eq!(iss.requests("revocation") + iss.requests("token"), 0);
 }
 
@@ -332,32 +264,23 @@ fn revoke_a_profile_removes_its_outputs() {
              [profile.other]\ncredential = \"/nonexistent.json\"\noutfile = \"c.token\"\n"
         ),
     );
-    let r = run(env
-        .cmd()
-        .args(["get", "--profile", "storage", "--config"])
-        .arg(&config));
+    let r = env.profile("get", "storage", &config).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(env.path("a.token").exists() && env.path("b.token").exists());
-    let rt = json_of(&cred)["refresh_token"]
+    let rt = read_json(&cred)["refresh_token"]
         .as_str()
         .map(str::to_string)
         .unwrap_or(rt);
     fs::write(env.path("c.token"), "another robot's\n").unwrap();
 
-    let r = run(env
-        .cmd()
-        .args(["revoke", "--profile", "storage", "--config"])
-        .arg(&config));
+    let r = env.profile("revoke", "storage", &config).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!env.path("a.token").exists() && !env.path("b.token").exists());
     assert_eq!(read(&env.path("c.token")), "another robot's\n");
     let (status, _) = iss.refresh_status("robot-basic", &secret_of("robot-basic"), &rt);
     assert_eq!(status, 400);
 
-    let r = run(env
-        .cmd()
-        .args(["revoke", "--profile", "nope", "--config"])
-        .arg(&config));
+    let r = env.profile("revoke", "nope", &config).run();
     assert_eq!(r.code, 78, "{}", r.stderr);
 }
 
@@ -370,25 +293,19 @@ fn quiet_revoke_prints_nothing_and_a_symlinked_token_file_is_not_followed() {
     fs::write(&victim, "precious\n").unwrap();
     let out = env.path("bt");
     std::os::unix::fs::symlink(&victim, &out).unwrap();
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-q", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).arg("-q").run();
     // Revoked at the issuer, but the symlink is reported, not followed.
-    assert_eq!(r.code, 73, "{}", r.stderr);
-    assert!(r.stderr.contains("symbolic link"), "{}", r.stderr);
+    assert_exit(&r, 73, "symbolic link");
     assert_eq!(r.stdout, "");
     assert_eq!(read(&victim), "precious\n");
-    assert!(json_of(&cred)["revoked_at"].is_string());
+    assert!(read_json(&cred)["revoked_at"].is_string());
 }
 
 #[test]
 fn the_revocation_endpoint_comes_from_discovery_or_the_credential() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", SCOPE, None);
+    let rt = iss.refresh_token("robot-basic");
     let meta = iss.get("/.well-known/openid-configuration");
     let token_endpoint = meta["token_endpoint"].as_str().unwrap().to_string();
     // Without an issuer there is no discovery: 78, nothing changed.
@@ -397,14 +314,8 @@ fn the_revocation_endpoint_comes_from_discovery_or_the_credential() {
     let cred = env.write_private("cred.json", &v.to_string());
     let out = env.path("bt");
     fs::write(&out, "old\n").unwrap();
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("revocation_endpoint"), "{}", r.stderr);
+    let r = env.revoke(&out, &cred).run();
+    assert_exit(&r, 78, "revocation_endpoint");
     assert_eq!(
         (read(&cred), read(&out)),
         (v.to_string(), "old\n".to_string())
@@ -414,12 +325,7 @@ fn the_revocation_endpoint_comes_from_discovery_or_the_credential() {
     v["revocation_endpoint"] = meta["revocation_endpoint"].clone();
     let cred = env.write_private("cred.json", &v.to_string());
     iss.reset();
-    let r = run(env
-        .cmd()
-        .args(["revoke", "-o"])
-        .arg(&out)
-        .arg("-c")
-        .arg(&cred));
+    let r = env.revoke(&out, &cred).run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         (iss.requests("revocation"), iss.requests("discovery")),

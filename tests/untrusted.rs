@@ -92,18 +92,10 @@ fn profile(env: &Env, cred: &Path) -> PathBuf {
 fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code: i32) -> String {
     let config = profile(env, cred);
     let old_cred = read(cred);
-    let r = run(env
-        .cmd()
-        .args([
-            "get",
-            "-vvv",
-            "--deadline",
-            "20s",
-            "--profile",
-            "p",
-            "--config",
-        ])
-        .arg(&config));
+    let r = env
+        .profile("get", "p", &config)
+        .args(["-vvv", "--deadline", "20s"])
+        .run();
     assert_eq!(r.code, code, "{}", r.stderr);
     assert_clean("stderr at -vvv", &r.stderr, secrets);
     let error = r
@@ -157,8 +149,7 @@ fn run_echo(env: &Env, cred: &Path, keep_out: &[&Path], secrets: &[String], code
 fn an_echoed_refresh_token_and_basic_header_are_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-basic", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-basic", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-basic");
     iss.fault(json!({"kind": "echo"}));
     let secrets = vec![
         rt.clone(),
@@ -180,8 +171,7 @@ fn an_echoed_refresh_token_and_basic_header_are_redacted() {
 fn an_echoed_client_secret_in_the_body_is_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let (rt, _) = iss.mint("robot-post", "openid offline_access storage.read:/", None);
-    let cred = env.credential(&iss, "robot-post", Some(&rt));
+    let (cred, rt) = env.minted_credential(&iss, "robot-post");
     iss.fault(json!({"kind": "echo", "status": 401, "error": "invalid_client"}));
     let secrets = vec![rt, "robot-post-secret".to_string()];
     let error = run_echo(&env, &cred, &[], &secrets, 77);
@@ -192,10 +182,7 @@ fn an_echoed_client_secret_in_the_body_is_redacted() {
 fn an_echoed_client_assertion_is_redacted() {
     let iss = Issuer::start();
     let env = Env::new();
-    let key = env.write_private(
-        "client-rsa.key.pem",
-        &read(&manifest_dir().join("tests/peer/keys/client-rsa.key.pem")),
-    );
+    let key = env.key_copy("client-rsa.key.pem");
     let cred = env.write_private(
         "cred.json",
         &json!({"version": 1, "issuer": iss.url, "client_id": "robot-pkjwt-rsa",
@@ -236,23 +223,8 @@ fn an_echoed_subject_token_is_redacted() {
 }
 
 fn init_cmd(env: &Env, iss: &Issuer) -> std::process::Command {
-    let secret = env.write_private("secret", "robot-basic-secret\n");
-    let mut c = env.cmd();
-    c.args([
-        "init",
-        "-vvv",
-        "--no-tty",
-        "--issuer",
-        &iss.url,
-        "--client-id",
-        "robot-basic",
-        "--client-secret-file",
-    ])
-    .arg(secret)
-    .arg("-c")
-    .arg(env.path("cred.json"))
-    .arg("-o")
-    .arg(env.path("bt"));
+    let mut c = env.init(iss, "robot-basic");
+    c.arg("-vvv");
     c
 }
 

@@ -8,62 +8,51 @@ mod common;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::vault::{jwt, Kdc, VaultStub};
+use common::vault::{jwt, Kdc, VaultRobot, VaultStub};
 use common::*;
 use serde_json::json;
 
-/// A KDC, a stub serving `served` (a JWT with 2 h left), a private directory, and
-/// the paths a run uses.
-struct Setup {
-    kdc: Kdc,
-    stub: VaultStub,
-    env: Env,
-    out: PathBuf,
-    vt: PathBuf,
-    served: String,
+/// A KDC, a stub serving a JWT with 2 h left, a private directory.
+fn setup() -> VaultRobot {
+    VaultRobot::start()
 }
 
-fn setup() -> Setup {
-    setup_with(&[])
+/// [`setup`] with an expired token in the token file; returns the file's content.
+fn with_old_token() -> (VaultRobot, String) {
+    let s = setup();
+    let old = s.write_old_token();
+    (s, old)
 }
 
-fn setup_with(stub_args: &[&str]) -> Setup {
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let served = jwt(7200, "from-vault");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, stub_args);
-    Setup {
-        out: env.path("bt"),
-        vt: env.path("vt"),
-        kdc,
-        stub,
-        env,
-        served,
-    }
+fn setup_with(stub_args: &[&str]) -> VaultRobot {
+    VaultRobot::serving(&jwt(7200, "from-vault"), stub_args)
 }
 
-impl Setup {
-    fn cmd(&self) -> Command {
-        let mut c = self.env.cmd();
-        c.env("KRB5_CONFIG", self.kdc.krb5_config());
-        c
+impl VaultRobot {
+    /// `robot-token VERB` for the robot, with `keytab`, plus `extra`.
+    fn run_line(&self, verb: &str, keytab: &std::path::Path, extra: &[&str]) -> Output {
+        self.line(verb, keytab)
+            .args(["--timeout", "10s", "--deadline", "30s"])
+            .args(extra)
+            .run()
     }
 
     /// `robot-token get` for the robot, with `keytab`, plus `extra`.
     fn get_with(&self, keytab: &std::path::Path, extra: &[&str]) -> Output {
-        run(self
-            .cmd()
-            .args(["get", "--timeout", "10s", "--deadline", "30s", "-o"])
-            .arg(&self.out)
-            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
-            .arg("-k")
-            .arg(keytab)
-            .arg("--vault-token-file")
-            .arg(&self.vt)
-            .args(extra))
+        self.run_line("get", keytab, extra)
+    }
+
+    /// A credential file `robot.json` whose "vault" section names this Vault, issuer
+    /// igwn and the Vault token file, and `key` = `value`.
+    fn vault_credential(&self, key: &str, value: serde_json::Value) -> PathBuf {
+        let mut vault =
+            json!({"server": self.stub.server(), "issuer": "igwn", "token_file": self.vt});
+        vault[key] = value;
+        self.env.write_private(
+            "robot.json",
+            &serde_json::to_string(&json!({"version": 1, "vault": vault})).unwrap(),
+        )
     }
 
     fn get(&self, extra: &[&str]) -> Output {
@@ -110,8 +99,7 @@ fn fresh_token_is_a_no_op_without_vault_or_kdc_traffic() {
     fs::write(&s.out, &fresh).unwrap();
     let kdc_before = s.kdc.requests();
     let r = s.get(&["-m", "3600", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("nothing to do"), "{}", r.stderr);
+    assert_exit(&r, 0, "nothing to do");
     assert_eq!(read(&s.out), fresh);
     assert_eq!(s.stub.total_requests(), 0, "no request to Vault");
     assert_eq!(s.kdc.requests(), kdc_before, "no request to the KDC");
@@ -174,12 +162,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     fs::remove_file(&s.out).unwrap();
     s.stub.reset();
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("reusing the cached Vault token"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 0, "reusing the cached Vault token");
     let st = s.stub.stats();
     assert_eq!(st["requests"]["lookup_self"], 1);
     assert_eq!(st["requests"]["login"], 0);
@@ -192,12 +175,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.reset();
     s.stub.expire_tokens(Some(3600));
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("less than --vault-token-minttl"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 0, "less than --vault-token-minttl");
     assert_eq!(s.stub.requests("login"), 1);
     let vt2 = read(&s.vt).trim().to_string();
     assert_ne!(vt2, vt, "a new Vault token was stored");
@@ -209,8 +187,7 @@ fn login_reuse_then_expiry_logs_in_again() {
     s.stub.reset();
     s.stub.expire_tokens(None);
     let r = s.get(&["-m", "1800", "-v"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("no longer valid"), "{}", r.stderr);
+    assert_exit(&r, 0, "no longer valid");
     let st = s.stub.stats();
     assert_eq!(st["requests"]["lookup_self"], 1);
     assert_eq!(st["requests"]["login"], 1);
@@ -237,8 +214,7 @@ fn vault_token_ttl_is_honoured_and_short_leases_are_kept() {
 
 #[test]
 fn wrong_key_keytab_is_77() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let r = s.get_with(&s.kdc.wrongkey_keytab(), &[]);
     s.assert_failed(&r, 77, &old, &["keytab", "kinit -kt"]);
     assert_eq!(s.stub.total_requests(), 0, "no login without a ticket");
@@ -247,8 +223,7 @@ fn wrong_key_keytab_is_77() {
 
 #[test]
 fn unsafe_keytab_mode_is_77_before_any_traffic() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let kt = s.env.path("robot.keytab");
     fs::copy(s.kdc.robot_keytab(), &kt).unwrap();
     fs::set_permissions(&kt, fs::Permissions::from_mode(0o640)).unwrap();
@@ -261,21 +236,10 @@ fn unsafe_keytab_mode_is_77_before_any_traffic() {
 #[test]
 fn keytab_from_krb5_ktname_and_credential_file_section() {
     let s = setup();
-    let cred = s.env.write_private(
-        "robot.json",
-        &serde_json::to_string(&json!({
-            "version": 1,
-            "vault": {
-                "server": s.stub.server(),
-                "issuer": "igwn",
-                "token_file": s.vt,
-                "token_minttl": "1h"
-            }
-        }))
-        .unwrap(),
-    );
-    let r = run(s
+    let cred = s.vault_credential("token_minttl", json!("1h"));
+    let r = s
         .cmd()
+        .args(line("get", &s.out, &cred))
         .env(
             "KRB5_KTNAME",
             format!("FILE:{}", s.kdc.robot_keytab().display()),
@@ -284,10 +248,7 @@ fn keytab_from_krb5_ktname_and_credential_file_section() {
             "KRB5CCNAME",
             format!("FILE:{}", s.env.path("user-ccache").display()),
         )
-        .args(["get", "-o"])
-        .arg(&s.out)
-        .arg("-c")
-        .arg(&cred));
+        .run();
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&s.out), format!("{}\n", s.served));
     assert_eq!(s.stub.requests("login"), 1);
@@ -315,8 +276,7 @@ fn vault_down_is_75_and_keeps_the_token() {
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["Kerberos login", "connection refused"]);
     // 5xx answers are temporary too.
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     s.stub
         .fail(json!({"status": 503, "times": 10, "path": "/v1/auth/"}));
     let r = s.get(&[]);
@@ -325,22 +285,15 @@ fn vault_down_is_75_and_keeps_the_token() {
 
 #[test]
 fn kdc_down_is_75() {
-    let s = setup();
-    let old = s.write_old_token();
-    drop(common::output_of(
-        Command::new(common::manifest_dir().join("tests/vault/kdc.sh"))
-            .arg("stop")
-            .arg(s.kdc.dir.path().join("kdc"))
-            .stdin(std::process::Stdio::null()),
-    ));
+    let (s, old) = with_old_token();
+    s.kdc.stop();
     let r = s.get(&[]);
     s.assert_failed(&r, 75, &old, &["KDC"]);
 }
 
 #[test]
 fn refused_principal_and_refused_credential_are_77_with_the_bootstrap_hint() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     // A valid Kerberos principal that Vault does not allow: login 403.
     let r = s.get_with(&s.kdc.intruder_keytab(), &["--role", "robot"]);
     s.assert_failed(
@@ -403,8 +356,7 @@ fn vault_options_are_validated() {
     let r = run(env
         .cmd()
         .args(["get", "-o", "bt", "--credkey", "x", "--role", "robot"]));
-    assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--vault-server"), "{}", r.stderr);
+    assert_exit(&r, 64, "--vault-server");
     let r = run(env.cmd().args([
         "get",
         "-o",
@@ -435,20 +387,14 @@ fn vault_options_are_validated() {
 #[cfg(feature = "test-hooks")]
 #[test]
 fn missing_gssapi_library_says_what_to_install() {
-    let s = setup();
-    let old = s.write_old_token();
-    let r = run(s
-        .cmd()
+    let (s, old) = with_old_token();
+    let r = s
+        .line("get", &s.kdc.robot_keytab())
         .env(
             "ROBOT_TOKEN_TEST_GSSAPI_LIBRARY",
             "libgssapi_krb5_absent.so.9",
         )
-        .args(["get", "-o"])
-        .arg(&s.out)
-        .args(["-a", &s.stub.server(), "-i", "igwn", "-k"])
-        .arg(s.kdc.robot_keytab())
-        .arg("--vault-token-file")
-        .arg(&s.vt));
+        .run();
     s.assert_failed(&r, 78, &old, &["install libgssapi-krb5-2", "krb5-libs"]);
     assert_eq!(s.stub.total_requests(), 0);
 }
@@ -471,18 +417,16 @@ fn https_vault_with_a_test_ca() {
     };
     // Without the CA the certificate is not trusted: configuration, nothing sent.
     let r = get(&[]);
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("certificate"), "{}", r.stderr);
+    assert_exit(&r, 78, "certificate");
     assert_eq!(stub.requests("login"), 0);
-    let r = get(&["--cafile", common::vault::test_ca().to_str().unwrap()]);
+    let r = get(&["--cafile", test_ca().to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(read(&env.path("bt")), format!("{served}\n"));
 }
 
 #[test]
 fn vault_token_file_symlink_is_refused_and_its_target_kept() {
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let victim = s.env.write_private("victim", "precious\n");
     std::os::unix::fs::symlink(&victim, &s.vt).unwrap();
     let r = s.get(&[]);
@@ -495,8 +439,7 @@ fn vault_token_file_symlink_is_refused_and_its_target_kept() {
 fn minsecs_beyond_what_vault_can_give_is_77() {
     // The stub's token lives 2 h; htvault-config answers 400 "token expired" when it
     // cannot satisfy minimum_seconds.
-    let s = setup();
-    let old = s.write_old_token();
+    let (s, old) = with_old_token();
     let r = s.get(&["-m", "3h"]);
     s.assert_failed(
         &r,
@@ -528,19 +471,7 @@ fn without_minsecs_one_hour_vault_tokens_work_from_the_first_run() {
     // Vault's tokens live 1 h: the default margin's first guess (1 h, no token on disk
     // yet) is more than it can give, so robot-token takes the one it has; then the token
     // on disk says its lifetime, and the next run is a no-op.
-    let kdc = Kdc::start();
-    let env = Env::new();
-    let served = jwt_issued_now(3600, "one-hour");
-    let source = env.write_private("vault-source.jwt", &served);
-    let stub = VaultStub::start(&kdc, &source, &[]);
-    let s = Setup {
-        out: env.path("bt"),
-        vt: env.path("vt"),
-        kdc,
-        stub,
-        env,
-        served,
-    };
+    let s = VaultRobot::serving(&jwt_issued_now(3600, "one-hour"), &[]);
     let r = s.get(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr, "", "quiet");
@@ -556,19 +487,10 @@ fn without_minsecs_one_hour_vault_tokens_work_from_the_first_run() {
     assert_eq!(r.code, 77, "{}", r.stderr);
 }
 
-impl Setup {
+impl VaultRobot {
     /// `robot-token revoke` with the options of the robot's `get` line, plus `extra`.
     fn revoke(&self, extra: &[&str]) -> Output {
-        run(self
-            .cmd()
-            .args(["revoke", "--timeout", "10s", "--deadline", "30s", "-o"])
-            .arg(&self.out)
-            .args(["--vault-server", &self.stub.server(), "-i", "igwn"])
-            .arg("-k")
-            .arg(self.kdc.robot_keytab())
-            .arg("--vault-token-file")
-            .arg(&self.vt)
-            .args(extra))
+        self.run_line("revoke", &self.kdc.robot_keytab(), extra)
     }
 }
 
@@ -634,8 +556,7 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
                         "errors": ["permission denied"]}),
     );
     let r = s.revoke(&["--force"]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("refused to delete"), "{}", r.stderr);
+    assert_exit(&r, 77, "refused to delete");
     assert_eq!(read(&s.out), out_before);
     assert!(s.vt.exists(), "the Vault token file is kept");
     assert_eq!(s.stub.lookup(&vault_token).0, 200, "not revoked");
@@ -657,8 +578,7 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
 
     // The keytab still logs in, but Vault holds no refresh token for the robot now.
     let r = s.get(&[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("holds no credential"), "{}", r.stderr);
+    assert_exit(&r, 77, "holds no credential");
     fs::remove_file(&s.vt).unwrap();
 
     // Without a cached Vault token, --force logs in with the keytab to delete.
@@ -680,26 +600,17 @@ fn revoke_force_deletes_the_refresh_token_in_vault_as_htdestroytoken_f() {
 #[test]
 fn revoke_marks_a_vault_credential_file_and_get_refuses_it() {
     let s = setup();
-    let cred = s.env.write_private(
-        "robot.json",
-        &serde_json::to_string(&json!({
-            "version": 1,
-            "vault": {"server": s.stub.server(), "issuer": "igwn", "token_file": s.vt,
-                      "keytab": s.kdc.robot_keytab()}
-        }))
-        .unwrap(),
-    );
-    let with_cred = |verb: &str| run(s.cmd().args([verb, "-o"]).arg(&s.out).arg("-c").arg(&cred));
+    let cred = s.vault_credential("keytab", json!(s.kdc.robot_keytab()));
+    let with_cred = |verb: &str| s.cmd().args(line(verb, &s.out, &cred)).run();
     assert_eq!(with_cred("get").code, 0);
     let r = with_cred("revoke");
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let c: serde_json::Value = serde_json::from_str(&read(&cred)).unwrap();
+    let c = read_json(&cred);
     assert!(c["revoked_at"].is_string(), "{c}");
     assert_eq!(c["vault"]["issuer"], json!("igwn"), "the rest is kept");
     s.stub.reset();
     let r = with_cred("get");
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("was revoked at"), "{}", r.stderr);
+    assert_exit(&r, 77, "was revoked at");
     assert_eq!(s.stub.total_requests(), 0);
     let r = with_cred("revoke");
     assert_eq!((r.code, s.stub.total_requests()), (0, 0), "{}", r.stderr);

@@ -15,13 +15,6 @@ fn verify(env: &Env, token: &str, extra: &[&str]) -> Output {
     run(env.cmd().args(["inspect", "--verify"]).args(extra).arg(&f))
 }
 
-fn sign(iss: &Issuer, key: &str, claims: Value) -> String {
-    iss.post("/__test/sign", json!({"key": key, "claims": claims}))["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn a_good_token_verifies_with_audience_and_scope() {
     let iss = Issuer::start();
@@ -88,10 +81,9 @@ fn a_token_signed_by_another_key_is_77() {
     let iss = Issuer::start();
     let env = Env::new();
     // The CI key, with this issuer's iss: its kid is not in the issuer's JWKS.
-    let t = sign(&iss, "ci", json!({"iss": iss.url, "sub": "x"}));
+    let t = iss.sign("ci", json!({"iss": iss.url, "sub": "x"}));
     let r = verify(&env, &t, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("signature check failed"), "{}", r.stderr);
+    assert_exit(&r, 77, "signature check failed");
     assert!(r.stderr.contains("robot-token-test-ci"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 
@@ -109,8 +101,7 @@ fn a_token_signed_by_another_key_is_77() {
     )
     .unwrap();
     let r = verify(&env, &forged, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+    assert_exit(&r, 77, "does not verify");
 
     // A real token whose claims were altered after signing.
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/data", None);
@@ -126,8 +117,7 @@ fn a_token_signed_by_another_key_is_77() {
         parts[2]
     );
     let r = verify(&env, &tampered, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("does not verify"), "{}", r.stderr);
+    assert_exit(&r, 77, "does not verify");
 
     // alg none or HMAC cannot be verified with a JWKS.
     let none = format!(
@@ -136,12 +126,7 @@ fn a_token_signed_by_another_key_is_77() {
         b64.encode(json!({"iss": iss.url, "exp": now + 600}).to_string())
     );
     let r = verify(&env, &none, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("\"none\" is not accepted"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 77, "\"none\" is not accepted");
 }
 
 #[test]
@@ -151,11 +136,9 @@ fn a_wrong_iss_is_77() {
     let (_, at) = iss.mint("robot-basic", "openid", None);
     // Not the issuer the caller expects.
     let r = verify(&env, &at, &["--issuer", "https://iam.example.org"]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("iss check failed"), "{}", r.stderr);
+    assert_exit(&r, 77, "iss check failed");
     // Signed by the provider, but iss names a path with no discovery document.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": format!("{}/other", iss.url), "sub": "x"}),
     );
@@ -167,34 +150,23 @@ fn a_wrong_iss_is_77() {
         r.stderr
     );
     // A trailing slash is another issuer as far as the discovery document goes.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": format!("{}/", iss.url), "sub": "x"}),
     );
     let r = verify(&env, &t, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("names issuer"), "{}", r.stderr);
+    assert_exit(&r, 77, "names issuer");
     // Plain http to a non-loopback host is never fetched.
-    let t = sign(
-        &iss,
+    let t = iss.sign(
         "provider",
         json!({"iss": "http://iam.example.org", "sub": "x"}),
     );
     let r = verify(&env, &t, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("plain http"), "{}", r.stderr);
+    assert_exit(&r, 77, "plain http");
     // No iss at all.
-    let t = iss.post(
-        "/__test/sign",
-        json!({"key":"provider","raw":true,"claims":{"sub":"x","exp": robot_token::token::now()+600}}),
-    )["jwt"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let t = iss.sign_raw(json!({"sub":"x","exp": robot_token::token::now()+600}));
     let r = verify(&env, &t, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("no iss claim"), "{}", r.stderr);
+    assert_exit(&r, 77, "no iss claim");
 }
 
 #[test]
@@ -203,23 +175,12 @@ fn a_wrong_audience_or_a_missing_scope_is_77_and_says_which() {
     let env = Env::new();
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/foo", Some(AUD));
     let r = verify(&env, &at, &["--audience", "https://other.example.org"]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr
-            .contains("aud: the token is for https://storage.example.org"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 77, "aud: the token is for https://storage.example.org");
     // storage.read:/foo allows /foo/bar, not /foobar.
     let r = verify(&env, &at, &["--require-scope", "storage.read:/foo/bar"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let r = verify(&env, &at, &["--require-scope", "storage.read:/foobar"]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(
-        r.stderr.contains("scope: storage.read:/foobar not granted"),
-        "{}",
-        r.stderr
-    );
+    assert_exit(&r, 77, "scope: storage.read:/foobar not granted");
     let r = verify(&env, &at, &["--require-scope", "storage.modify:/foo"]);
     assert_eq!(r.code, 77, "{}", r.stderr);
     // Both wrong: both named.
@@ -246,16 +207,11 @@ fn an_expired_token_with_a_good_signature_is_1() {
     assert!(r.stdout.contains("expired "), "{}", r.stdout);
     // A token not yet valid is a failed check, not an expiry.
     let now = robot_token::token::now();
-    let t = sign(
-        &iss,
-        "provider",
-        json!({"nbf": now + 3600, "exp": now + 7200}),
-    );
+    let t = iss.sign("provider", json!({"nbf": now + 3600, "exp": now + 7200}));
     let r = verify(&env, &t, &[]);
-    assert_eq!(r.code, 77, "{}", r.stderr);
-    assert!(r.stderr.contains("nbf:"), "{}", r.stderr);
+    assert_exit(&r, 77, "nbf:");
     // Within the leeway, a token just past exp still verifies.
-    let t = sign(&iss, "provider", json!({"iat": now - 100, "exp": now - 5}));
+    let t = iss.sign("provider", json!({"iat": now - 100, "exp": now - 5}));
     let r = verify(&env, &t, &[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
@@ -269,8 +225,7 @@ fn unreachable_keys_are_75() {
         (at, iss.url.clone())
     }; // the issuer is gone now
     let r = verify(&env, &at, &["--timeout", "2s"]);
-    assert_eq!(r.code, 75, "{}", r.stderr);
-    assert!(r.stderr.contains(&url), "{}", r.stderr);
+    assert_exit(&r, 75, &url);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
 }
 
@@ -280,22 +235,13 @@ fn verify_options_need_verify() {
     let f = env.path("tok");
     std::fs::write(&f, "x.y.z").unwrap();
     let r = run(env.cmd().args(["inspect", "--audience", "a"]).arg(&f));
-    assert_eq!(r.code, 64, "{}", r.stderr);
-    assert!(r.stderr.contains("--verify"), "{}", r.stderr);
+    assert_exit(&r, 64, "--verify");
 }
 
 #[test]
 fn over_https_the_issuer_ca_must_be_trusted() {
-    let keys = manifest_dir().join("tests/peer/keys");
-    let mut iss = Issuer::start_with(&[
-        "--https",
-        "--cert",
-        keys.join("tls.pem").to_str().unwrap(),
-        "--key",
-        keys.join("tls.key.pem").to_str().unwrap(),
-    ]);
-    let ca = keys.join("tls-ca.pem");
-    iss.trust(&std::fs::read_to_string(&ca).unwrap());
+    let iss = Issuer::start_https_test_ca();
+    let ca = test_ca();
     assert!(iss.url.starts_with("https://"), "{}", iss.url);
     let env = Env::new();
     let (_, at) = iss.mint("robot-basic", "openid storage.read:/", None);
@@ -304,6 +250,5 @@ fn over_https_the_issuer_ca_must_be_trusted() {
     assert!(r.stdout.contains("signature: valid"), "{}", r.stdout);
     // Without the CA: a trust problem to fix (78), not a failed check.
     let r = verify(&env, &at, &[]);
-    assert_eq!(r.code, 78, "{}", r.stderr);
-    assert!(r.stderr.contains("--cafile"), "{}", r.stderr);
+    assert_exit(&r, 78, "--cafile");
 }

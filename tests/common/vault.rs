@@ -4,12 +4,13 @@
 //! started per test in a private directory and stopped on drop. Missing packages
 //! fail loudly: scripts/install-peers.sh installs them.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::manifest_dir;
+use super::{manifest_dir, test_ca, test_keys, Env};
 
 fn vault_dir() -> PathBuf {
     manifest_dir().join("tests/vault")
@@ -86,13 +87,20 @@ impl Kdc {
     }
 }
 
-impl Drop for Kdc {
-    fn drop(&mut self) {
+impl Kdc {
+    /// Stop the KDC now (the KDC down); it is stopped on drop too.
+    pub fn stop(&self) {
         let _ = Command::new(vault_dir().join("kdc.sh"))
             .arg("stop")
             .arg(self.dir.path().join("kdc"))
             .stdin(Stdio::null())
             .output();
+    }
+}
+
+impl Drop for Kdc {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -106,11 +114,6 @@ pub struct VaultStub {
     agent: ureq::Agent,
 }
 
-/// The test CA of tests/peer/keys, whose `tls.pem` is valid for localhost.
-pub fn test_ca() -> PathBuf {
-    manifest_dir().join("tests/peer/keys/tls-ca.pem")
-}
-
 impl VaultStub {
     pub fn start(kdc: &Kdc, token_source: &Path, extra: &[&str]) -> VaultStub {
         VaultStub::start_with(kdc, token_source, extra, false)
@@ -122,7 +125,7 @@ impl VaultStub {
     }
 
     fn start_with(kdc: &Kdc, token_source: &Path, extra: &[&str], tls: bool) -> VaultStub {
-        let keys = manifest_dir().join("tests/peer/keys");
+        let keys = test_keys();
         let tls_args: Vec<PathBuf> = if tls {
             vec![
                 "--tls-cert".into(),
@@ -279,4 +282,63 @@ pub fn jwt(secs: i64, marker: &str) -> String {
         ),
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("signature-{marker}"))
     )
+}
+
+/// A robot whose token comes from Vault: a KDC, the look-alike serving `served`, a
+/// private directory, and the token file `bt` and Vault token file `vt` its `get`
+/// line names.
+pub struct VaultRobot {
+    pub kdc: Kdc,
+    pub stub: VaultStub,
+    pub env: Env,
+    pub out: PathBuf,
+    pub vt: PathBuf,
+    pub served: String,
+}
+
+impl VaultRobot {
+    /// The look-alike serves a token with 2 h left.
+    pub fn start() -> VaultRobot {
+        VaultRobot::serving(&jwt(7200, "from-vault"), &[])
+    }
+
+    /// The look-alike (started with `stub_args`) serves `served`.
+    pub fn serving(served: &str, stub_args: &[&str]) -> VaultRobot {
+        let kdc = Kdc::start();
+        let env = Env::new();
+        let source = env.write_private("vault-source.jwt", served);
+        let stub = VaultStub::start(&kdc, &source, stub_args);
+        VaultRobot {
+            out: env.path("bt"),
+            vt: env.path("vt"),
+            kdc,
+            stub,
+            env,
+            served: served.to_string(),
+        }
+    }
+
+    /// The binary in the robot's environment, with the test realm's krb5.conf.
+    pub fn cmd(&self) -> Command {
+        let mut c = self.env.cmd();
+        c.env("KRB5_CONFIG", self.kdc.krb5_config());
+        c
+    }
+
+    /// The options of the robot's `get` line, logging in with `keytab`:
+    /// `-o bt --vault-server URL -i igwn -k KEYTAB --vault-token-file vt`.
+    pub fn args(&self, keytab: &Path) -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec!["-o".into(), self.out.clone().into()];
+        v.extend(["--vault-server".into(), self.stub.server().into()]);
+        v.extend(["-i".into(), "igwn".into(), "-k".into(), keytab.into()]);
+        v.extend(["--vault-token-file".into(), self.vt.clone().into()]);
+        v
+    }
+
+    /// `robot-token VERB` (get, revoke) with [`VaultRobot::args`]; add the rest.
+    pub fn line(&self, verb: &str, keytab: &Path) -> Command {
+        let mut c = self.cmd();
+        c.arg(verb).args(self.args(keytab));
+        c
+    }
 }
