@@ -171,11 +171,10 @@ impl Drop for User {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn the_readme_crontab_line_for_a_new_user_with_one_hour_tokens() {
-    if !is_root() {
-        eprintln!("SKIPPED: needs root (creates a user to run the crontab line as)");
-        return;
-    }
+    // Creates a user to run the crontab line as.
+    require_root();
     // The binary under test in a directory any user can reach, standing in for
     // /usr/local/bin (the test puts it first on the crontab's own PATH).
     let top = tempfile::Builder::new()
