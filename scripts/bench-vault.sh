@@ -52,7 +52,7 @@ igwn_version=$("$venv/bin/pip" show igwn-robot-auth 2>/dev/null | sed -n 's/^Ver
 utils_version=$("$venv/bin/pip" show igwn-auth-utils 2>/dev/null | sed -n 's/^Version: //p')
 
 cargo build --release --locked --quiet
-bin=$root/target/release/robot-token
+bin=${BENCH_BIN:-$root/target/release/robot-token}
 
 work=$(mktemp -d /tmp/robot-token-bench-vault.XXXXXX)
 chmod 700 "$work"
