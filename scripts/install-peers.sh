@@ -53,6 +53,14 @@ fi
 
 # openssl(1): tests/tls.rs names a CA by its subject hash (`openssl x509 -hash`), as in a
 # grid --capath.
+# A C++ compiler for libfuzzer-sys: test.sh compiles the fuzz targets (not run), so
+# that a change of the library's API cannot leave them broken unnoticed.
+if ! command -v c++ >/dev/null; then
+  command -v apt-get >/dev/null || { echo "install-peers: a C++ compiler is required (Debian: apt-get install g++)" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++ >/dev/null; }
+fi
+
 if ! command -v openssl >/dev/null; then
   command -v apt-get >/dev/null || { echo "install-peers: openssl is required (Debian: apt-get install openssl)" >&2; exit 1; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null \

@@ -14,6 +14,9 @@ cargo deny --offline --locked check bans licenses sources
 # (after adding one: `cargo metadata --manifest-path fuzz/Cargo.toml` updates it).
 cargo metadata --locked --format-version 1 --manifest-path fuzz/Cargo.toml >/dev/null \
   || { echo "test.sh: fuzz/Cargo.lock is out of date" >&2; exit 1; }
+# The fuzz targets compile against the library as it is (they are run by
+# scripts/reliability.sh only; an API change once broke them unnoticed).
+cargo check --locked --quiet --manifest-path fuzz/Cargo.toml
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked --features test-hooks -- -D warnings
 # The shipped build has no test hooks: it must be as clean.
