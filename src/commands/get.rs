@@ -19,9 +19,7 @@ use crate::commands::renew::{self, Outcome};
 use crate::config::profile::{self, ConfigFile};
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
-use crate::output::condor;
-use crate::output::hook;
-use crate::output::state;
+use crate::output::{condor, hook, state};
 
 /// The configuration file to read: `--config`, else the first default that exists.
 pub fn config_path(given: Option<&PathBuf>) -> Result<PathBuf> {

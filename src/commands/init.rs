@@ -13,8 +13,7 @@ use serde_json::{json, Map, Value};
 
 use crate::cli::InitArgs;
 use crate::clock;
-use crate::clock::human_secs;
-use crate::clock::parse_duration;
+use crate::clock::{human_secs, parse_duration};
 use crate::commands::renew;
 use crate::config::trust_options;
 use crate::error::{Error, Result};
@@ -24,8 +23,9 @@ use crate::scope;
 use crate::secret::Secret;
 use crate::source::credential;
 use crate::source::oauth::assertion::SigningKey;
-use crate::source::oauth::ClientAuth;
-use crate::source::oauth::{self, Client, DeviceAuthorization, Grant, Poll, TokenRequest};
+use crate::source::oauth::{
+    self, Client, ClientAuth, DeviceAuthorization, Grant, Poll, TokenRequest,
+};
 use crate::store::{self, FileError, WriteMode};
 use crate::token;
 

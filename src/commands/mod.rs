@@ -1,6 +1,6 @@
 //! The commands: each turns its settings into a run and an exit code. `get` (with
-//! `renew`, the renewal's steps, and `dryrun`, the same steps as checks), `init`
-//! (device flow), `revoke`, `status`/`check` (`monitor`),
+//! `renew`, the renewal's steps, and `dryrun`, the same steps as checks), `init` (the
+//! device flow), `revoke`, `inspect` (and `--verify`), `status`/`check` (`monitor`),
 //! `generate` and `version`. Commands may use every other folder; nothing else uses
 //! them.
 

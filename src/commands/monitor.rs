@@ -8,8 +8,7 @@ use std::path::PathBuf;
 use serde_json::{json, Value};
 
 use crate::cli::{CheckArgs, Selection, StatusArgs};
-use crate::clock::human_secs;
-use crate::clock::parse_duration;
+use crate::clock::{human_secs, parse_duration};
 use crate::commands::get;
 use crate::config::profile::ConfigFile;
 use crate::error::{Error, Exit, Result};

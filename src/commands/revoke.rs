@@ -32,11 +32,8 @@ use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
 use crate::output::condor;
 use crate::source::credential::{self, Credential};
-use crate::source::oauth;
-use crate::source::vault;
-use crate::source::vault::VaultOptions;
-use crate::source::Source;
-use crate::source::{self, Context};
+use crate::source::vault::{self, VaultOptions};
+use crate::source::{self, oauth, Context, Source};
 use crate::store;
 
 pub fn run(

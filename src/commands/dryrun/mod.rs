@@ -30,10 +30,8 @@ use crate::commands::renew::{self, Current};
 use crate::config::GetConfig;
 use crate::error::{Error, Exit, Result};
 use crate::http::{self, Http};
-use crate::output::condor;
-use crate::output::hook;
-use crate::source::vault;
-use crate::source::{self, Context, Source};
+use crate::output::{condor, hook};
+use crate::source::{self, vault, Context, Source};
 use crate::store::{self, FileError};
 use crate::token;
 

@@ -9,10 +9,8 @@ use crate::http::{self, Retry};
 use crate::output::condor;
 use crate::source::credential::{self, Credential};
 use crate::source::oauth::exchange;
-use crate::source::vault;
-use crate::source::vault::VaultOptions;
-use crate::source::Source;
-use crate::source::{self, Context};
+use crate::source::vault::{self, VaultOptions};
+use crate::source::{self, Context, Source};
 use crate::token;
 use std::path::PathBuf;
 

@@ -3,10 +3,10 @@
 //! the Kerberos and secret paths, the Vault token file and its lifetimes).
 
 use crate::error::{Error, Result};
-use crate::http::{self};
-use crate::secret::{self};
+use crate::http;
+use crate::secret;
 use crate::source::interface::Source;
-use crate::store::{self};
+use crate::store;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
