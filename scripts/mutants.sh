@@ -29,7 +29,7 @@ fi
 
 # group ; files (space-separated) ; functions (a regex over mutant names) ; test targets
 groups=(
-  "store;src/store/atomic.rs src/store/lock.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|atomic_create|sync_dir|create_temp|lock|lock_path|Lock::set_record|read_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety --test outputs"
+  "store;src/store/atomic.rs src/store/lock.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|sync_dir|create_temp|lock|lock_path|Lock::set_record|read_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety --test outputs"
   "credential;src/source/credential/mod.rs;\\b(render_with_refresh_token|prepare_rewrite|store_refresh_token)\\b;--lib --test get --test crash --test credential_safety"
   "source;src/source/mod.rs src/source/interface.rs;\\b(redeem|earlier_send|set_marker|lock_credential|Context::lock)\\b;--test get --test crash --test failures --test credential_safety"
   "renew;src/commands/renew/mod.rs;\\b(fresh|survey|settled|run|lock_in_order)\\b;--lib --test get --test crash --test concurrency --test outputs"

@@ -132,6 +132,13 @@ fn root_with_a_credential_under_a_user_writable_directory_sends_nothing() {
     assert_eq!(r.code, 77, "{}", r.stderr);
     assert_eq!(iss.requests("token"), 0, "the refresh token was sent");
     assert!(r.stderr.contains("Nothing was sent"), "{}", r.stderr);
+    // The fix for root: a directory only root can write (not "make it writable").
+    assert!(
+        r.stderr
+            .contains("move the credential into a directory that only root can write"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(read(&cred), before);
     // Moved under root's trust, it works.
     chown(&cdir, 0);

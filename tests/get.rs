@@ -491,9 +491,11 @@ fn prepared_writes_leave_no_temp_file_and_creates_never_replace() {
     assert_eq!(fs::metadata(&target).unwrap().mode() & 0o777, 0o600);
     // Create: only where nothing is; the existing file is never replaced.
     let cred = env.path("cred.json");
-    store::atomic_create(&cred, b"{}\n", WriteMode::default()).unwrap();
+    store::prepare(&cred, 64, WriteMode::default())
+        .unwrap()
+        .commit_new(b"{}\n")
+        .unwrap();
     assert_eq!(read(&cred), "{}\n");
-    assert!(store::atomic_create(&cred, b"other\n", WriteMode::default()).is_err());
     assert!(store::prepare(&cred, 64, WriteMode::default())
         .unwrap()
         .commit_new(b"other\n")

@@ -63,7 +63,7 @@ fn test_delay() {
 
 /// Test-only hook for the crash-consistency tests: with
 /// `ROBOT_TOKEN_TEST_KILL_AFTER_WRITES=N`, SIGKILL this process right after its Nth
-/// durable write (a completed `Prepared::commit`/`commit_new` or `atomic_create`:
+/// durable write (a completed `Prepared::commit` or `commit_new`:
 /// each rename or link made durable). Deterministic where
 /// a timed kill is not: N = 1 stops a renewal after its first file is on disk, which
 /// must be the rotated credential, never the token file. Compiled out of normal builds.
@@ -224,25 +224,6 @@ fn warn_open_dir(target: &Path) {
             );
         }
     }
-}
-
-/// Atomically create `target` with `data`; fails with `AlreadyExists` if anything is
-/// at the path (a hard link never replaces, unlike a rename).
-pub fn atomic_create(target: &Path, data: &[u8], how: WriteMode) -> Result<(), FileError> {
-    if euid() != 0 {
-        warn_open_dir(target);
-    }
-    let (mut file, tmp_path) = create_temp(target, how)?;
-    let _guard = TempGuard(Some(&tmp_path));
-    let fail = |op, e| FileError::io(target, op, e);
-    file.write_all(data).map_err(|e| fail("write", e))?;
-    file.sync_all().map_err(|e| fail("fsync", e))?;
-    drop(file);
-    test_delay();
-    fs::hard_link(&tmp_path, target).map_err(|e| FileError::io(target, "create", e))?;
-    sync_dir(target);
-    test_crash_point();
-    Ok(())
 }
 
 /// The rename or link is durable only once the directory is synced.

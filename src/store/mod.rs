@@ -25,8 +25,8 @@ mod read;
 mod trust;
 
 pub use self::atomic::{
-    atomic_create, atomic_write, prepare, remove_own, remove_own_by, remove_stale_temps,
-    remove_stale_temps_by, write_marker, Prepared, WriteMode,
+    atomic_write, prepare, remove_own, remove_own_by, remove_stale_temps, remove_stale_temps_by,
+    write_marker, Prepared, WriteMode,
 };
 pub use self::lock::{lock, lock_existing, lock_path, read_record, Lock, RECORD_LEN};
 pub use self::read::{
