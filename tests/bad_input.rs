@@ -4,6 +4,7 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 
 use common::*;
 
@@ -199,4 +200,24 @@ fn inspect_never_waits_on_a_fifo_at_the_default_location() {
     );
     assert_one_line(&r, 78);
     assert!(r.stderr.contains("not a regular file"), "{}", r.stderr);
+}
+
+/// A run that fails before it takes any lock (here: a mistyped credential path)
+/// creates nothing, not even to note the failure for `status`: no lock file and no
+/// cache directory for locks, even where the token file's directory is shared.
+#[test]
+fn a_run_that_fails_before_any_lock_creates_nothing() {
+    let env = Env::new();
+    let shared = env.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let r = env
+        .get(shared.join("bt"), env.path("no-such-credential.json"))
+        .run();
+    assert_exit(&r, 78, "does not exist");
+    assert!(names(&shared).is_empty(), "{:?}", names(&shared));
+    assert!(
+        !env.path(".cache").exists(),
+        "a cache directory was created"
+    );
 }

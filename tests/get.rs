@@ -549,6 +549,35 @@ fn robot_token_lock_dir_holds_the_locks_when_set() {
     assert!(env.path(".bt2.lock").exists());
 }
 
+/// With ROBOT_TOKEN_LOCK_DIR, a run that fails before it takes its locks is still
+/// noted for `status`, in the lock's record, also for a token file in a shared
+/// directory (where nothing may be created beside it).
+#[test]
+fn with_a_lock_dir_a_failure_is_noted_for_a_file_in_a_shared_directory() {
+    let iss = Issuer::start();
+    let env = Env::new();
+    let (cred, _) = env.minted_credential(&iss, "robot-basic");
+    let locks = env.path("locks");
+    let shared = env.path("shared");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = shared.join("bt");
+    let with_dir = |mut c: std::process::Command| c.env("ROBOT_TOKEN_LOCK_DIR", &locks).run();
+    let r = with_dir(env.get(&out, &cred));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Due (-m above the token's lifetime), and the credential path mistyped.
+    let mut typo = env.get(&out, env.path("typo.json"));
+    typo.args(["-m", "20h"]);
+    let r = with_dir(typo);
+    assert_exit(&r, 78, "does not exist");
+    let mut status = env.cmd();
+    status.args(["status", "--json"]).arg(&out);
+    let s = with_dir(status);
+    let v: serde_json::Value = serde_json::from_str(&s.stdout).expect(&s.stdout);
+    assert_eq!(v[0]["last_run"]["exit"], 78, "{}", s.stdout);
+    assert_eq!(names(&shared), ["bt"]);
+}
+
 /// The fresh-path decision reads `exp` as RFC 7519 says (seconds, maybe fractional)
 /// and never trusts an absurd one: such a token is replaced, not kept for ever.
 #[test]
