@@ -32,7 +32,7 @@ groups=(
   "store;src/store/atomic.rs src/store/lock.rs;\\b(atomic_write|prepare|Prepared::(reserve|commit|commit_new)|Drop for Prepared|sync_dir|create_temp|lock|lock_path|Lock::set_record|read_record)\\b;--lib --test get --test crash --test concurrency --test credential_safety --test outputs"
   "credential;src/source/credential/mod.rs;\\b(render_with_refresh_token|prepare_rewrite|store_refresh_token)\\b;--lib --test get --test crash --test credential_safety"
   "source;src/source/mod.rs src/source/interface.rs;\\b(redeem|earlier_send|set_marker|lock_credential|Context::lock)\\b;--test get --test crash --test failures --test credential_safety"
-  "renew;src/commands/renew/mod.rs;\\b(fresh|survey|settled|run|lock_in_order)\\b;--lib --test get --test crash --test concurrency --test outputs"
+  "renew;src/commands/renew/mod.rs;\\b(fresh|survey|settled|run|lock_in_order)\\b;--lib --test get --test crash --test concurrency --test outputs --test exec --test vault"
   "token;src/token.rs;\\b(expiry|exp_of|numeric_date|Jwt::expiry)\\b;--lib --test get --test inspect"
 )
 # Open flags (`O_NOFOLLOW | O_CLOEXEC` as `&` or `^`) are left out: their effects
