@@ -10,11 +10,12 @@
 //! secret, and caps the length. Error messages and log lines are redacted too
 //! ([`scrub`]), as a second line of defence.
 
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 #[derive(Clone, PartialEq, Eq)]

@@ -5,8 +5,9 @@
 
 use std::io;
 
-use super::proxy::VIA_PROXY;
 use crate::error::Error;
+
+use super::proxy::VIA_PROXY;
 
 /// A transport failure, classified by whether the request may have reached the server.
 #[derive(Debug)]

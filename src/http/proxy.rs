@@ -11,8 +11,9 @@
 
 use std::net::IpAddr;
 
-use super::loopback::is_loopback_host;
 use crate::error::{Error, Result};
+
+use super::loopback::is_loopback_host;
 
 /// Marks a failure reason as having gone through a proxy (for the advice).
 pub(super) const VIA_PROXY: &str = "through the proxy";

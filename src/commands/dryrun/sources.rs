@@ -2,6 +2,8 @@
 //! (with its key and the issuer's discovery document and clock), the Vault login's
 //! settings, an exec command. Nothing that redeems is sent.
 
+use std::path::PathBuf;
+
 use crate::clock::human_secs;
 use crate::config::GetConfig;
 use crate::error::Error;
@@ -12,7 +14,6 @@ use crate::source::oauth::exchange;
 use crate::source::vault::{self, VaultOptions};
 use crate::source::{self, Context, Source};
 use crate::token;
-use std::path::PathBuf;
 
 use super::{describe_trust, describe_vault, Checks, MAX_SKEW_SECS};
 

@@ -1,5 +1,6 @@
-use crate::error::Result;
 use std::path::{Path, PathBuf};
+
+use crate::error::Result;
 
 use super::*;
 

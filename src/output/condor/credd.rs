@@ -2,10 +2,11 @@
 //! add-oauth`), read what its answer means, and renew earlier by the starter's
 //! `SEC_CREDENTIAL_REFRESH` so that running jobs never hold an expired token.
 
-use crate::error::{Error, Result};
-use crate::secret::Secret;
 use std::path::Path;
 use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 use super::tools::{redact, Ran, Tools};
 use super::version::{condor_version, plain_support, store_cred_args, Plain};

@@ -2,8 +2,6 @@
 //! closed or piped, a timeout, capped and redacted output (`Ran`), never a secret in
 //! argv or the environment. Every mode uses it.
 
-use crate::error::{io_reason, Error, Result};
-use crate::token;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -12,6 +10,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::error::{io_reason, Error, Result};
+use crate::token;
 
 /// Where HTCondor's commands are found and how long each may run.
 #[derive(Debug, Clone)]

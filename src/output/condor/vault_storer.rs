@@ -2,11 +2,12 @@
 //! our Vault options, then run HTCondor's Vault credential storer with our Kerberos
 //! cache, as `igwn-robot-get --condor` does.
 
-use crate::error::{io_reason, Error, Result};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+
+use crate::error::{io_reason, Error, Result};
 
 use super::tools::{redact, Tools};
 

@@ -1,10 +1,12 @@
+use std::path::Path;
+
+use serde_json::Value;
+use zeroize::Zeroizing;
+
 use crate::error::Result;
 use crate::secret::Secret;
 use crate::source::oauth::exchange::Subject;
 use crate::source::oauth::ClientAuth;
-use serde_json::Value;
-use std::path::Path;
-use zeroize::Zeroizing;
 
 use super::*;
 

@@ -1,11 +1,12 @@
 //! The device authorization grant (RFC 8628) that `init` runs: ask for a code, then
 //! poll the token endpoint until the user has approved.
 
+use serde_json::Value;
+
 use crate::error::{Error, Result};
 use crate::http::{check_url, Http, Reply, Retry};
 use crate::issuer::describe_body;
 use crate::secret::{Secret, Untrusted};
-use serde_json::Value;
 
 use super::client::{post_authenticated, Client};
 use super::{

@@ -1,12 +1,14 @@
 //! The Kerberos side of the Vault login: a ticket from the keytab in our private
 //! credential cache, and the SPNEGO token GSSAPI makes from it.
 
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 use crate::source::vault::gssapi::GssErrorKind;
 use crate::store::{self, WriteMode};
-use base64::Engine;
-use std::path::{Path, PathBuf};
-use zeroize::Zeroizing;
 
 use super::bootstrap_hint;
 use super::settings::Settings;

@@ -2,14 +2,16 @@
 //! file's `vault` section, with htgettoken's defaults (server, issuer, role, credkey,
 //! the Kerberos and secret paths, the Vault token file and its lifetimes).
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
 use crate::error::{Error, Result};
 use crate::http;
 use crate::secret;
 use crate::source::interface::Source;
 use crate::store;
-use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use super::keytab;
 use super::options::VaultOptions;

@@ -2,12 +2,13 @@
 //! links), obtained by a Kerberos login when missing or too short-lived, and
 //! narrowed to a shorter-lived child token as htgettoken does.
 
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 use crate::http::{Body, Retry};
 use crate::secret::Secret;
 use crate::source::interface::Context;
 use crate::store::{self, FileError, WriteMode};
-use zeroize::Zeroizing;
 
 use super::kerberos::spnego;
 use super::settings::{Settings, MAX_VAULT_TOKEN_LEN};

@@ -2,8 +2,9 @@
 //! (random layout, number spellings, escapes, nesting) whose bytes must survive
 //! every edit. In a file of their own because the generators outweigh the code.
 
-use super::*;
 use proptest::prelude::*;
+
+use super::*;
 
 /// `apply` with one edit, on and to a string.
 fn edited(text: &str, edit: Edit) -> String {
